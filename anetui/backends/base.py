@@ -1,0 +1,115 @@
+"""The Backend protocol and the types every backend shares.
+
+A backend turns a :class:`~anetui.models.ModelSpec` into something that runs one
+inference per :meth:`Backend.infer` call, device synchronisation included, so that the
+runner's wall-clock timing around ``infer()`` is the latency a caller would see.
+Nothing here imports torch or any other runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from anetui.errors import AnetuiError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from anetui.models import ModelSpec
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether a backend can run here and, when it cannot, why in one short line."""
+
+    ok: bool
+    reason: str | None = None
+
+    @classmethod
+    def yes(cls) -> Availability:
+        return cls(True, None)
+
+    @classmethod
+    def no(cls, reason: str) -> Availability:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareInfo:
+    """What preparing cost, apart from the steady state.
+
+    load_s: building or loading the model and moving it to the device (s).
+    compile_s: graph optimisation, tracing, CUDA graph capture … (s); 0 when none.
+    first_inference_ms: the first inference after preparing, never part of the stats (ms).
+    """
+
+    load_s: float
+    compile_s: float
+    first_inference_ms: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendOptions:
+    """User choices that apply to backends; None means "the backend's own default"."""
+
+    dtype: str | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendDescription:
+    """Static facts about a backend id, known without importing its runtime."""
+
+    id: str
+    runtime: str
+    device: str
+    default_dtype: str
+    summary: str
+    #: "module:Class" imported only when the backend is selected.
+    target: str
+    #: Cheap availability probe: no heavy imports (used by `anetui doctor`).
+    probe: Callable[[], Availability] = field(repr=False, compare=False)
+
+
+class BackendError(AnetuiError):
+    """A backend failed to prepare or run; the message is one line for the user."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One runtime on one device, prepared once and then called in a timed loop."""
+
+    id: str
+    dtype: str
+    device: str
+
+    def available(self) -> Availability:
+        """Full check, may import the runtime: can this backend run here?"""
+        ...
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        """Load the model, build the input once, optimise, run the first inference."""
+        ...
+
+    def infer(self) -> None:
+        """One inference on the prepared input, including device synchronisation."""
+        ...
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        """Entered once by the thread that calls infer() (e.g. torch.inference_mode,
+        which is thread-local); nullcontext where nothing is needed."""
+        ...
+
+    def output(self) -> np.ndarray:
+        """One inference's output on the prepared input as fp32 numpy (for agreement)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model and device memory; idempotent."""
+        ...

@@ -1,0 +1,203 @@
+"""The `anetui` command. Results go to stdout; progress, warnings and errors to stderr.
+
+Nothing heavy is imported at module level: `anetui --help` and `anetui doctor` never
+import torch. Exit codes: 0 success, 1 a measurement or input error (one line on
+stderr), 2 a usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from anetui import __version__
+from anetui.errors import AnetuiError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _backend_list(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    ids = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not ids:
+        raise click.BadParameter("give at least one backend id, e.g. torch-cpu,torch-cpu-opt")
+    from anetui.backends import REGISTRY
+
+    unknown = [i for i in ids if i not in REGISTRY]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown backend {', '.join(unknown)} (known: {', '.join(REGISTRY)})"
+        )
+    return ids
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="anetui")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Measure how fast, and at what energy per inference, a model runs on each backend
+    of this machine (PyTorch CPU/CUDA/MPS; Core ML and ONNX Runtime as they land).
+
+    Run `anetui doctor` to see what can run here, `anetui bench` to measure.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@cli.command()
+@click.option(
+    "--backends",
+    "backend_ids",
+    callback=_backend_list,
+    metavar="ID,ID,…",
+    help="Backends to run, comma-separated. Default: every backend available here.",
+)
+@click.option(
+    "--model",
+    default="mobilenet_v2",
+    show_default=True,
+    help="A torchvision classification model (random weights, nothing downloaded) "
+    "or a model file: .pt2 (torch.export) or TorchScript .pt.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Batch size; the input is (N, 3, R, R) with the model's own resolution R.",
+)
+@click.option("--input-shape", metavar="N,C,H,W", help="Input shape, overriding --batch-size.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "fp16", "bf16"]),
+    help="Precision for every backend. Default: each backend's own "
+    "(fp32; fp16 for torch-cuda-graph).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Intra-op CPU threads for torch. Default: torch's own (the core count).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Untimed inferences per backend before timing.",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help="Timed inferences per backend (instead of --duration).",
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds of timed inference per backend.  [default: 10]",
+)
+@click.option(
+    "--interleave",
+    is_flag=True,
+    help="Alternate the backends in ~1 s rounds so drift and heat fall on all equally.",
+)
+@click.option(
+    "--reference",
+    metavar="ID",
+    help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results (schema anetui.results/1) to this file.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown report to this file.",
+)
+def bench(
+    backend_ids: tuple[str, ...] | None,
+    model: str,
+    batch_size: int,
+    input_shape: str | None,
+    dtype: str | None,
+    threads: int | None,
+    warmup: int,
+    iterations: int | None,
+    duration_s: float | None,
+    interleave: bool,
+    reference: str | None,
+    json_path: Path | None,
+    markdown_path: Path | None,
+) -> None:
+    """Benchmark backends headlessly and print a results table and ratio summary.
+
+    Latencies are in milliseconds: p50 with its 95% confidence interval, p90, p99,
+    p99.9, mean, stddev, min, max; throughput in inferences per second of wall time
+    including the harness. Load, compile and first-inference times are shown apart.
+    """
+    from anetui.config import DEFAULT_DURATION_S, RunConfig
+    from anetui.models import parse_input_shape
+
+    if iterations is not None and duration_s is not None:
+        raise click.UsageError("give --iterations or --duration, not both")
+    if reference is not None and backend_ids is not None and reference not in backend_ids:
+        raise click.UsageError(f"--reference {reference} is not among --backends")
+    if iterations is None and duration_s is None:
+        duration_s = DEFAULT_DURATION_S
+    shape = parse_input_shape(input_shape) if input_shape else None
+    config = RunConfig(
+        model=model,
+        batch_size=batch_size,
+        input_shape=shape,
+        backends=backend_ids,
+        dtype=dtype,
+        threads=threads,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration_s,
+        interleave=interleave,
+        reference=reference,
+    )
+    from anetui.bench import run_bench
+
+    code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+def doctor() -> None:
+    """List every backend known, available here or not, with the reason; fast (no torch)."""
+    from anetui.doctor import print_doctor
+
+    print_doctor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit code (errors become one line on stderr)."""
+    try:
+        cli.main(args=argv, prog_name="anetui", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("anetui: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except AnetuiError as exc:
+        click.echo(f"anetui: error: {exc}", err=True)
+        return EXIT_FAILED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    except KeyboardInterrupt:
+        click.echo("anetui: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK

@@ -1,0 +1,45 @@
+"""`anetui doctor`: what can run here and why not, from cheap probes (no torch import)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from rich.console import Console
+
+from anetui import __version__
+from anetui.backends import REGISTRY
+from anetui.backends.probes import package_version
+from anetui.environment import cpu_model, privileges
+from anetui.tables import stdout_console
+
+
+def print_doctor(console: Console | None = None) -> None:
+    console = console or stdout_console()
+    console.print(
+        f"anetui {__version__} · Python {platform.python_version()} · "
+        f"{platform.system()} {platform.release()} {platform.machine()} · {cpu_model()} · "
+        f"running as {privileges()}"
+    )
+    versions = ", ".join(
+        f"{name} {package_version(name) or 'not installed'}"
+        for name in ("torch", "torchvision", "coremltools", "onnxruntime", "nvidia-ml-py")
+    )
+    console.print(f"packages: {versions}")
+    console.print("[bold]backends[/]")
+    for description in REGISTRY.values():
+        probe = description.probe()
+        mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
+        what = (
+            f"{description.runtime} on {description.device}, {description.default_dtype}: "
+            f"{description.summary}"
+            if probe.ok
+            else f"[red]{probe.reason}[/]"
+        )
+        console.print(f"  {mark} {description.id:<17} {what}", highlight=False)
+    console.print(
+        "power sources: none in this version (powermetrics, RAPL, NVML and replay are planned; "
+        "energy is not measured yet)"
+    )
+    if "torch" in sys.modules:  # a regression guard the tests also check
+        console.print("[yellow]note: torch was imported by doctor[/]")

@@ -1,0 +1,218 @@
+"""The model zoo and model files, resolved into a :class:`ModelSpec`.
+
+A model is either a torchvision classification model by name, always built with
+``weights=None`` (nothing is ever downloaded), or a file: ``.pt2`` (torch.export) or a
+TorchScript ``.pt``. Every failure is a :class:`ModelError` with a one-line message.
+The input is made once, from a fixed seed, so every backend sees the same tensor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from anetui.errors import AnetuiError, one_line
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODEL = "mobilenet_v2"
+DEFAULT_RESOLUTION = 224
+INPUT_SEED = 0
+#: Seed for the random weights, so every backend (and the agreement check) runs the
+#: same network, not a differently initialised one.
+WEIGHTS_SEED = 0
+MODEL_FILE_SUFFIXES = (".pt2", ".pt")
+
+
+class ModelError(AnetuiError):
+    """The model cannot be resolved or loaded; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to run and on what input.
+
+    kind: "torchvision", "export" (.pt2) or "torchscript" (.pt).
+    input_shape: the one input tensor's shape, batch first.
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    path: Path | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def make_input(self) -> np.ndarray:
+        """The benchmark input: standard normal fp32 from a fixed seed (same everywhere)."""
+        rng = np.random.default_rng(INPUT_SEED)
+        return rng.standard_normal(self.input_shape, dtype=np.float32)
+
+    def describe(self) -> str:
+        return self.name if self.path is None else str(self.path)
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """'1,3,224,224' (or 'x'-separated) -> (1, 3, 224, 224); positive integers only."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if not parts or any(p == "" for p in parts):
+        raise ModelError(f"bad input shape '{text}': expected e.g. 1,3,224,224")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ModelError(f"bad input shape '{text}': expected integers like 1,3,224,224") from None
+    if any(d <= 0 for d in shape):
+        raise ModelError(f"bad input shape '{text}': every dimension must be positive")
+    if len(shape) < 2:
+        raise ModelError(f"bad input shape '{text}': need a batch dimension and at least one more")
+    return shape
+
+
+def classification_models() -> list[str]:
+    """Names of torchvision's classification models (imports torchvision)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def default_resolution(name: str) -> int:
+    """The model's own evaluation crop size (e.g. 299 for inception_v3), else 224."""
+    import torchvision
+
+    try:
+        weights_enum: Any = torchvision.models.get_model_weights(name)
+        transforms = next(iter(weights_enum)).transforms
+        crop = transforms.keywords.get("crop_size")
+    except (ValueError, StopIteration, AttributeError, KeyError):
+        return DEFAULT_RESOLUTION
+    if isinstance(crop, (list, tuple)):
+        crop = crop[0]
+    return int(crop) if crop else DEFAULT_RESOLUTION
+
+
+def resolve_model(
+    model: str = DEFAULT_MODEL,
+    *,
+    batch_size: int = 1,
+    input_shape: tuple[int, ...] | None = None,
+) -> ModelSpec:
+    """Turn a name or a path into a ModelSpec, checking what can be checked cheaply."""
+    if batch_size < 1:
+        raise ModelError(f"bad batch size {batch_size}: must be at least 1")
+    if input_shape is not None and batch_size != 1 and input_shape[0] != batch_size:
+        raise ModelError(
+            f"--batch-size {batch_size} disagrees with --input-shape batch {input_shape[0]}"
+        )
+    looks_like_path = model.endswith(MODEL_FILE_SUFFIXES) or "/" in model or Path(model).exists()
+    if looks_like_path:
+        return _resolve_file(Path(model), batch_size, input_shape)
+    names = classification_models()
+    if model not in names:
+        close = [n for n in names if model.lower() in n or n in model.lower()][:4]
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. mobilenet_v2, resnet18)"
+        raise ModelError(f"unknown model '{model}': not a torchvision classification model{hint}")
+    if input_shape is None:
+        resolution = default_resolution(model)
+        input_shape = (batch_size, 3, resolution, resolution)
+    return ModelSpec(name=model, kind="torchvision", input_shape=input_shape)
+
+
+def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | None) -> ModelSpec:
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelError(f"model path is not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_FILE_SUFFIXES:
+        raise ModelError(
+            f"unsupported model file '{path.name}': expected .pt2 (torch.export) "
+            "or .pt (TorchScript)"
+        )
+    name = path.stem
+    if suffix == ".pt2":
+        program = _load_exported(path)
+        shape = input_shape or _exported_input_shape(program, batch_size, path)
+        return ModelSpec(name=name, kind="export", input_shape=shape, path=path)
+    _load_torchscript(path)  # fail now, with a clear message, not inside a backend
+    notes: tuple[str, ...] = ()
+    if input_shape is None:
+        input_shape = (batch_size, 3, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+        notes = (f"TorchScript holds no input shape; assumed {input_shape} (--input-shape)",)
+    return ModelSpec(name=name, kind="torchscript", input_shape=input_shape, path=path, notes=notes)
+
+
+def _load_exported(path: Path) -> Any:
+    import torch
+
+    try:
+        # torch.export's own archive format: no arbitrary pickle is executed.
+        return torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {path.name} as a torch.export program: {one_line(exc)}"
+        ) from None
+
+
+def _exported_input_shape(program: Any, batch_size: int, path: Path) -> tuple[int, ...]:
+    user_inputs = set(program.graph_signature.user_inputs)
+    shapes = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            value = node.meta.get("val")
+            if value is None or not hasattr(value, "shape"):
+                raise ModelError(f"{path.name}: an input is not a tensor")
+            shapes.append(value.shape)
+    if len(shapes) != 1:
+        raise ModelError(f"{path.name}: expected one tensor input, found {len(shapes)}")
+    dims = []
+    for i, dim in enumerate(shapes[0]):
+        if isinstance(dim, int):
+            dims.append(dim)
+        elif i == 0:
+            dims.append(batch_size)  # a dynamic batch dimension takes --batch-size
+        else:
+            raise ModelError(f"{path.name}: dynamic dimension {i}; give --input-shape")
+    return tuple(dims)
+
+
+def _load_torchscript(path: Path) -> Any:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            return torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {path.name} as TorchScript: {one_line(exc)} "
+            "(a torch.save'd nn.Module is a pickle anetui will not load; "
+            "save with torch.export or torch.jit.script)"
+        ) from None
+
+
+def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
+    """The model as an eval-mode torch module on the CPU, in fp32."""
+    import torch
+
+    if spec.kind == "torchvision":
+        import torchvision
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(WEIGHTS_SEED)
+            module: torch.nn.Module = torchvision.models.get_model(spec.name, weights=None)
+    elif spec.kind == "export":
+        assert spec.path is not None
+        module = _load_exported(spec.path).module()
+    elif spec.kind == "torchscript":
+        assert spec.path is not None
+        module = _load_torchscript(spec.path)
+    else:
+        raise ModelError(f"no PyTorch model for a '{spec.kind}' model")
+    if spec.kind != "export":
+        # An exported GraphModule has no train/eval switch to flip (export fixed it).
+        module.eval()
+    return module

@@ -1,0 +1,166 @@
+"""The inference loop for one backend. It knows nothing of the UI or the CLI.
+
+``run()`` warms the backend up once, then times ``backend.infer()`` with
+``time.perf_counter_ns`` until a limit is reached or the stop event is set, writing each
+latency into the backend's :class:`BackendRecord`. Per-inference work outside ``infer()``
+is two clock reads, one histogram record and a few integer operations (~1 µs; measured by
+``benchmarks/harness_overhead.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from anetui.backends.base import Backend, BackendError
+from anetui.errors import one_line
+from anetui.stats import LatencyStats
+
+#: Width of a completion-count bucket (ns), the grain of energy attribution.
+BUCKET_NS = 100_000_000
+#: Buckets kept: 24 h at 100 ms; older ones fall off so memory stays bounded.
+MAX_BUCKETS = 24 * 3600 * 10
+
+
+class CompletionTimeline:
+    """Inferences completed per 100 ms of the monotonic clock, bounded in memory.
+
+    Only closed buckets are published (appending to a deque is atomic in CPython), so
+    readers in other threads never see a half-counted bucket.
+    """
+
+    def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
+        self._closed: deque[tuple[int, int]] = deque(maxlen=max_buckets)
+
+    def publish(self, bucket: int, count: int) -> None:
+        """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS)."""
+        if count:
+            self._closed.append((bucket, count))
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """(bucket index, completions) pairs in time order."""
+        return list(self._closed)
+
+    def completions_between(self, t_start_ns: int, t_end_ns: int) -> int:
+        """Completions in the buckets lying wholly inside [t_start_ns, t_end_ns)."""
+        first = -(-t_start_ns // BUCKET_NS)
+        last = t_end_ns // BUCKET_NS  # exclusive
+        return sum(c for b, c in list(self._closed) if first <= b < last)
+
+
+@dataclass
+class BackendRecord:
+    """Everything measured for one backend; written by its runner thread only."""
+
+    stats: LatencyStats = field(default_factory=LatencyStats)
+    timeline: CompletionTimeline = field(default_factory=CompletionTimeline)
+    #: Wall time inside timed loops, harness included (ns): the throughput denominator.
+    active_ns: int = 0
+    #: Monotonic (start_ns, end_ns) of every timed stretch, for energy attribution.
+    intervals: list[tuple[int, int]] = field(default_factory=list)
+    warmed_up: bool = False
+    #: Monotonic start of the timed stretch in progress (ns), None between stretches.
+    running_since_ns: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.stats.count
+
+    def throughput_per_s(self) -> float | None:
+        """Inferences per second of wall time including the harness (overhead included)."""
+        if self.active_ns <= 0 or self.stats.count == 0:
+            return None
+        return self.stats.count / (self.active_ns / 1e9)
+
+    def active_s_now(self) -> float:
+        """Timed wall time so far (s), the stretch in progress included."""
+        since = self.running_since_ns
+        extra = time.perf_counter_ns() - since if since is not None else 0
+        return (self.active_ns + extra) / 1e9
+
+    def reset(self) -> None:
+        self.stats.reset()
+        self.timeline = CompletionTimeline()
+        self.active_ns = 0
+        self.intervals = []
+
+
+def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
+    """Run ``count`` untimed inferences once per backend (later calls do nothing)."""
+    if record.warmed_up:
+        return
+    with backend.thread_context():
+        for _ in range(count):
+            if stop.is_set():
+                return
+            backend.infer()
+    record.warmed_up = True
+
+
+def run(
+    backend: Backend,
+    record: BackendRecord,
+    stop: threading.Event,
+    *,
+    warmup: int = 10,
+    iterations: int | None = None,
+    duration_s: float | None = None,
+) -> int:
+    """Warm up (once), then time inferences until ``iterations`` are done, ``duration_s``
+    seconds have passed, or ``stop`` is set. Returns the number of timed inferences.
+
+    Raises BackendError, with the backend's id, when an inference fails.
+    """
+    try:
+        warm_up(backend, record, warmup, stop)
+        return _timed_loop(backend, record, stop, iterations, duration_s)
+    except BackendError:
+        raise
+    except Exception as exc:  # a runtime's own error: report it, never crash the caller
+        raise BackendError(f"{backend.id} failed while running: {one_line(exc)}") from exc
+
+
+def _timed_loop(
+    backend: Backend,
+    record: BackendRecord,
+    stop: threading.Event,
+    iterations: int | None,
+    duration_s: float | None,
+) -> int:
+    # Locals, not attribute lookups, inside the loop: this is the harness overhead.
+    clock = time.perf_counter_ns
+    infer = backend.infer
+    record_latency = record.stats.record
+    publish = record.timeline.publish
+    stopped = stop.is_set
+    max_count = iterations if iterations is not None else sys.maxsize
+    n = 0
+    with backend.thread_context():
+        started = clock()
+        record.running_since_ns = started
+        deadline = started + int(duration_s * 1e9) if duration_s is not None else sys.maxsize
+        bucket = started // BUCKET_NS
+        in_bucket = 0
+        now = started
+        while n < max_count and not stopped():
+            t0 = clock()
+            infer()
+            now = clock()
+            record_latency(now - t0)
+            n += 1
+            if now // BUCKET_NS == bucket:
+                in_bucket += 1
+            else:
+                publish(bucket, in_bucket)
+                bucket, in_bucket = now // BUCKET_NS, 1
+            if now >= deadline:
+                break
+        publish(bucket, in_bucket)
+        ended = clock() if n == 0 else now
+    record.active_ns += ended - started
+    record.running_since_ns = None
+    record.intervals.append((started, ended))
+    return n

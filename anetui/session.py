@@ -1,0 +1,345 @@
+"""A measurement session: owns the backends, their records and the schedule, and hands
+out immutable snapshots. The CLI (and later the UI) are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anetui import backends, environment, runner
+from anetui.backends import Availability, Backend, BackendError, BackendOptions, PrepareInfo
+from anetui.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
+from anetui.errors import AnetuiError, one_line
+from anetui.models import INPUT_SEED, ModelSpec
+from anetui.stats import LatencySummary, ratio_with_interval
+
+#: Called with (backend id, what is happening, timed inferences so far).
+ProgressCallback = Callable[[str, str, int], None]
+#: The agreement reference: plain eager PyTorch, fp32, on the CPU.
+REFERENCE_RUNTIME = "torch-fp32-cpu-eager"
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    """One backend's state and figures at snapshot time (latencies in ns in summary)."""
+
+    id: str
+    runtime: str
+    device: str
+    dtype: str
+    available: bool
+    reason: str | None
+    state: str
+    error: str | None
+    prepare: PrepareInfo | None
+    summary: LatencySummary | None
+    throughput_per_s: float | None
+    active_s: float
+    agreement_max_rel_err: float | None
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A cheap view for progress displays: state, timed count, timed seconds, p50 (ms)."""
+
+    state: str
+    count: int
+    active_s: float
+    p50_ms: float | None
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """How many times faster ``backend`` ran than ``reference`` (ratio of medians)."""
+
+    reference: str
+    backend: str
+    speed: float
+    speed_ci95: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    created: str
+    model: str
+    input_shape: tuple[int, ...]
+    environment: dict[str, object]
+    config: dict[str, object]
+    backends: tuple[BackendResult, ...]
+    reference: str | None
+    ratios: tuple[Ratio, ...]
+    power: dict[str, object] = field(
+        default_factory=lambda: {"source": "none", "state": "unavailable"}
+    )
+
+    def measured(self) -> list[BackendResult]:
+        return [b for b in self.backends if b.summary is not None]
+
+
+@dataclass
+class _Slot:
+    id: str
+    description: backends.BackendDescription
+    availability: Availability
+    backend: Backend | None = None
+    state: str = "pending"
+    error: str | None = None
+    prepare: PrepareInfo | None = None
+    agreement: float | None = None
+    record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
+
+
+class Session:
+    """Select, prepare and run backends for one model and configuration."""
+
+    def __init__(self, config: RunConfig, spec: ModelSpec) -> None:
+        self.config = config
+        self.spec = spec
+        self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
+        self._slots: dict[str, _Slot] = {}
+        self._reference_output: np.ndarray | None = None
+        self._threads_used: int | None = None
+        self.stop_event = threading.Event()
+        ids = config.backends if config.backends is not None else tuple(backends.REGISTRY)
+        for backend_id in ids:
+            self._slots[backend_id] = self._probe(backend_id)
+
+    def _probe(self, backend_id: str) -> _Slot:
+        description = backends.describe(backend_id)
+        availability = description.probe()
+        slot = _Slot(backend_id, description, availability)
+        if availability.ok:
+            backend = backends.create(backend_id, self._options)
+            slot.availability = backend.available()
+            slot.backend = backend if slot.availability.ok else None
+        if not slot.availability.ok:
+            slot.state = "unavailable"
+        return slot
+
+    # -- queries --------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        return list(self._slots)
+
+    def availability(self) -> dict[str, Availability]:
+        return {i: s.availability for i, s in self._slots.items()}
+
+    def runnable(self) -> list[str]:
+        return [i for i, s in self._slots.items() if s.backend is not None and s.state != "error"]
+
+    def require_available(self) -> None:
+        """Raise for the first explicitly requested backend that cannot run here."""
+        for slot in self._slots.values():
+            if not slot.availability.ok:
+                raise AnetuiError(f"{slot.id} is not available: {slot.availability.reason}")
+
+    # -- preparation ----------------------------------------------------------------
+    def prepare(self, progress: ProgressCallback | None = None) -> None:
+        """Prepare every available backend; one that fails is marked and skipped."""
+        for slot in self._slots.values():
+            if slot.backend is None or slot.prepare is not None:
+                continue
+            if progress:
+                progress(slot.id, "preparing", 0)
+            slot.state = "preparing"
+            try:
+                slot.prepare = slot.backend.prepare(self.spec)
+                slot.agreement = self._agreement(slot.backend)
+                slot.state = "ready"
+            except BackendError as exc:
+                self._fail(slot, str(exc))
+        if any(s.id.startswith("torch-") for s in self._slots.values() if s.backend):
+            import torch  # already imported by the backend; records the threads in use
+
+            self._threads_used = torch.get_num_threads()
+
+    def _agreement(self, backend: Backend) -> float | None:
+        """max |out - ref| / max |ref| against eager fp32 PyTorch on the CPU, same input."""
+        reference = self._reference()
+        if reference is None:
+            return None
+        output = backend.output()
+        if output.shape != reference.shape:
+            return None
+        scale = float(np.max(np.abs(reference))) or 1.0
+        return float(np.max(np.abs(output.astype(np.float64) - reference)) / scale)
+
+    def _reference(self) -> np.ndarray | None:
+        if self._reference_output is None and self.spec.kind in (
+            "torchvision",
+            "export",
+            "torchscript",
+        ):
+            import torch
+
+            from anetui.models import load_torch_model
+
+            model = load_torch_model(self.spec)
+            with torch.inference_mode():
+                out = model(torch.from_numpy(self.spec.make_input()))
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            self._reference_output = out.detach().to(torch.float64).numpy()
+        return self._reference_output
+
+    def _fail(self, slot: _Slot, message: str) -> None:
+        slot.state = "error"
+        slot.error = message
+        if slot.backend is not None:
+            try:
+                slot.backend.close()
+            except Exception as exc:  # closing a broken backend must not hide its error
+                slot.error = f"{message}; close failed: {one_line(exc)}"
+            slot.backend = None
+
+    # -- running --------------------------------------------------------------------
+    def run(self, progress: ProgressCallback | None = None) -> None:
+        """Run every prepared backend, one after another or interleaved in rounds."""
+        ready = [self._slots[i] for i in self.runnable() if self._slots[i].prepare is not None]
+        for slot_round in self._schedule(len(ready)):
+            for slot, (count, seconds) in zip(ready, slot_round, strict=True):
+                if self.stop_event.is_set():
+                    return
+                if slot.backend is None:
+                    continue  # failed in an earlier round
+                self._run_one(slot, count, seconds, progress)
+
+    def _schedule(self, n_backends: int) -> list[list[tuple[int | None, float | None]]]:
+        """Per round, per backend: (iterations, seconds) for that slice of the run."""
+        cfg = self.config
+        if not cfg.interleave:
+            rounds = 1
+        elif cfg.duration_s is not None:
+            rounds = max(1, round(cfg.duration_s / INTERLEAVE_SLICE_S))
+        else:
+            assert cfg.iterations is not None
+            rounds = max(1, min(INTERLEAVE_ROUNDS, cfg.iterations))
+        schedule = []
+        for r in range(rounds):
+            if cfg.duration_s is not None:
+                item: tuple[int | None, float | None] = (None, cfg.duration_s / rounds)
+            else:
+                assert cfg.iterations is not None
+                share = cfg.iterations // rounds + (1 if r < cfg.iterations % rounds else 0)
+                item = (share, None)
+            schedule.append([item] * n_backends)
+        return schedule
+
+    def _run_one(
+        self,
+        slot: _Slot,
+        count: int | None,
+        seconds: float | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        assert slot.backend is not None
+        slot.state = "running"
+        if progress:
+            progress(slot.id, "running", slot.record.count)
+        try:
+            runner.run(
+                slot.backend,
+                slot.record,
+                self.stop_event,
+                warmup=self.config.warmup,
+                iterations=count,
+                duration_s=seconds,
+            )
+            slot.state = "done"
+        except BackendError as exc:
+            self._fail(slot, str(exc))
+        if progress:
+            progress(slot.id, slot.state, slot.record.count)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        for slot in self._slots.values():
+            if slot.backend is not None:
+                slot.backend.close()
+
+    def live(self) -> dict[str, LiveStatus]:
+        out = {}
+        for backend_id, slot in self._slots.items():
+            summary = slot.record.stats.summary()
+            out[backend_id] = LiveStatus(
+                slot.state,
+                slot.record.count,
+                slot.record.active_s_now(),
+                summary.p50_ns / 1e6 if summary else None,
+            )
+        return out
+
+    # -- snapshot -------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        results = tuple(self._result(s) for s in self._slots.values())
+        measured = {r.id: r for r in results if r.summary is not None}
+        reference = self._pick_reference(measured)
+        ratios: list[Ratio] = []
+        if reference is not None:
+            ref_summary = measured[reference].summary
+            assert ref_summary is not None
+            for result in measured.values():
+                if result.id == reference or result.summary is None:
+                    continue
+                # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
+                speed, ci = ratio_with_interval(ref_summary, result.summary)
+                ratios.append(Ratio(reference, result.id, speed, ci))
+        return Snapshot(
+            created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            model=self.spec.describe(),
+            input_shape=self.spec.input_shape,
+            environment=environment.collect(self._threads_used),
+            config=self._config_dict(),
+            backends=results,
+            reference=reference,
+            ratios=tuple(ratios),
+        )
+
+    def _pick_reference(self, measured: dict[str, BackendResult]) -> str | None:
+        wanted = self.config.reference
+        if wanted is not None and wanted in measured:
+            return wanted
+        if wanted is None and "torch-cpu" in measured:
+            return "torch-cpu"
+        return next(iter(measured), None)
+
+    def _result(self, slot: _Slot) -> BackendResult:
+        backend = slot.backend
+        return BackendResult(
+            id=slot.id,
+            runtime=slot.description.runtime,
+            device=slot.description.device,
+            dtype=backend.dtype
+            if backend
+            else (self.config.dtype or slot.description.default_dtype),
+            available=slot.availability.ok,
+            reason=slot.availability.reason,
+            state=slot.state,
+            error=slot.error,
+            prepare=slot.prepare,
+            summary=slot.record.stats.summary(),
+            throughput_per_s=slot.record.throughput_per_s(),
+            active_s=slot.record.active_ns / 1e9,
+            agreement_max_rel_err=slot.agreement,
+        )
+
+    def _config_dict(self) -> dict[str, object]:
+        cfg = self.config
+        return {
+            "model": self.spec.describe(),
+            "model_kind": self.spec.kind,
+            "input_shape": list(self.spec.input_shape),
+            "warmup": cfg.warmup,
+            "iterations": cfg.iterations,
+            "duration_s": cfg.duration_s,
+            "interleave": cfg.interleave,
+            "dtype": cfg.dtype,
+            "threads": cfg.threads,
+            "agreement_reference": REFERENCE_RUNTIME,
+            "input": f"standard normal fp32, seed {INPUT_SEED}",
+        }
