@@ -8,6 +8,7 @@ The input is made once, from a fixed seed, so every backend sees the same tensor
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,11 @@ def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | No
 def _load_exported(path: Path) -> Any:
     import torch
 
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    # On a bad archive torch.export logs a traceback at WARNING before raising; the
+    # user gets our one-line error instead.
+    export_log.setLevel(logging.ERROR)
     try:
         # torch.export's own archive format: no arbitrary pickle is executed.
         return torch.export.load(str(path))
@@ -155,6 +161,8 @@ def _load_exported(path: Path) -> Any:
         raise ModelError(
             f"cannot load {path.name} as a torch.export program: {one_line(exc)}"
         ) from None
+    finally:
+        export_log.setLevel(level)
 
 
 def _exported_input_shape(program: Any, batch_size: int, path: Path) -> tuple[int, ...]:

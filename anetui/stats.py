@@ -70,8 +70,9 @@ def _ms(value_ns: float) -> float:
 def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
     """1-based ranks (j, k) of the order statistics bounding the median with >= confidence.
 
-    Exact binomial tail for n <= 300, normal approximation above (its coverage error is
-    below 0.5% there). None when n is too small for any interval to reach the confidence.
+    Exact binomial tail for n <= 300; above, the normal approximation with continuity
+    correction, which lands within one rank of the exact interval. None when n is too
+    small for any interval to reach the confidence.
     """
     if n < 1:
         return None
@@ -89,8 +90,9 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
         if j < 1:
             return None
     else:
+        # Normal approximation with continuity correction: P(Bin <= j - 1) ~ alpha/2.
         z = 1.959963984540054  # two-sided 95% normal quantile
-        j = math.floor(n / 2.0 - z * math.sqrt(n) / 2.0)
+        j = math.floor(n / 2.0 + 0.5 - z * math.sqrt(n) / 2.0)
     k = n - j + 1
     if j < 1 or k > n:
         return None

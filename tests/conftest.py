@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Keep torch to the two cores we have and make tests independent of the runner's env.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+#: A small torchvision model and input: real torch, a fraction of a second per run.
+SMALL_MODEL = "mobilenet_v3_small"
+SMALL_SHAPE = (1, 3, 64, 64)
+
+
+@pytest.fixture(scope="session")
+def small_spec():  # type: ignore[no-untyped-def]
+    from anetui.models import resolve_model
+
+    return resolve_model(SMALL_MODEL, input_shape=SMALL_SHAPE)
+
+
+def anetui_cmd(*args: str) -> list[str]:
+    """The installed CLI, run as a real subprocess with this interpreter."""
+    return [sys.executable, "-m", "anetui", *args]

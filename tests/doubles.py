@@ -1,0 +1,68 @@
+"""Test doubles for backends: real objects that satisfy the Backend protocol without a
+model, so the runner's and session's own logic can be tested precisely."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from anetui.backends.base import Availability, BackendDescription, BackendOptions, PrepareInfo
+from anetui.models import ModelSpec
+
+
+class CountingBackend:
+    """Counts calls; each inference busy-waits ``work_ns`` so latencies are known."""
+
+    def __init__(
+        self,
+        description: BackendDescription | None = None,
+        options: BackendOptions | None = None,
+        work_ns: int = 0,
+    ) -> None:
+        self.id = description.id if description else "counting"
+        self.dtype = "fp32"
+        self.device = "cpu"
+        self.work_ns = work_ns
+        self.calls = 0
+        self.contexts_entered = 0
+        self.closed = False
+
+    def available(self) -> Availability:
+        return Availability.yes()
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        return PrepareInfo(load_s=0.0, compile_s=0.0, first_inference_ms=0.0)
+
+    def infer(self) -> None:
+        self.calls += 1
+        if self.work_ns:
+            end = time.perf_counter_ns() + self.work_ns
+            while time.perf_counter_ns() < end:
+                pass
+
+    @contextlib.contextmanager
+    def _context(self):  # type: ignore[no-untyped-def]
+        self.contexts_entered += 1
+        yield None
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        return self._context()
+
+    def output(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FailingBackend(CountingBackend):
+    """Raises from infer() after ``fail_after`` calls, as a runtime error would."""
+
+    fail_after = 5
+
+    def infer(self) -> None:
+        super().infer()
+        if self.calls > self.fail_after:
+            raise RuntimeError("device lost\nsecond line of a long runtime message")

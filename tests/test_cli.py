@@ -1,0 +1,176 @@
+"""The CLI as a user runs it: real subprocesses, real exit codes, real stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anetui.backends import probes
+from tests.conftest import REPO, SMALL_MODEL, anetui_cmd
+
+
+def anetui(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(anetui_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(
+    proc: subprocess.CompletedProcess[str], code: int, *fragments: str
+) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    error_lines = [line for line in lines if "error" in line.lower()]
+    assert len(error_lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr
+
+
+def modules_loaded_by(argv: list[str]) -> set[str]:
+    """Run the CLI's main() in a fresh interpreter and list what it imported."""
+    code = (
+        "import sys, json, io, contextlib\n"
+        "from anetui.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main({argv!r})\n"
+        "print(json.dumps({'rc': rc, 'mods': sorted(sys.modules)}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0
+    return set(result["mods"])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["doctor"], ["bench", "--help"]])
+def test_help_and_doctor_never_import_torch(argv: list[str]) -> None:
+    loaded = modules_loaded_by(argv)
+    assert "torch" not in loaded and "torchvision" not in loaded
+    assert "textual" not in loaded
+
+
+def test_doctor_lists_every_backend_with_a_reason() -> None:
+    proc = anetui("doctor")
+    assert proc.returncode == 0
+    for backend_id in ("torch-cpu", "torch-cpu-opt", "torch-cuda", "torch-cuda-graph", "torch-mps"):
+        assert backend_id in proc.stdout
+    assert "MPS needs macOS on Apple silicon" in proc.stdout or sys.platform == "darwin"
+    assert "power sources" in proc.stdout
+
+
+def test_unknown_backend_is_a_usage_error() -> None:
+    proc = anetui("bench", "--backends", "torch-cpu,torch-tpu")
+    assert proc.returncode == 2 and "unknown backend torch-tpu" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_asking_for_an_unavailable_backend_exits_with_its_reason() -> None:
+    if probes.torch_cuda().ok:
+        pytest.skip("an NVIDIA GPU is present")
+    proc = anetui("bench", "--backends", "torch-cuda", "--iterations", "1")
+    assert_one_line_error(proc, 1, "torch-cuda is not available: no NVIDIA GPU")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["--model", "resnet_nope"], 1, "unknown model 'resnet_nope'"),
+        (["--model", "missing/model.pt2"], 1, "model file not found"),
+        (["--input-shape", "1,3,x"], 1, "bad input shape"),
+        (["--iterations", "5", "--duration", "1"], 2, "not both"),
+        (["--iterations", "0"], 2, "--iterations"),
+        (["--backends", "torch-cpu", "--reference", "torch-cpu-opt"], 2, "not among --backends"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args: list[str], code: int, fragment: str) -> None:
+    proc = (
+        anetui("bench", "--backends", "torch-cpu", *args)
+        if "--backends" not in args
+        else anetui("bench", *args)
+    )
+    assert_one_line_error(proc, code, fragment)
+
+
+def test_corrupt_model_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt2"
+    bad.write_text("not a zip")
+    proc = anetui("bench", "--backends", "torch-cpu", "--model", str(bad), "--iterations", "1")
+    assert_one_line_error(proc, 1, "cannot load bad.pt2 as a torch.export program")
+
+
+def test_bench_writes_results_json_and_markdown(tmp_path: Path) -> None:
+    out_json, out_md = tmp_path / "out.json", tmp_path / "report.md"
+    proc = anetui(
+        "bench",
+        "--backends",
+        "torch-cpu,torch-cpu-opt",
+        "--model",
+        SMALL_MODEL,
+        "--input-shape",
+        "1,3,64,64",
+        "--warmup",
+        "2",
+        "--iterations",
+        "30",
+        "--interleave",
+        "--json",
+        str(out_json),
+        "--markdown",
+        str(out_md),
+    )
+    assert proc.returncode == 0, proc.stderr
+    # stdout: the table and the summary sentence; stderr: progress lines, nothing else.
+    assert "torch-cpu-opt ran " in proc.stdout and " than torch-cpu" in proc.stdout
+    assert "p50 (95% CI)" in proc.stdout
+    assert "torch-cpu-opt ran" not in proc.stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["schema"] == "anetui.results/1"
+    assert doc["config"]["model"] == SMALL_MODEL and doc["config"]["input_shape"] == [1, 3, 64, 64]
+    assert [b["id"] for b in doc["backends"]] == ["torch-cpu", "torch-cpu-opt"]
+    for backend in doc["backends"]:
+        assert backend["count"] == 30 and backend["available"] is True
+        latency = backend["latency_ms"]
+        assert (
+            latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+        )
+        assert latency["p50_ci95"][0] <= latency["p50"] <= latency["p50_ci95"][1]
+        assert backend["throughput_per_s"] > 0 and backend["energy"] is None
+    ratio = doc["ratios"][0]
+    assert ratio["reference"] == "torch-cpu" and ratio["backend"] == "torch-cpu-opt"
+    assert ratio["speed_ci95"][0] <= ratio["speed"] <= ratio["speed_ci95"][1]
+    env = doc["environment"]
+    for key in ("os", "machine", "cpu", "python", "torch", "anetui", "threads", "privileges"):
+        assert env[key] is not None
+    md = out_md.read_text()
+    for heading in (
+        "## Test configuration",
+        "## Latency",
+        "## Speedup",
+        "## Environment",
+        "## Method",
+    ):
+        assert heading in md
+    assert "Throughput:" in md and "Median latency:" in md
+
+
+def test_default_backends_are_those_available_and_the_rest_are_listed() -> None:
+    proc = anetui(
+        "bench",
+        "--model",
+        SMALL_MODEL,
+        "--input-shape",
+        "1,3,32,32",
+        "--warmup",
+        "1",
+        "--iterations",
+        "3",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "torch-cpu-opt" in proc.stdout
+    if not probes.torch_mps().ok:
+        assert "torch-mps: not run — MPS needs macOS on Apple silicon" in proc.stdout
+        assert "skipping torch-mps" in proc.stderr

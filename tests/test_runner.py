@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from anetui.backends.base import BackendError
+from anetui.runner import BUCKET_NS, BackendRecord, CompletionTimeline, run
+from tests.doubles import CountingBackend, FailingBackend
+
+
+def test_iterations_are_exact_and_warmup_is_untimed_and_once() -> None:
+    backend = CountingBackend()
+    record = BackendRecord()
+    stop = threading.Event()
+    assert run(backend, record, stop, warmup=7, iterations=50) == 50
+    assert backend.calls == 57 and record.count == 50
+    assert run(backend, record, stop, warmup=7, iterations=10) == 10
+    assert backend.calls == 67 and record.count == 60  # no second warmup
+    assert len(record.intervals) == 2
+    assert backend.contexts_entered >= 2  # the thread context wraps every timed stretch
+
+
+def test_latencies_are_the_time_spent_in_infer() -> None:
+    backend = CountingBackend(work_ns=2_000_000)
+    record = BackendRecord()
+    run(backend, record, threading.Event(), warmup=0, iterations=20)
+    summary = record.stats.summary()
+    assert summary is not None
+    # Busy-waiting 2 ms: never less, and the median close to it (harness is ~1 µs).
+    assert summary.min_ns >= 2_000_000
+    assert summary.p50_ns < 2_500_000
+
+
+def test_duration_limits_the_run() -> None:
+    backend = CountingBackend(work_ns=1_000_000)
+    record = BackendRecord()
+    started = time.perf_counter()
+    n = run(backend, record, threading.Event(), warmup=0, duration_s=0.3)
+    elapsed = time.perf_counter() - started
+    assert n == record.count > 50
+    assert 0.3 <= elapsed < 1.5
+    assert record.active_ns / 1e9 == pytest.approx(0.3, abs=0.05)
+    throughput = record.throughput_per_s()
+    assert throughput is not None and throughput == pytest.approx(n / (record.active_ns / 1e9))
+
+
+def test_stop_event_stops_an_endless_run_from_another_thread() -> None:
+    backend = CountingBackend(work_ns=100_000)
+    record = BackendRecord()
+    stop = threading.Event()
+    worker = threading.Thread(target=run, args=(backend, record, stop), kwargs={"warmup": 0})
+    worker.start()
+    time.sleep(0.2)
+    assert record.running_since_ns is not None and record.active_s_now() > 0.1
+    stop.set()
+    worker.join(timeout=2)
+    assert not worker.is_alive()
+    assert record.count > 0 and record.running_since_ns is None
+
+
+def test_a_set_stop_event_runs_nothing() -> None:
+    backend = CountingBackend()
+    record = BackendRecord()
+    stop = threading.Event()
+    stop.set()
+    assert run(backend, record, stop, warmup=5, iterations=5) == 0
+    assert backend.calls == 0 and record.throughput_per_s() is None
+
+
+def test_a_failing_inference_becomes_a_one_line_backend_error() -> None:
+    backend = FailingBackend()
+    record = BackendRecord()
+    with pytest.raises(BackendError) as info:
+        run(backend, record, threading.Event(), warmup=2, iterations=100)
+    message = str(info.value)
+    assert message.startswith("counting failed while running: device lost")
+    assert "\n" not in message
+
+
+def test_completions_are_counted_per_100ms_bucket() -> None:
+    backend = CountingBackend(work_ns=1_000_000)
+    record = BackendRecord()
+    n = run(backend, record, threading.Event(), warmup=0, duration_s=0.35)
+    buckets = record.timeline.buckets()
+    assert sum(c for _b, c in buckets) == n
+    assert [b for b, _c in buckets] == sorted({b for b, _c in buckets})
+    start, end = record.intervals[0]
+    assert buckets[0][0] == start // BUCKET_NS and buckets[-1][0] == end // BUCKET_NS
+    assert record.timeline.completions_between(start, end) <= n
+
+
+def test_timeline_counts_only_whole_buckets_inside_a_window() -> None:
+    timeline = CompletionTimeline(max_buckets=3)
+    for bucket in range(10, 15):
+        timeline.publish(bucket, 4)
+    timeline.publish(15, 0)  # empty buckets are not stored
+    assert timeline.buckets() == [(12, 4), (13, 4), (14, 4)]  # bounded
+    assert timeline.completions_between(12 * BUCKET_NS, 14 * BUCKET_NS) == 8
+    assert timeline.completions_between(12 * BUCKET_NS + 1, 15 * BUCKET_NS) == 8
