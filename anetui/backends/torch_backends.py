@@ -162,6 +162,13 @@ class TorchCpuOptimized(TorchBackend):
 
 
 class TorchCuda(TorchBackend):
+    def _place(
+        self, model: torch.nn.Module, example: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.nn.Module, torch.Tensor]:
+        # Fixed shapes: let cuDNN pick its fastest kernels, as any tuned deployment would.
+        torch.backends.cudnn.benchmark = True
+        return super()._place(model, example, dtype)
+
     def _runtime_available(self) -> Availability:
         if not torch.cuda.is_available():
             return Availability.no("torch.cuda.is_available() is False (no usable CUDA device)")
