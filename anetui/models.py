@@ -212,6 +212,12 @@ def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(WEIGHTS_SEED)
             module: torch.nn.Module = torchvision.models.get_model(spec.name, weights=None)
+            try:
+                _calibrate_batchnorm(module, spec.input_shape)
+            except RuntimeError as exc:
+                raise ModelError(
+                    f"{spec.name} cannot take input shape {spec.input_shape}: {one_line(exc)}"
+                ) from None
     elif spec.kind == "export":
         assert spec.path is not None
         module = _load_exported(spec.path).module()
@@ -224,3 +230,30 @@ def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
         # An exported GraphModule has no train/eval switch to flip (export fixed it).
         module.eval()
     return module
+
+
+def _calibrate_batchnorm(module: torch.nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Give freshly initialised BatchNorm layers real running statistics.
+
+    A random-init network in eval mode normalises with mean 0 / variance 1, so its
+    activations shrink ~10x per stage: MobileNetV2's logits end near 1e-9, which fp16
+    flushes to zero, making any reduced-precision result meaningless. One seeded
+    forward pass in train mode (cumulative averages) sets the statistics a trained
+    network would have, so activations stay near unit scale, as with real weights.
+    """
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average over the calibration batch
+    batch = (max(4, input_shape[0]), *input_shape[1:])
+    module.train()
+    with torch.no_grad():
+        module(torch.randn(batch))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    module.eval()

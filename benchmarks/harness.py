@@ -122,12 +122,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     a, b, overhead = harness_overhead_us(calls, repeats)
-    print(f"(a) harness overhead: {overhead:.2f} µs per inference "
-          f"(anetui loop {a:.2f} µs/call, bare loop {b:.2f} µs/call; target <= 2 µs)")
+    print(
+        f"(a) harness overhead: {overhead:.2f} µs per inference "
+        f"(anetui loop {a:.2f} µs/call, bare loop {b:.2f} µs/call; target <= 2 µs)"
+    )
 
     ours, theirs, diff = median_agreement(rounds, per_round)
-    print(f"(b) torch-cpu median: anetui {ours:.3f} ms, hand-written {theirs:.3f} ms, "
-          f"difference {diff:+.2f}% (target within ±3%)")
+    print(
+        f"(b) torch-cpu median: anetui {ours:.3f} ms, hand-written {theirs:.3f} ms, "
+        f"difference {diff:+.2f}% (target within ±3%)"
+    )
 
     growth = rss_growth_mb(latencies)
     print(f"(c) RSS growth recording {latencies:,} latencies: {growth:.2f} MB (target < 5 MB)")

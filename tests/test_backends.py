@@ -84,7 +84,7 @@ def test_unknown_dtype_and_a_shape_the_model_rejects_are_backend_errors() -> Non
     wrong = ModelSpec(name="mobilenet_v3_small", kind="torchvision", input_shape=(1, 5, 32, 32))
     with pytest.raises(BackendError) as info:
         backends.create("torch-cpu").prepare(wrong)
-    assert "torch-cpu (fp32) failed to prepare" in str(info.value)
+    assert "mobilenet_v3_small cannot take input shape (1, 5, 32, 32)" in str(info.value)
     assert "\n" not in str(info.value)
 
 

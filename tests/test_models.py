@@ -119,3 +119,16 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     other.write_bytes(b"x")
     with pytest.raises(ModelError, match=r"unsupported model file 'model\.onnx'"):
         resolve_model(str(other))
+
+
+def test_random_weights_keep_activations_at_a_realistic_scale() -> None:
+    # Uncalibrated, MobileNetV2's logits end near 1e-9 and fp16 flushes them to zero.
+    spec = resolve_model("mobilenet_v2", input_shape=(1, 3, 96, 96))
+    model = load_torch_model(spec)
+    assert not model.training
+    x = torch.from_numpy(spec.make_input())
+    with torch.inference_mode():
+        out = model(x)
+        half = model.half()(x.half()).float()
+    assert 1e-2 < float(out.abs().max()) < 1e3
+    assert float((half - out).abs().max() / out.abs().max()) < 0.05

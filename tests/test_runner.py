@@ -87,7 +87,9 @@ def test_completions_are_counted_per_100ms_bucket() -> None:
     assert sum(c for _b, c in buckets) == n
     assert [b for b, _c in buckets] == sorted({b for b, _c in buckets})
     start, end = record.intervals[0]
-    assert buckets[0][0] == start // BUCKET_NS and buckets[-1][0] == end // BUCKET_NS
+    # The first completion may fall in the bucket after the start's; the last is the end's.
+    assert start // BUCKET_NS <= buckets[0][0] <= start // BUCKET_NS + 1
+    assert buckets[-1][0] == end // BUCKET_NS
     assert record.timeline.completions_between(start, end) <= n
 
 
