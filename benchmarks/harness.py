@@ -28,7 +28,7 @@ import psutil
 import torch
 
 from anetui import backends
-from anetui.models import resolve_model
+from anetui.models import load_torch_model, resolve_model
 from anetui.runner import BackendRecord, run
 from anetui.stats import LatencyStats
 
@@ -64,18 +64,14 @@ def harness_overhead_us(calls: int, repeats: int) -> tuple[float, float, float]:
 
 def median_agreement(rounds: int, per_round: int) -> tuple[float, float, float]:
     """(anetui torch-cpu p50 ms, hand-written p50 ms, difference %), interleaved."""
-    import torchvision
-
     spec = resolve_model("mobilenet_v2")
     backend = backends.create("torch-cpu")
     backend.prepare(spec)
     record = BackendRecord()
     stop = threading.Event()
 
-    # The hand-written equivalent: same weights seed, same input, same layout and mode.
-    torch.manual_seed(0)
-    model = torchvision.models.mobilenet_v2(weights=None).eval()
-    model = model.to(memory_format=torch.channels_last)
+    # The hand-written equivalent: same weights, same input, same layout and mode.
+    model = load_torch_model(spec).to(memory_format=torch.channels_last)
     x = torch.from_numpy(spec.make_input()).contiguous(memory_format=torch.channels_last)
     hand: list[int] = []
     with torch.inference_mode():
