@@ -43,3 +43,7 @@ check: lint typecheck imports test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Prints the harness figures of benchmarks/harness.py (about a minute; not part of CI).
+bench-harness: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/harness.py

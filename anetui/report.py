@@ -48,7 +48,8 @@ def ratio_sentence(ratio: Ratio) -> str:
 
 
 # -- JSON ---------------------------------------------------------------------------
-def backend_json(result: BackendResult) -> dict[str, Any]:
+def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
+    """One backend's entry; an inference is one batch of ``batch`` samples."""
     prep = result.prepare
     return {
         "id": result.id,
@@ -65,6 +66,9 @@ def backend_json(result: BackendResult) -> dict[str, Any]:
         "count": result.summary.count if result.summary else 0,
         "latency_ms": result.summary.to_ms() if result.summary else None,
         "throughput_per_s": _round(result.throughput_per_s),
+        "samples_per_s": _round(result.throughput_per_s * batch)
+        if result.throughput_per_s
+        else None,
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
         "notes": list(prep.notes) if prep else [],
@@ -87,7 +91,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "idle_w": None,
             **snapshot.power,
         },
-        "backends": [backend_json(b) for b in snapshot.backends],
+        "backends": [backend_json(b, snapshot.input_shape[0]) for b in snapshot.backends],
         "reference": snapshot.reference,
         "ratios": [
             {
@@ -241,6 +245,9 @@ def _prepare_table(measured: list[BackendResult]) -> list[str]:
             f"| {b.id} | {b.runtime} | {p.load_s:.2f} | {p.compile_s:.2f} "
             f"| {fmt_ms(p.first_inference_ms)} | {agreement} |"
         )
+    notes = [f"- `{b.id}`: {n}" for b in measured for n in (b.prepare.notes if b.prepare else ())]
+    if notes:
+        lines += ["", *notes]
     return [*lines, ""]
 
 

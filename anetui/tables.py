@@ -82,3 +82,9 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
         console.print(
             "[dim](ratio of median latencies, 95% interval; inf/s includes harness overhead)[/]"
         )
+    batch = snapshot.input_shape[0]
+    if measured and batch > 1:
+        console.print(f"[dim]one inference is one batch of {batch}: samples/s = {batch} x inf/s[/]")
+    for b in measured:
+        for note in b.prepare.notes if b.prepare else ():
+            console.print(f"[dim]{b.id}: {note}[/]")

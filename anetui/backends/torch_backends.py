@@ -89,8 +89,12 @@ class TorchBackend:
             load_s=loaded - started,
             compile_s=compiled - loaded,
             first_inference_ms=first_ns / 1e6,
-            notes=spec.notes,
+            notes=spec.notes + self._notes(),
         )
+
+    def _notes(self) -> tuple[str, ...]:
+        """Facts about how this backend ran that a reader of a ratio should know."""
+        return ()
 
     def _place(
         self, model: torch.nn.Module, example: torch.Tensor, dtype: torch.dtype
@@ -168,6 +172,13 @@ class TorchCuda(TorchBackend):
         # Fixed shapes: let cuDNN pick its fastest kernels, as any tuned deployment would.
         torch.backends.cudnn.benchmark = True
         return super()._place(model, example, dtype)
+
+    def _notes(self) -> tuple[str, ...]:
+        if self.dtype == "fp32" and torch.backends.cudnn.allow_tf32:
+            # torch's default: fp32 convolutions run in TF32 on Ampere and later, which
+            # is why fp32 agreement on CUDA is ~1e-2 rather than ~1e-6.
+            return ("cuDNN TF32 convolutions enabled (torch default for fp32)",)
+        return ()
 
     def _runtime_available(self) -> Availability:
         if not torch.cuda.is_available():
