@@ -5,6 +5,7 @@ keeps the progress display live and turns Ctrl+C into a clean stop with partial 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -98,23 +99,31 @@ def _run_with_progress(session: Session, err: Console) -> bool:
         i: progress.add_task(i, total=_planned(session.config), status="waiting")
         for i in session.runnable()
     }
-    interrupted = False
-    with progress:
-        worker.start()
-        try:
+    interrupted = threading.Event()
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        # Stop the loop from the signal handler instead of raising KeyboardInterrupt
+        # into the middle of whatever the main thread is doing.
+        interrupted.set()
+        session.stop_event.set()
+
+    in_main = threading.current_thread() is threading.main_thread()  # signal's own rule
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    try:
+        with progress:
+            worker.start()
             while worker.is_alive():
                 worker.join(POLL_S)
                 _update(progress, tasks, session)
-        except KeyboardInterrupt:
-            interrupted = True
-            session.stop_event.set()
-            worker.join()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
     if failure:
         exc = failure[0]
         if isinstance(exc, AnetuiError):
             raise exc
         raise AnetuiError(f"the benchmark failed: {one_line(exc)}") from exc
-    return interrupted
+    return interrupted.is_set()
 
 
 def _planned(config: RunConfig) -> float:

@@ -142,6 +142,8 @@ class Session:
     def prepare(self, progress: ProgressCallback | None = None) -> None:
         """Prepare every available backend; one that fails is marked and skipped."""
         for slot in self._slots.values():
+            if self.stop_event.is_set():
+                return
             if slot.backend is None or slot.prepare is not None:
                 continue
             if progress:

@@ -174,3 +174,39 @@ def test_default_backends_are_those_available_and_the_rest_are_listed() -> None:
     if not probes.torch_mps().ok:
         assert "torch-mps: not run — MPS needs macOS on Apple silicon" in proc.stdout
         assert "skipping torch-mps" in proc.stderr
+
+
+def test_ctrl_c_stops_cleanly_with_partial_results() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        anetui_cmd(
+            "bench",
+            "--backends",
+            "torch-cpu",
+            "--model",
+            SMALL_MODEL,
+            "--input-shape",
+            "1,3,32,32",
+            "--warmup",
+            "1",
+            "--duration",
+            "60",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # progress lines: stderr is not a terminal here
+        if "torch-cpu: running" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "torch-cpu" in out and "p50 (95% CI)" in out  # the partial results
