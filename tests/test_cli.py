@@ -12,6 +12,9 @@ import pytest
 from anetui.backends import probes
 from tests.conftest import REPO, SMALL_MODEL, anetui_cmd
 
+#: A model and input small enough that a run costs well under a second.
+TINY_RUN = ("--model", SMALL_MODEL, "--input-shape", "1,3,32,32", "--warmup", "1")
+
 
 def anetui(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(anetui_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=300)
@@ -158,17 +161,7 @@ def test_bench_writes_results_json_and_markdown(tmp_path: Path) -> None:
 
 
 def test_default_backends_are_those_available_and_the_rest_are_listed() -> None:
-    proc = anetui(
-        "bench",
-        "--model",
-        SMALL_MODEL,
-        "--input-shape",
-        "1,3,32,32",
-        "--warmup",
-        "1",
-        "--iterations",
-        "3",
-    )
+    proc = anetui("bench", *TINY_RUN, "--iterations", "3")
     assert proc.returncode == 0, proc.stderr
     assert "torch-cpu-opt" in proc.stdout
     if not probes.torch_mps().ok:
@@ -181,19 +174,7 @@ def test_ctrl_c_stops_cleanly_with_partial_results() -> None:
     import time
 
     proc = subprocess.Popen(
-        anetui_cmd(
-            "bench",
-            "--backends",
-            "torch-cpu",
-            "--model",
-            SMALL_MODEL,
-            "--input-shape",
-            "1,3,32,32",
-            "--warmup",
-            "1",
-            "--duration",
-            "60",
-        ),
+        anetui_cmd("bench", "--backends", "torch-cpu", *TINY_RUN, "--duration", "60"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -97,7 +97,7 @@ def test_median_ci_ranks_reach_95_percent_and_are_tightest(n: int) -> None:
     ranks = median_ci_ranks(n)
     assert ranks is not None
     j, k = ranks
-    assert 1 <= j < k <= n and j + k == n + 1  # symmetric around the median
+    assert j >= 1 and j < k <= n and j + k == n + 1  # symmetric around the median
     coverage = _binomial_coverage(n, j)
     if n <= 300:  # exact method: at least 95%, and one rank tighter would fall below
         assert coverage >= 0.95
