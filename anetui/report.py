@@ -71,7 +71,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         else None,
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
-        "notes": list(prep.notes) if prep else [],
+        "notes": list(result.notes),
         "energy": None,
     }
 
@@ -245,7 +245,7 @@ def _prepare_table(measured: list[BackendResult]) -> list[str]:
             f"| {b.id} | {b.runtime} | {p.load_s:.2f} | {p.compile_s:.2f} "
             f"| {fmt_ms(p.first_inference_ms)} | {agreement} |"
         )
-    notes = [f"- `{b.id}`: {n}" for b in measured for n in (b.prepare.notes if b.prepare else ())]
+    notes = [f"- `{b.id}`: {n}" for b in measured for n in b.notes]
     if notes:
         lines += ["", *notes]
     return [*lines, ""]
@@ -274,7 +274,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, snapshot: Snapshot) -> None:
-    write_atomic(path, json.dumps(to_json(snapshot), indent=2) + "\n")
+    # allow_nan=False: NaN is not JSON; a non-finite value here is a bug to surface.
+    write_atomic(path, json.dumps(to_json(snapshot), indent=2, allow_nan=False) + "\n")
 
 
 def write_markdown(path: Path, snapshot: Snapshot) -> None:

@@ -41,6 +41,8 @@ class BackendResult:
     throughput_per_s: float | None
     active_s: float
     agreement_max_rel_err: float | None
+    #: What a reader of this backend's numbers should know (preparation, agreement …).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class _Slot:
     error: str | None = None
     prepare: PrepareInfo | None = None
     agreement: float | None = None
+    notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
 
 
@@ -151,7 +154,8 @@ class Session:
             slot.state = "preparing"
             try:
                 slot.prepare = slot.backend.prepare(self.spec)
-                slot.agreement = self._agreement(slot.backend)
+                slot.notes.extend(slot.prepare.notes)
+                slot.agreement = self._agreement(slot)
                 slot.state = "ready"
             except BackendError as exc:
                 self._fail(slot, str(exc))
@@ -160,13 +164,25 @@ class Session:
 
             self._threads_used = torch.get_num_threads()
 
-    def _agreement(self, backend: Backend) -> float | None:
-        """max |out - ref| / max |ref| against eager fp32 PyTorch on the CPU, same input."""
-        reference = self._reference()
-        if reference is None:
+    def _agreement(self, slot: _Slot) -> float | None:
+        """max |out - ref| / max |ref| against eager fp32 PyTorch on the CPU, same input.
+
+        None, with a note saying why, when it cannot be computed or is not finite.
+        """
+        assert slot.backend is not None
+        try:
+            reference = self._reference()
+            if reference is None:
+                return None
+            output = slot.backend.output()
+        except Exception as exc:  # the check is informative; it must not stop the run
+            slot.notes.append(f"agreement not computed: {one_line(exc)}")
             return None
-        output = backend.output()
         if output.shape != reference.shape:
+            slot.notes.append(f"agreement not computed: output shape {output.shape}")
+            return None
+        if not np.all(np.isfinite(output)):
+            slot.notes.append("output contains NaN or Inf: agreement not computed")
             return None
         scale = float(np.max(np.abs(reference))) or 1.0
         return float(np.max(np.abs(output.astype(np.float64) - reference)) / scale)
@@ -328,6 +344,7 @@ class Session:
             throughput_per_s=slot.record.throughput_per_s(),
             active_s=slot.record.active_ns / 1e9,
             agreement_max_rel_err=slot.agreement,
+            notes=tuple(slot.notes),
         )
 
     def _config_dict(self) -> dict[str, object]:

@@ -86,5 +86,5 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
     if measured and batch > 1:
         console.print(f"[dim]one inference is one batch of {batch}: samples/s = {batch} x inf/s[/]")
     for b in measured:
-        for note in b.prepare.notes if b.prepare else ():
+        for note in b.notes:
             console.print(f"[dim]{b.id}: {note}[/]")

@@ -66,3 +66,10 @@ class FailingBackend(CountingBackend):
         super().infer()
         if self.calls > self.fail_after:
             raise RuntimeError("device lost\nsecond line of a long runtime message")
+
+
+class NanOutputBackend(CountingBackend):
+    """Runs, but its output is NaN, like an fp16 model that overflowed."""
+
+    def output(self) -> np.ndarray:
+        return np.full((1, 1000), np.nan, dtype=np.float32)

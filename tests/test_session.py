@@ -30,6 +30,7 @@ def doubles_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     for backend_id, target in (
         ("double-ok", "CountingBackend"),
         ("double-fails", "FailingBackend"),
+        ("double-nan", "NanOutputBackend"),
     ):
         monkeypatch.setitem(
             backends.REGISTRY,
@@ -137,3 +138,21 @@ def test_reference_choice(doubles_registry: None) -> None:
     session2.prepare()
     session2.run()
     assert session2.snapshot().reference == "double-ok"
+
+
+def test_agreement_that_cannot_be_computed_is_null_with_a_reason(
+    doubles_registry: None, small_spec: ModelSpec
+) -> None:
+    session = Session(small_config(backends=("double-ok", "double-nan")), small_spec)
+    session.prepare()
+    session.run()
+    snap = session.snapshot()
+    by_id = {b.id: b for b in snap.backends}
+    assert by_id["double-ok"].agreement_max_rel_err is None
+    assert by_id["double-ok"].notes == ("agreement not computed: NotImplementedError",)
+    assert by_id["double-nan"].agreement_max_rel_err is None
+    assert "output contains NaN or Inf" in by_id["double-nan"].notes[0]
+    assert by_id["double-nan"].summary is not None  # it still ran
+    doc = report.to_json(snap)
+    assert doc["backends"][1]["notes"] == ["output contains NaN or Inf: agreement not computed"]
+    assert "`double-nan`: output contains NaN" in report.to_markdown(snap)
