@@ -15,30 +15,32 @@ def stdout_console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-def print_results(console: Console, snapshot: Snapshot) -> None:
-    """The results table, the unavailable/failed backends, then the ratio summary."""
-    measured = snapshot.measured()
-    title = f"{snapshot.model} {snapshot.input_shape}  ·  latency in ms"
+_TEXT_COLUMNS = {"backend", "runtime", "dtype", "device"}
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table with text columns left-aligned and figures right-aligned."""
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name, justify in (
-        ("backend", "left"),
-        ("dtype", "left"),
-        ("device", "left"),
-        ("n", "right"),
-        ("p50 (95% CI)", "right"),
-        ("p90", "right"),
-        ("p99", "right"),
-        ("p99.9", "right"),
-        ("mean ± sd", "right"),
-        ("min", "right"),
-        ("max", "right"),
-        ("inf/s", "right"),
-        ("load s", "right"),
-        ("compile s", "right"),
-        ("first ms", "right"),
-        ("agreement", "right"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for name in columns:
+        text = name in _TEXT_COLUMNS
+        table.add_column(name, justify="left" if text else "right", no_wrap=True)
+    return table
+
+
+def print_results(console: Console, snapshot: Snapshot) -> None:
+    """Latency table, preparation table, unavailable/failed backends, ratio summary.
+
+    Two tables rather than one wide one, so each fits a 120-column terminal.
+    """
+    measured = snapshot.measured()
+    latency = _table(
+        f"{snapshot.model} {snapshot.input_shape}  ·  latency in ms",
+        ("backend", "n", "p50 (95% CI)", "p90", "p99", "p99.9", "mean ± sd", "min", "max", "inf/s"),
+    )
+    preparation = _table(
+        "preparation, apart from the steady state",
+        ("backend", "runtime", "dtype", "device", "load s", "compile s", "first ms", "agreement"),
+    )
     for b in measured:
         s = b.summary
         assert s is not None
@@ -47,11 +49,8 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
             if s.p50_ci95_ns
             else ""
         )
-        p = b.prepare
-        table.add_row(
+        latency.add_row(
             b.id,
-            b.dtype,
-            b.device,
             str(s.count),
             f"[bold]{fmt_ms(s.p50_ns / 1e6)}[/]{ci}",
             fmt_ms(s.quantiles_ns["p90"] / 1e6),
@@ -61,13 +60,21 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
             fmt_ms(s.min_ns / 1e6),
             fmt_ms(s.max_ns / 1e6),
             f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–",
+        )
+        p = b.prepare
+        preparation.add_row(
+            b.id,
+            b.runtime,
+            b.dtype,
+            b.device,
             f"{p.load_s:.2f}" if p else "–",
             f"{p.compile_s:.2f}" if p else "–",
             fmt_ms(p.first_inference_ms) if p else "–",
             f"{b.agreement_max_rel_err:.1e}" if b.agreement_max_rel_err is not None else "–",
         )
     if measured:
-        console.print(table)
+        console.print(latency)
+        console.print(preparation)
     for b in snapshot.backends:
         if b.summary is None:
             why = b.error or b.reason or b.state
