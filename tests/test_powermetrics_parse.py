@@ -60,12 +60,16 @@ def test_plist_rails_equal_the_files_energy_and_power(path: Path) -> None:
                     doc["processor"][power_key], abs=1.0 / elapsed_s + 0.01
                 )
         assert sample.thermal_pressure == doc.get("thermal_pressure")
-        names = {c["name"].removesuffix("-Cluster") for c in doc.get("processor", {}).get("clusters", [])}
+        names = {
+            c["name"].removesuffix("-Cluster") for c in doc.get("processor", {}).get("clusters", [])
+        }
         assert names <= set(sample.clusters)
 
 
 def test_m4_max_plist_details() -> None:
-    (window,), _ = parse_bytes((DATA / "m4max_mac16-5_macos26-2_25C56_plist_tasks_disk_cpu_gpu_thermal.plist").read_bytes())
+    (window,), _ = parse_bytes(
+        (DATA / "m4max_mac16-5_macos26-2_25C56_plist_tasks_disk_cpu_gpu_thermal.plist").read_bytes()
+    )
     assert window.rails_mj["cpu"] == 3049 and window.rails_mj["gpu"] == 276  # not gpu dict's 284
     assert set(window.clusters) == {"E", "P0", "P1", "GPU"}
     assert window.clusters["P1"].online_ratio is None  # the key is absent for P1
@@ -77,14 +81,23 @@ def test_m4_max_plist_details() -> None:
 def text_expectations(path: Path) -> list[tuple[float, dict[str, float]]]:
     """(elapsed ms, {rail: mW}) per window, read with the plainest regexes possible."""
     windows: list[tuple[float, dict[str, float]]] = []
-    names = {"CPU": "cpu", "GPU": "gpu", "ANE": "ane", "DRAM": "dram", "Package": "package",
-             "Combined": "combined", "Clusters Total": "cpu"}
+    names = {
+        "CPU": "cpu",
+        "GPU": "gpu",
+        "ANE": "ane",
+        "DRAM": "dram",
+        "Package": "package",
+        "Combined": "combined",
+        "Clusters Total": "cpu",
+    }
     for line in path.read_text().splitlines():
         header = re.search(r"\(([0-9.]+)ms elapsed\)", line)
         if header:
             windows.append((float(header[1]), {}))
             continue
-        power = re.match(r"^(CPU|GPU|ANE|DRAM|Package|Combined|Clusters Total) Power.*?: (\d+) mW", line)
+        power = re.match(
+            r"^(CPU|GPU|ANE|DRAM|Package|Combined|Clusters Total) Power.*?: (\d+) mW", line
+        )
         if power and windows:
             rail = names[power[1]]
             if rail == "cpu" and power[1] == "CPU":
@@ -110,15 +123,23 @@ def test_text_rails_equal_the_files_power_times_elapsed(path: Path) -> None:
 
 
 def test_text_details_across_macos_versions() -> None:
-    gb5, _ = parse_bytes((DATA / "m1_macmini9-1_macos11-2_20D80_text_cpu_gpu_gb5metal_excerpt.txt").read_bytes())
+    gb5, _ = parse_bytes(
+        (DATA / "m1_macmini9-1_macos11-2_20D80_text_cpu_gpu_gb5metal_excerpt.txt").read_bytes()
+    )
     assert len(gb5) == 24
     gpu_w = [w.rails_mj["gpu"] / (w.elapsed_ns / 1e6) for w in gb5]
     assert min(gpu_w) == 0 and 7.0 < max(gpu_w) < 8.0  # GPU ramps to ~7.6 W in that log
     assert set(gb5[0].clusters) == {"E", "P", "GPU"}
-    m4, _ = parse_bytes((DATA / "m4max_mac16-6_macos15-5_24F74_text_default_samplers.txt").read_bytes())
+    m4, _ = parse_bytes(
+        (DATA / "m4max_mac16-6_macos15-5_24F74_text_default_samplers.txt").read_bytes()
+    )
     assert m4[0].rails_mj["combined"] == pytest.approx(983 * 5.02196)
     assert m4[0].clusters["P0"].online_ratio == pytest.approx(0.14)
-    thermal, _ = parse_bytes((DATA / "m2_mac14-2_macos26-1_25B78_text_thermal_FRAGMENT_blanklines_normalized.txt").read_bytes())
+    thermal, _ = parse_bytes(
+        (
+            DATA / "m2_mac14-2_macos26-1_25B78_text_thermal_FRAGMENT_blanklines_normalized.txt"
+        ).read_bytes()
+    )
     assert [w.thermal_pressure for w in thermal] == ["Nominal", "Nominal"]
     assert all(w.rails_mj == {} for w in thermal)  # thermal only: no rail is invented
 

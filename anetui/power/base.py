@@ -16,7 +16,12 @@ from anetui.errors import AnetuiError
 
 #: Source states, as shown in the UI and written to results.
 RUNNING, NEEDS_ROOT, LOST, UNAVAILABLE, ENDED, STOPPED = (
-    "running", "needs-root", "lost", "unavailable", "ended", "stopped",
+    "running",
+    "needs-root",
+    "lost",
+    "unavailable",
+    "ended",
+    "stopped",
 )
 
 
@@ -66,10 +71,16 @@ class PowerSample:
             "rails_w": {k: round(v, 6) for k, v in self.rails_w.items()},
             "thermal_pressure": self.thermal_pressure,
             "clusters": {
-                name: {k: v for k, v in (
-                    ("freq_mhz", c.freq_mhz), ("active_ratio", c.active_ratio),
-                    ("online_ratio", c.online_ratio), ("power_w", c.power_w),
-                ) if v is not None}
+                name: {
+                    k: v
+                    for k, v in (
+                        ("freq_mhz", c.freq_mhz),
+                        ("active_ratio", c.active_ratio),
+                        ("online_ratio", c.online_ratio),
+                        ("power_w", c.power_w),
+                    )
+                    if v is not None
+                }
                 for name, c in self.clusters.items()
             },
         }

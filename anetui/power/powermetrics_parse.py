@@ -42,8 +42,11 @@ class Window:
     def at(self, t_end_ns: int) -> PowerSample:
         """This window as a PowerSample ending at ``t_end_ns``."""
         return PowerSample(
-            t_end_ns - self.elapsed_ns, t_end_ns, dict(self.rails_mj),
-            self.thermal_pressure, dict(self.clusters),
+            t_end_ns - self.elapsed_ns,
+            t_end_ns,
+            dict(self.rails_mj),
+            self.thermal_pressure,
+            dict(self.clusters),
         )
 
 
@@ -195,12 +198,16 @@ def _rail(name: str) -> str:
 
 
 # -- text -----------------------------------------------------------------------------
-_HEADER = re.compile(r"^\*\*\* Sampled system activity \(.*\) \((?P<ms>[0-9.]+)\s*ms elapsed\) \*\*\*")
+_HEADER = re.compile(
+    r"^\*\*\* Sampled system activity \(.*\) \((?P<ms>[0-9.]+)\s*ms elapsed\) \*\*\*"
+)
 # "CPU Power: 954 mW", and "Combined Power (CPU + GPU + ANE): 983 mW" on macOS 13+.
 _POWER = re.compile(
     r"^(?P<label>[A-Za-z][A-Za-z0-9 /_-]*?) Power(?: \([^)]*\))?: (?P<mw>[0-9.]+) mW\b"
 )
-_CLUSTER = re.compile(r"^(?P<name>\S+)-Cluster (?P<what>[^:]+):\s*(?P<value>[0-9.]+(?:e[+-]?[0-9]+)?)")
+_CLUSTER = re.compile(
+    r"^(?P<name>\S+)-Cluster (?P<what>[^:]+):\s*(?P<value>[0-9.]+(?:e[+-]?[0-9]+)?)"
+)
 _GPU_FREQ = re.compile(r"^GPU (?:HW )?active frequency: (?P<mhz>[0-9.]+) MHz")
 _GPU_ACTIVE = re.compile(r"^GPU (?:HW )?active residency:\s*(?P<pct>[0-9.]+)%")
 _GPU_IDLE = re.compile(r"^GPU idle residency:\s*(?P<pct>[0-9.]+)%")
@@ -296,7 +303,11 @@ class _TextWindow:
             if rail not in self.power_mw or (rail == "cpu" and label == "CPU"):
                 self.power_mw[rail] = float(power["mw"])
             return
-        for pattern, key in ((_GPU_FREQ, "freq_mhz"), (_GPU_ACTIVE, "active_pct"), (_GPU_IDLE, "idle_pct")):
+        for pattern, key in (
+            (_GPU_FREQ, "freq_mhz"),
+            (_GPU_ACTIVE, "active_pct"),
+            (_GPU_IDLE, "idle_pct"),
+        ):
             match = pattern.match(line)
             if match:
                 self.gpu.setdefault(key, float(match.group(1)))

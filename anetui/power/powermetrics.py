@@ -1,0 +1,240 @@
+"""The powermetrics source: launches ``/usr/bin/powermetrics -f plist`` and reads its
+stdout through a pipe (never a file), parsing windows as they arrive.
+
+Clean-up runs on every exit path and is idempotent: close → terminate → wait 2 s → kill,
+plus a ``weakref.finalize`` for an interpreter that exits without closing. After a
+privilege drop the (root) child can no longer be signalled; closing its stdout then ends
+it with SIGPIPE at its next write, one interval later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from anetui.backends.base import Availability
+from anetui.errors import one_line
+from anetui.power.base import (
+    LOST,
+    NEEDS_ROOT,
+    RUNNING,
+    STOPPED,
+    UNAVAILABLE,
+    NeedsRoot,
+    PowerSample,
+    Unavailable,
+)
+from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
+
+POWERMETRICS = "/usr/bin/powermetrics"
+WANTED_SAMPLERS = ("cpu_power", "gpu_power", "ane_power", "thermal")
+TERMINATE_WAIT_S = 2.0
+STDERR_KEEP_BYTES = 4096
+
+
+def supported_samplers(help_text: str) -> set[str]:
+    """Sampler names listed by ``powermetrics --help`` ("The following samplers …")."""
+    names: set[str] = set()
+    inside = False
+    for line in help_text.splitlines():
+        if line.startswith("The following samplers are supported"):
+            inside = True
+            continue
+        if inside:
+            if line.strip() == "":
+                if names:
+                    break
+                continue
+            if not line.startswith(" "):
+                break
+            names.add(line.split()[0])
+    return names
+
+
+def choose_samplers(help_text: str | None) -> list[str]:
+    """The samplers we want that this powermetrics has; without --help output, all but
+    ane_power (absent before macOS 12, and cpu_power prints the ANE line anyway)."""
+    if help_text:
+        known = supported_samplers(help_text)
+        if known:
+            return [s for s in WANTED_SAMPLERS if s in known]
+    return [s for s in WANTED_SAMPLERS if s != "ane_power"]
+
+
+def _reap(pid: int) -> None:
+    """Last-resort clean-up at interpreter exit: kill the child if it is still ours."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+class PowermetricsSource:
+    """macOS powermetrics, CPU/GPU/ANE energy per window and thermal pressure."""
+
+    id = "powermetrics"
+
+    def __init__(self, interval_ms: int = 250, executable: str = POWERMETRICS) -> None:
+        self.interval_ms = interval_ms
+        self.executable = executable
+        self.label = f"powermetrics ({interval_ms} ms)"
+        self.state = "idle"
+        self.reason: str | None = None
+        self.samplers: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stdout: asyncio.StreamReader | None = None
+        self._stdout_transport: asyncio.BaseTransport | None = None
+        self._stderr_transport: asyncio.BaseTransport | None = None
+        self._stderr = bytearray()
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
+        self._closing = False
+
+    # -- availability ---------------------------------------------------------------
+    def available(self) -> Availability:
+        if self.executable == POWERMETRICS and sys.platform != "darwin":
+            return Availability.no("powermetrics is macOS only")
+        if not Path(self.executable).exists():
+            return Availability.no(f"{self.executable} not found")
+        if os.geteuid() != 0:
+            return Availability.no("needs root: run `sudo anetui`")
+        return Availability.yes()
+
+    # -- life cycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        availability = self.available()
+        if not availability.ok:
+            reason = availability.reason or "unavailable"
+            needs_root = reason.startswith("needs root")
+            self.state, self.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
+            raise (NeedsRoot if needs_root else Unavailable)(reason)
+        self.samplers = choose_samplers(self._help_text())
+        args = [
+            self.executable,
+            "--samplers",
+            ",".join(self.samplers),
+            "-i",
+            str(self.interval_ms),
+            "-f",
+            "plist",
+        ]
+        try:
+            # An absolute path and an argument list: no shell, no PATH lookup.
+            self._proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            self.state, self.reason = UNAVAILABLE, f"cannot start powermetrics: {one_line(exc)}"
+            raise Unavailable(self.reason) from None
+        self._finalizer = weakref.finalize(self, _reap, self._proc.pid)
+        loop = asyncio.get_running_loop()
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        # Our own read transports: closing the stdout one is how a child we may no
+        # longer signal (after a privilege drop) is told to go (SIGPIPE).
+        stdout = self._stdout = asyncio.StreamReader(limit=MAX_DOCUMENT_BYTES)
+        self._stdout_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout), self._proc.stdout
+        )
+        stderr = asyncio.StreamReader()
+        self._stderr_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stderr), self._proc.stderr
+        )
+        self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
+        self.state, self.reason = RUNNING, None
+
+    def _help_text(self) -> str | None:
+        try:
+            out = subprocess.run(
+                [self.executable, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout + out.stderr
+
+    async def _drain_stderr(self, stderr: asyncio.StreamReader) -> None:
+        while chunk := await stderr.read(1024):
+            self._stderr += chunk
+            del self._stderr[:-STDERR_KEEP_BYTES]
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def __aiter__(self) -> AsyncIterator[PowerSample]:
+        return self.samples()
+
+    async def samples(self) -> AsyncIterator[PowerSample]:
+        """Windows as powermetrics writes them; a window ends when its document arrives."""
+        if self._proc is None:
+            await self.start()
+        assert self._stdout is not None
+        parser = PlistStreamParser()
+        reported = 0
+        while chunk := await self._stdout.read(65536):
+            for window in parser.feed(chunk):
+                yield window.at(time.monotonic_ns())
+            reported = self._note_errors(parser, reported)
+        parser.close()
+        self._note_errors(parser, reported)
+        if self._closing:
+            return
+        code = await self._wait(TERMINATE_WAIT_S)
+        if self._stderr_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        lines = self._stderr.decode(errors="replace").strip().splitlines()
+        tail = lines[-1][:200] if lines else "no message"
+        exit_text = f"exited with code {code}" if code is not None else "closed its output"
+        self.state, self.reason = LOST, f"powermetrics {exit_text}: {tail}"
+
+    def _note_errors(self, parser: PlistStreamParser, reported: int) -> int:
+        # A bad document is skipped; remember the last problem for the UI.
+        if len(parser.errors) > reported:
+            self.reason = f"skipped a bad powermetrics document: {parser.errors[-1]}"
+        return len(parser.errors)
+
+    async def _wait(self, timeout_s: float) -> int | None:
+        """The child's exit code, or None if it is still running after timeout_s."""
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
+        while (code := self._proc.poll()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return code
+
+    async def aclose(self) -> None:
+        """Stop powermetrics and reap it; safe to call any number of times."""
+        if self._closing:
+            return
+        self._closing = True
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    proc.terminate()
+                if await self._wait(TERMINATE_WAIT_S) is None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        proc.kill()
+            for transport in (self._stdout_transport, self._stderr_transport):
+                if transport is not None:
+                    transport.close()  # a child we could not signal gets SIGPIPE
+            if await self._wait(TERMINATE_WAIT_S + self.interval_ms / 1000) is None:
+                self.reason = f"powermetrics (pid {proc.pid}) did not exit"
+            if self._stderr_task is not None:
+                self._stderr_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._stderr_task
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self.state in (RUNNING, "idle"):
+            self.state = STOPPED

@@ -1,0 +1,166 @@
+"""The powermetrics launcher driving a real subprocess: tests/fake_powermetrics.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from anetui.power.base import LOST, NEEDS_ROOT, RUNNING, STOPPED, NeedsRoot, Unavailable
+from anetui.power.powermetrics import (
+    POWERMETRICS,
+    PowermetricsSource,
+    choose_samplers,
+    supported_samplers,
+)
+from anetui.power.powermetrics_parse import parse_bytes
+
+HERE = Path(__file__).parent
+GPU_RECORDING = (
+    HERE / "data/powermetrics/m4pro_mac16-8_macos15-5_24F74_plist_gpu_power_5samples_nulsep.plist"
+)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An executable path that runs the stand-in with this interpreter."""
+    wrapper = tmp_path / "powermetrics"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_powermetrics.py"} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FAKE_PM_ARGV", str(tmp_path / "argv.jsonl"))
+    return str(wrapper)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): check its state.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+async def collect(source: PowermetricsSource, limit: int | None = None) -> list:
+    out = []
+    async for sample in source:
+        out.append(sample)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def test_samplers_come_from_the_help_text() -> None:
+    help_text = (
+        HERE / "data/powermetrics/m1_macmini9-1_macos11-2_powermetrics_help.txt"
+    ).read_text()
+    known = supported_samplers(help_text)
+    assert {"cpu_power", "gpu_power", "thermal", "bandwidth"} <= known and "ane_power" not in known
+    assert choose_samplers(help_text) == ["cpu_power", "gpu_power", "thermal"]
+    newer = help_text.replace("    gpu_power ", "    ane_power         ane power\n    gpu_power ")
+    assert choose_samplers(newer) == ["cpu_power", "gpu_power", "ane_power", "thermal"]
+    assert choose_samplers(None) == ["cpu_power", "gpu_power", "thermal"]
+
+
+def test_availability_reasons(fake: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.platform != "darwin":
+        assert PowermetricsSource().available().reason == "powermetrics is macOS only"
+    assert PowermetricsSource(executable="/nonexistent/pm").available().reason == (
+        "/nonexistent/pm not found"
+    )
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    source = PowermetricsSource(executable=fake)
+    assert source.available().reason == "needs root: run `sudo anetui`"
+    with pytest.raises(NeedsRoot):
+        asyncio.run(source.start())
+    assert source.state == NEEDS_ROOT
+
+
+def test_windows_arrive_as_recorded_then_the_exit_is_lost(fake: str, tmp_path: Path) -> None:
+    async def scenario() -> tuple[list, PowermetricsSource]:
+        source = PowermetricsSource(interval_ms=250, executable=fake)
+        await source.start()
+        assert source.state == RUNNING
+        samples = await collect(source)
+        await source.aclose()
+        return samples, source
+
+    samples, source = asyncio.run(scenario())
+    expected, _ = parse_bytes(GPU_RECORDING.read_bytes())
+    assert [s.rails_mj for s in samples] == [w.rails_mj for w in expected]
+    assert [s.elapsed_ns for s in samples] == [w.elapsed_ns for w in expected]
+    assert all(a.t_end_ns <= b.t_end_ns for a, b in zip(samples, samples[1:], strict=False))
+    assert source.state == LOST and source.reason == "powermetrics exited with code 0: no message"
+    runs = [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
+    assert runs[0] == ["--help"]
+    assert runs[1] == ["--samplers", "cpu_power,gpu_power,thermal", "-i", "250", "-f", "plist"]
+
+
+def test_a_crash_mid_run_becomes_lost_with_the_last_error(
+    fake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PM_END", "crash")
+
+    async def scenario() -> tuple[list, PowermetricsSource]:
+        source = PowermetricsSource(executable=fake)
+        samples = await collect(source)  # starts it on first iteration
+        await source.aclose()
+        return samples, source
+
+    samples, source = asyncio.run(scenario())
+    assert 1 <= len(samples) < 5  # the halves that were complete
+    assert source.state == LOST
+    assert source.reason == (
+        "powermetrics exited with code 3: powermetrics: unable to read the SMC (fake crash)"
+    )
+
+
+def test_closing_a_running_source_reaps_the_child(
+    fake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PM_END", "loop")
+
+    async def scenario() -> tuple[int, PowermetricsSource, int]:
+        source = PowermetricsSource(executable=fake)
+        await source.start()
+        assert source.pid is not None
+        samples = await collect(source, limit=7)  # more than one pass of the recording
+        await source.aclose()
+        await source.aclose()  # idempotent
+        return source.pid, source, len(samples)
+
+    pid, source, n = asyncio.run(scenario())
+    assert n == 7
+    assert not alive(pid)
+    assert source.state == STOPPED
+
+
+def test_a_child_that_ignores_sigterm_is_killed(fake: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_PM_END", "hang")
+    monkeypatch.setenv("FAKE_PM_IGNORE_TERM", "1")
+
+    async def scenario() -> int:
+        source = PowermetricsSource(executable=fake)
+        await source.start()
+        await collect(source, limit=5)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await source.aclose()
+        assert 1.9 < loop.time() - started < 6  # waited for SIGTERM, then SIGKILL
+        assert source.pid is not None
+        return source.pid
+
+    assert not alive(asyncio.run(scenario()))
+
+
+def test_start_failure_is_unavailable(tmp_path: Path) -> None:
+    not_executable = tmp_path / "powermetrics"
+    not_executable.write_text("not a program")
+    source = PowermetricsSource(executable=str(not_executable))
+    with pytest.raises(Unavailable, match="cannot start powermetrics"):
+        asyncio.run(source.start())
+    assert POWERMETRICS == "/usr/bin/powermetrics"
