@@ -3,6 +3,7 @@ copied verbatim from ../shared/fixtures/powermetrics; provenance in its SOURCES.
 
 from __future__ import annotations
 
+import itertools
 import plistlib
 import re
 from pathlib import Path
@@ -160,7 +161,7 @@ def plist_stream() -> bytes:
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 @settings(max_examples=40, deadline=None)

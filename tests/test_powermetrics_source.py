@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -93,7 +94,7 @@ def test_windows_arrive_as_recorded_then_the_exit_is_lost(fake: str, tmp_path: P
     expected, _ = parse_bytes(GPU_RECORDING.read_bytes())
     assert [s.rails_mj for s in samples] == [w.rails_mj for w in expected]
     assert [s.elapsed_ns for s in samples] == [w.elapsed_ns for w in expected]
-    assert all(a.t_end_ns <= b.t_end_ns for a, b in zip(samples, samples[1:], strict=False))
+    assert all(a.t_end_ns <= b.t_end_ns for a, b in itertools.pairwise(samples))
     assert source.state == LOST and source.reason == "powermetrics exited with code 0: no message"
     runs = [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
     assert runs[0] == ["--help"]
