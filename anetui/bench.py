@@ -20,10 +20,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from anetui import report, tables
+from anetui import privileges, report, tables
 from anetui.config import RunConfig
 from anetui.errors import AnetuiError, one_line
 from anetui.models import resolve_model
+from anetui.power import registry as power_registry
+from anetui.power.monitor import PowerMonitor
 from anetui.session import ProgressCallback, Session
 
 #: How often the progress display is refreshed from the session (s).
@@ -39,10 +41,50 @@ def run_bench(
 ) -> int:
     """Measure, print and write results. Returns the exit code (1 if a backend failed)."""
     out, err = _consoles()
+    monitor = start_power(config, err)  # privileged work first …
+    try:
+        if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
+            err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
+        return _measure(config, monitor, out, err, json_path, markdown_path)  # … then models
+    finally:
+        if monitor is not None:
+            monitor.stop()
+
+
+def start_power(config: RunConfig, err: Console) -> PowerMonitor | None:
+    """Start the chosen power source, or None for `--power none`.
+
+    A source asked for by name that cannot start is an error; `auto` that finds none
+    says why and measures without energy.
+    """
+    if config.power == "none":
+        return None
+    try:
+        source = power_registry.create(config.power, config.interval_ms, speed=config.replay_speed)
+    except AnetuiError as exc:
+        if config.power != "auto":
+            raise
+        err.print(f"[yellow]no energy measurement:[/] {exc}")
+        return None
+    monitor = PowerMonitor(source)
+    if not monitor.start():
+        raise AnetuiError(f"power source {source.id}: {monitor.reason}")
+    err.print(f"[dim]power: {source.label}[/]")
+    return monitor
+
+
+def _measure(
+    config: RunConfig,
+    monitor: PowerMonitor | None,
+    out: Console,
+    err: Console,
+    json_path: Path | None,
+    markdown_path: Path | None,
+) -> int:
     spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
     for note in spec.notes:
         err.print(f"[yellow]note:[/] {note}")
-    session = Session(config, spec)
+    session = Session(config, spec, monitor)
     if config.backends is not None:
         session.require_available()  # asked for by name: say why not, exit non-zero
     if not session.runnable():
@@ -53,6 +95,8 @@ def run_bench(
             err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
 
     interrupted = _run_with_progress(session, err)
+    if monitor is not None:
+        monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
     session.close()
     tables.print_results(out, snapshot)
@@ -62,6 +106,8 @@ def run_bench(
     if markdown_path is not None:
         report.write_markdown(markdown_path, snapshot)
         err.print(f"wrote {markdown_path}")
+    if monitor is not None and monitor.state == "lost":
+        err.print(f"[red]power source lost:[/] {monitor.reason}")
     if interrupted:
         err.print("[yellow]interrupted: the results above are partial[/]")
         return 130

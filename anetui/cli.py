@@ -112,6 +112,42 @@ def cli(ctx: click.Context) -> None:
     help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
 )
 @click.option(
+    "--power",
+    "power_spec",
+    default="none",
+    show_default=True,
+    metavar="SOURCE",
+    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), nvml "
+    "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
+)
+@click.option(
+    "--interval-ms",
+    type=click.IntRange(min=10),
+    default=250,
+    show_default=True,
+    help="Power sampling interval (ms).",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Measure the idle baseline (power with nothing running) for this long first.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Replay speed for --power replay:FILE.",
+)
+@click.option(
+    "--keep-root",
+    is_flag=True,
+    help="Under sudo, stay root after starting the power source (default: drop to "
+    "the invoking user before loading models or writing files).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -135,6 +171,11 @@ def bench(
     duration_s: float | None,
     interleave: bool,
     reference: str | None,
+    power_spec: str,
+    interval_ms: int,
+    idle_seconds: float,
+    speed: float,
+    keep_root: bool,
     json_path: Path | None,
     markdown_path: Path | None,
 ) -> None:
@@ -166,10 +207,86 @@ def bench(
         duration_s=duration_s,
         interleave=interleave,
         reference=reference,
+        power=power_spec,
+        interval_ms=interval_ms,
+        idle_seconds=idle_seconds,
+        replay_speed=speed,
+        keep_root=keep_root,
     )
     from anetui.bench import run_bench
 
     code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--source",
+    "spec",
+    default="auto",
+    show_default=True,
+    metavar="SOURCE",
+    help="auto, powermetrics, rapl, nvml or replay:FILE.",
+)
+@click.option(
+    "--interval-ms",
+    type=click.IntRange(min=10),
+    default=250,
+    show_default=True,
+    help="Sampling interval (ms).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (JSON lines).")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many samples.")
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Replay speed for replay:FILE.",
+)
+@click.option("--keep-root", is_flag=True, help="Under sudo, do not drop to the invoking user.")
+@click.option(
+    "--parse",
+    "parse_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Parse a recorded powermetrics file instead: one JSON object per sample.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["plist", "text"]),
+    help="Format of the --parse file. Default: detected from its first bytes.",
+)
+def power(
+    spec: str,
+    interval_ms: int,
+    as_json: bool,
+    count: int | None,
+    duration_s: float | None,
+    speed: float,
+    keep_root: bool,
+    parse_path: Path | None,
+    fmt: str | None,
+) -> None:
+    """Show power samples live, or parse a powermetrics recording (--parse).
+
+    Each sample is a window: t_start_ns, t_end_ns, elapsed_ms, rails_mj (energy per rail,
+    mJ), rails_w (mean power, W), thermal_pressure and clusters (frequency in MHz, active
+    share 0–1). Rails a source does not report are absent, never 0.
+    """
+    from anetui import power_cli
+
+    if parse_path is not None:
+        code = power_cli.parse_file(parse_path, fmt)
+    else:
+        code = power_cli.live(spec, interval_ms, as_json, count, duration_s, speed, keep_root)
     if code:
         sys.exit(code)
 

@@ -36,6 +36,12 @@ class RunConfig:
     interleave: bool = False
     reference: str | None = None
     power: str = "none"
+    interval_ms: int = 250
+    #: Seconds of nothing-running before the backends, to measure the idle baseline.
+    idle_seconds: float = 0.0
+    replay_speed: float = 1.0
+    #: Under sudo, stay root after starting the power source.
+    keep_root: bool = False
     out_dir: Path = Path("anetui-snapshots")
 
     def __post_init__(self) -> None:

@@ -11,7 +11,15 @@ from anetui import __version__
 from anetui.backends import REGISTRY
 from anetui.backends.probes import package_version
 from anetui.environment import cpu_model, privileges
+from anetui.power import registry as power_registry
 from anetui.tables import stdout_console
+
+_POWER_WHAT = {
+    "powermetrics": "CPU, GPU, ANE energy per window and thermal pressure",
+    "rapl": "package, core, uncore and DRAM energy counters",
+    "nvml": "per-GPU energy counter and power",
+    "replay:FILE": "a recorded powermetrics stream played back (never this machine's power)",
+}
 
 
 def print_doctor(console: Console | None = None) -> None:
@@ -37,9 +45,10 @@ def print_doctor(console: Console | None = None) -> None:
             else f"[red]{probe.reason}[/]"
         )
         console.print(f"  {mark} {description.id:<17} {what}", highlight=False)
-    console.print(
-        "power sources: none in this version (powermetrics, RAPL, NVML and replay are planned; "
-        "energy is not measured yet)"
-    )
+    console.print("[bold]power sources[/]")
+    for source_id, probe in power_registry.probe_all():
+        mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
+        what = _POWER_WHAT.get(source_id, "") if probe.ok else f"[red]{probe.reason}[/]"
+        console.print(f"  {mark} {source_id:<17} {what}", highlight=False)
     if "torch" in sys.modules:  # a regression guard the tests also check
         console.print("[yellow]note: torch was imported by doctor[/]")

@@ -39,8 +39,10 @@ def cpu_model() -> str:
 
 
 def privileges() -> str:
-    """'root' when running as root, else 'user' (privilege drop reports 'dropped')."""
-    return "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else "user"
+    """'root', 'user', or 'dropped' (started as root under sudo, now the sudo user)."""
+    from anetui import privileges as privs
+
+    return privs.current().state
 
 
 def collect(threads: int | None = None) -> dict[str, object]:

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from anetui.session import BackendResult, Ratio, Snapshot
+from anetui.energy import BackendEnergy, rails_label
+from anetui.results import BackendResult, Ratio, Snapshot
 
 SCHEMA = "anetui.results/1"
 
@@ -35,16 +36,57 @@ def fmt_ratio(value: float) -> str:
 
 def ratio_sentence(ratio: Ratio) -> str:
     """'torch-cpu-opt ran 2.1x (1.9–2.3) faster than torch-cpu' (ratio of medians)."""
-    faster = ratio.speed >= 1.0
-    factor = ratio.speed if faster else 1.0 / ratio.speed
-    interval = ""
-    if ratio.speed_ci95 is not None:
-        lo, hi = ratio.speed_ci95
-        if not faster:
-            lo, hi = 1.0 / hi, 1.0 / lo
-        interval = f" ({fmt_ratio(lo)}–{fmt_ratio(hi)})"
+    faster, text = _factor(ratio.speed, ratio.speed_ci95)
     word = "faster" if faster else "slower"
-    return f"{ratio.backend} ran {fmt_ratio(factor)}x{interval} {word} than {ratio.reference}"
+    return f"{ratio.backend} ran {text} {word} than {ratio.reference}"
+
+
+def _factor(value: float, interval: tuple[float, float] | None) -> tuple[bool, str]:
+    """(value >= 1, "2.41x (2.38–2.51)") with the factor and interval turned >= 1."""
+    up = value >= 1.0
+    factor = value if up else 1.0 / value
+    text = f"{fmt_ratio(factor)}x"
+    if interval is not None:
+        lo, hi = interval if up else (1.0 / interval[1], 1.0 / interval[0])
+        text += f" ({fmt_ratio(lo)}–{fmt_ratio(hi)})"
+    return up, text
+
+
+def energy_sentence(ratio: Ratio) -> str | None:
+    """'coreml-ane used 40x (35–46) less energy per inference than torch-cpu, CPU+GPU+ANE'."""
+    if ratio.energy is None:
+        return None
+    less, text = _factor(ratio.energy, ratio.energy_ci95)
+    word = "less" if less else "more"
+    return (
+        f"{ratio.backend} used {text} {word} energy per inference than {ratio.reference}, "
+        f"{rails_label(ratio.energy_rails)}"
+    )
+
+
+def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
+    if energy is None:
+        return None
+    return {
+        "rails": list(energy.rails),
+        "total_rails": list(energy.total_rails),
+        "mj_per_inference": _round(energy.total_mj_per_inference),
+        "active_mj_per_inference": _round(energy.total_active_mj_per_inference),
+        "mj_per_inference_by_rail": {
+            r: _round(v) for r, v in energy.mj_per_inference.items() if r != "total"
+        },
+        "active_mj_per_inference_by_rail": {
+            r: _round(v) for r, v in energy.active_mj_per_inference.items() if r != "total"
+        }
+        if energy.active_mj_per_inference
+        else None,
+        "mean_power_w": {r: _round(v) for r, v in energy.mean_power_w.items()},
+        "coverage": _round(energy.coverage),
+        "windows": energy.windows,
+        "window_s": _round(energy.window_s),
+        "inferences_in_windows": _round(energy.inferences),
+        "thermal_pressure": list(energy.thermal_pressure),
+    }
 
 
 # -- JSON ---------------------------------------------------------------------------
@@ -72,7 +114,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
         "notes": list(result.notes),
-        "energy": None,
+        "energy": energy_json(result.energy),
     }
 
 
@@ -99,7 +141,10 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 "backend": r.backend,
                 "speed": _round(r.speed),
                 "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
-                "energy": None,
+                "energy": _round(r.energy),
+                "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
+                "energy_rails": list(r.energy_rails),
+                "energy_summary": energy_sentence(r),
                 "summary": ratio_sentence(r),
             }
             for r in snapshot.ratios
@@ -166,7 +211,7 @@ def to_markdown(snapshot: Snapshot) -> str:
             why = b.error or b.reason or b.state
             lines.append(f"- `{b.id}`: {why}")
         lines.append("")
-    lines += ["## Energy", "", "Not measured: no power source was chosen for this run.", ""]
+    lines += _energy_section(snapshot)
     lines += ["## Environment", ""]
     for key in (
         "os",
@@ -200,6 +245,67 @@ _METHOD = [
     "- Load, compile and the first inference are reported apart and never enter the "
     "statistics; agreement is max |out − ref| / max |ref| against eager fp32 PyTorch "
     "on the CPU, same input.",
+]
+
+
+def _energy_section(snapshot: Snapshot) -> list[str]:
+    power = snapshot.power
+    if power.get("source", "none") == "none":
+        return ["## Energy", "", "Not measured: no power source was chosen for this run.", ""]
+    lines = [
+        "## Energy",
+        "",
+        f"Source: **{power.get('label')}**, state {power.get('state')}"
+        + (f" ({power['reason']})" if power.get("reason") else "")
+        + f"; {power.get('samples')} windows.",
+        "",
+    ]
+    if power.get("source") == "replay":
+        lines += ["A **replayed recording**, not this machine's own power.", ""]
+    idle = power.get("idle_w")
+    if isinstance(idle, dict) and idle:
+        watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())
+        lines += [f"Idle baseline ({power.get('idle_windows')} windows): {watts}.", ""]
+    else:
+        lines += [
+            "No idle baseline (no window with nothing running): active energy is "
+            "not shown; use `--idle-seconds N`.",
+            "",
+        ]
+    lines += [
+        "| backend | rails (total) | mean power (W) | mJ/inference | active mJ/inference "
+        "| coverage | windows | thermal |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for b in snapshot.measured():
+        e = b.energy
+        if e is None:
+            lines.append(f"| {b.id} | – | – | – | – | 0 | 0 | no window wholly inside its runs |")
+            continue
+        total_w = sum(e.mean_power_w[r] for r in e.total_rails)
+        active = e.total_active_mj_per_inference
+        lines.append(
+            f"| {b.id} | {rails_label(e.total_rails)} | {total_w:.3f} | "
+            f"{e.total_mj_per_inference:.3f} | {f'{active:.3f}' if active is not None else '–'} "
+            f"| {e.coverage:.0%} | {e.windows} | {', '.join(e.thermal_pressure) or '–'} |"
+        )
+    lines.append("")
+    for ratio in snapshot.ratios:
+        sentence = energy_sentence(ratio)
+        if sentence:
+            lines.append(
+                f"- **{sentence}** (ratio of gross energy per inference, 95% bootstrap "
+                "interval over windows)"
+            )
+    lines += ["", *_ENERGY_METHOD, ""]
+    return lines
+
+
+_ENERGY_METHOD = [
+    "Energy per inference = energy of the power windows lying wholly inside a backend's "
+    "timed runs ÷ inferences completed in them; windows that straddle a switch, warmup or "
+    "preparation are left out (coverage = share of run time in attributed windows). "
+    "Active energy subtracts idle power × time.",
 ]
 
 

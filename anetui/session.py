@@ -4,83 +4,29 @@ out immutable snapshots. The CLI (and later the UI) are thin layers over it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from anetui import backends, environment, runner
+from anetui import backends, energy, environment, runner
 from anetui.backends import Availability, Backend, BackendError, BackendOptions, PrepareInfo
 from anetui.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
+from anetui.energy import EnergyReport
 from anetui.errors import AnetuiError, one_line
 from anetui.models import INPUT_SEED, ModelSpec
-from anetui.stats import LatencySummary, ratio_with_interval
+from anetui.power.monitor import PowerMonitor
+from anetui.results import BackendResult, LiveStatus, Ratio, Snapshot
+from anetui.stats import ratio_with_interval
 
 #: Called with (backend id, what is happening, timed inferences so far).
 ProgressCallback = Callable[[str, str, int], None]
 #: The agreement reference: plain eager PyTorch, fp32, on the CPU.
 REFERENCE_RUNTIME = "torch-fp32-cpu-eager"
-
-
-@dataclass(frozen=True)
-class BackendResult:
-    """One backend's state and figures at snapshot time (latencies in ns in summary)."""
-
-    id: str
-    runtime: str
-    device: str
-    dtype: str
-    available: bool
-    reason: str | None
-    state: str
-    error: str | None
-    prepare: PrepareInfo | None
-    summary: LatencySummary | None
-    throughput_per_s: float | None
-    active_s: float
-    agreement_max_rel_err: float | None
-    #: What a reader of this backend's numbers should know (preparation, agreement …).
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class LiveStatus:
-    """A cheap view for progress displays: state, timed count, timed seconds, p50 (ms)."""
-
-    state: str
-    count: int
-    active_s: float
-    p50_ms: float | None
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """How many times faster ``backend`` ran than ``reference`` (ratio of medians)."""
-
-    reference: str
-    backend: str
-    speed: float
-    speed_ci95: tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    created: str
-    model: str
-    input_shape: tuple[int, ...]
-    environment: dict[str, object]
-    config: dict[str, object]
-    backends: tuple[BackendResult, ...]
-    reference: str | None
-    ratios: tuple[Ratio, ...]
-    power: dict[str, object] = field(
-        default_factory=lambda: {"source": "none", "state": "unavailable"}
-    )
-
-    def measured(self) -> list[BackendResult]:
-        return [b for b in self.backends if b.summary is not None]
 
 
 @dataclass
@@ -100,9 +46,15 @@ class _Slot:
 class Session:
     """Select, prepare and run backends for one model and configuration."""
 
-    def __init__(self, config: RunConfig, spec: ModelSpec) -> None:
+    def __init__(
+        self, config: RunConfig, spec: ModelSpec, monitor: PowerMonitor | None = None
+    ) -> None:
         self.config = config
         self.spec = spec
+        self.monitor = monitor
+        #: Monotonic stretches when something other than a timed loop ran (preparation,
+        #: warmup): their windows are neither a backend's nor idle.
+        self._busy: list[tuple[int, int]] = []
         self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
         self._slots: dict[str, _Slot] = {}
         self._reference_output: np.ndarray | None = None
@@ -152,6 +104,7 @@ class Session:
             if progress:
                 progress(slot.id, "preparing", 0)
             slot.state = "preparing"
+            started = time.perf_counter_ns()
             try:
                 slot.prepare = slot.backend.prepare(self.spec)
                 slot.notes.extend(slot.prepare.notes)
@@ -159,6 +112,7 @@ class Session:
                 slot.state = "ready"
             except BackendError as exc:
                 self._fail(slot, str(exc))
+            self._busy.append((started, time.perf_counter_ns()))
         if any(s.id.startswith("torch-") for s in self._slots.values() if s.backend):
             import torch  # already imported by the backend; records the threads in use
 
@@ -219,6 +173,11 @@ class Session:
     def run(self, progress: ProgressCallback | None = None) -> None:
         """Run every prepared backend, one after another or interleaved in rounds."""
         ready = [self._slots[i] for i in self.runnable() if self._slots[i].prepare is not None]
+        idle_s = self.config.idle_seconds
+        if idle_s > 0 and self.monitor is not None:
+            if progress:
+                progress("idle", f"measuring the idle baseline for {idle_s:g} s", 0)
+            self.stop_event.wait(idle_s)  # nothing runs: these windows are the baseline
         for slot_round in self._schedule(len(ready)):
             for slot, (count, seconds) in zip(ready, slot_round, strict=True):
                 if self.stop_event.is_set():
@@ -259,6 +218,8 @@ class Session:
         slot.state = "running"
         if progress:
             progress(slot.id, "running", slot.record.count)
+        started = time.perf_counter_ns()
+        stretches = len(slot.record.intervals)
         try:
             runner.run(
                 slot.backend,
@@ -271,6 +232,12 @@ class Session:
             slot.state = "done"
         except BackendError as exc:
             self._fail(slot, str(exc))
+        ended = time.perf_counter_ns()
+        if len(slot.record.intervals) > stretches:  # busy = around the timed stretch
+            timed_start, timed_end = slot.record.intervals[-1]
+            self._busy += [(started, timed_start), (timed_end, ended)]
+        else:
+            self._busy.append((started, ended))
         if progress:
             progress(slot.id, slot.state, slot.record.count)
 
@@ -294,19 +261,20 @@ class Session:
 
     # -- snapshot -------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        results = tuple(self._result(s) for s in self._slots.values())
+        report = self._energy()
+        results = tuple(self._result(s, report) for s in self._slots.values())
         measured = {r.id: r for r in results if r.summary is not None}
         reference = self._pick_reference(measured)
         ratios: list[Ratio] = []
         if reference is not None:
-            ref_summary = measured[reference].summary
-            assert ref_summary is not None
+            ref = measured[reference]
+            assert ref.summary is not None
             for result in measured.values():
                 if result.id == reference or result.summary is None:
                     continue
                 # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
-                speed, ci = ratio_with_interval(ref_summary, result.summary)
-                ratios.append(Ratio(reference, result.id, speed, ci))
+                speed, ci = ratio_with_interval(ref.summary, result.summary)
+                ratios.append(Ratio(reference, result.id, speed, ci, *_energy_ratio(ref, result)))
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
@@ -316,7 +284,51 @@ class Session:
             backends=results,
             reference=reference,
             ratios=tuple(ratios),
+            power=self._power_dict(report),
         )
+
+    def _energy(self) -> EnergyReport | None:
+        """Attribute the monitor's samples to the backends' timed stretches."""
+        if self.monitor is None:
+            return None
+        # Runner stretches are on perf_counter_ns, samples on monotonic_ns: one clock on
+        # Linux and macOS (the measured offset is then just the gap between two calls),
+        # a constant offset elsewhere. Samples are moved onto the runner's clock.
+        offset = time.monotonic_ns() - time.perf_counter_ns()
+        if abs(offset) < 1_000_000:
+            offset = 0
+        samples = (
+            [
+                dataclasses.replace(
+                    s, t_start_ns=s.t_start_ns - offset, t_end_ns=s.t_end_ns - offset
+                )
+                for s in self.monitor.samples()
+            ]
+            if offset
+            else self.monitor.samples()
+        )
+        runs = {
+            backend_id: energy.RunView(
+                list(slot.record.intervals), slot.record.timeline.buckets(), slot.record.active_ns
+            )
+            for backend_id, slot in self._slots.items()
+        }
+        return energy.attribute(samples, runs, self._busy)
+
+    def _power_dict(self, report: EnergyReport | None) -> dict[str, object]:
+        if self.monitor is None:
+            return {"source": "none", "state": "unavailable", "reason": "no power source chosen"}
+        source = self.monitor.source
+        return {
+            "source": source.id,
+            "label": source.label,
+            "interval_ms": source.interval_ms,
+            "state": self.monitor.state,
+            "reason": self.monitor.reason,
+            "samples": len(self.monitor.samples()),
+            "idle_windows": report.idle_windows if report else 0,
+            "idle_w": report.idle_w if report else None,
+        }
 
     def _pick_reference(self, measured: dict[str, BackendResult]) -> str | None:
         wanted = self.config.reference
@@ -326,7 +338,7 @@ class Session:
             return "torch-cpu"
         return next(iter(measured), None)
 
-    def _result(self, slot: _Slot) -> BackendResult:
+    def _result(self, slot: _Slot, report: EnergyReport | None) -> BackendResult:
         backend = slot.backend
         return BackendResult(
             id=slot.id,
@@ -345,6 +357,7 @@ class Session:
             active_s=slot.record.active_ns / 1e9,
             agreement_max_rel_err=slot.agreement,
             notes=tuple(slot.notes),
+            energy=report.backends.get(slot.id) if report else None,
         )
 
     def _config_dict(self) -> dict[str, object]:
@@ -359,6 +372,20 @@ class Session:
             "interleave": cfg.interleave,
             "dtype": cfg.dtype,
             "threads": cfg.threads,
+            "power": cfg.power,
+            "idle_seconds": cfg.idle_seconds,
             "agreement_reference": REFERENCE_RUNTIME,
             "input": f"standard normal fp32, seed {INPUT_SEED}",
         }
+
+
+def _energy_ratio(
+    reference: BackendResult, other: BackendResult
+) -> tuple[float | None, tuple[float, float] | None, tuple[str, ...]]:
+    """(reference ÷ other energy per inference, its interval, the rails) or Nones."""
+    if reference.energy is None or other.energy is None:
+        return None, None, ()
+    if reference.energy.total_rails != other.energy.total_rails:
+        return None, None, ()  # not like for like: never compare different rail sets
+    ratio, ci = energy.energy_ratio(reference.energy, other.energy)
+    return ratio, ci, reference.energy.total_rails

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from anetui.report import fmt_ms, ratio_sentence
-from anetui.session import Snapshot
+from anetui.energy import rails_label
+from anetui.report import energy_sentence, fmt_ms, ratio_sentence
+from anetui.results import Snapshot
 
 
 def stdout_console() -> Console:
@@ -15,7 +16,7 @@ def stdout_console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-_TEXT_COLUMNS = {"backend", "runtime", "dtype", "device"}
+_TEXT_COLUMNS = {"backend", "runtime", "dtype", "device", "rails", "thermal"}
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:
@@ -75,6 +76,7 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
     if measured:
         console.print(latency)
         console.print(preparation)
+        print_energy(console, snapshot)
     for b in snapshot.backends:
         if b.summary is None:
             why = b.error or b.reason or b.state
@@ -86,6 +88,9 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
         console.print()
         for ratio in snapshot.ratios:
             console.print(ratio_sentence(ratio))
+            sentence = energy_sentence(ratio)
+            if sentence:
+                console.print(sentence)
         console.print(
             "[dim](ratio of median latencies, 95% interval; inf/s includes harness overhead)[/]"
         )
@@ -95,3 +100,44 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
     for b in measured:
         for note in b.notes:
             console.print(f"[dim]{b.id}: {note}[/]")
+
+
+def print_energy(console: Console, snapshot: Snapshot) -> None:
+    """Energy per inference per backend, with the source, rails and idle baseline."""
+    power = snapshot.power
+    if power.get("source", "none") == "none":
+        return
+    replay = (
+        " [yellow](a replayed recording, not this machine)[/]"
+        if power["source"] == "replay"
+        else ""
+    )
+    table = _table(
+        f"energy · {power.get('label')} · {power.get('state')}{replay}",
+        ("backend", "rails", "mean W", "mJ/inf", "active mJ/inf", "coverage", "windows", "thermal"),
+    )
+    for b in snapshot.measured():
+        e = b.energy
+        if e is None:
+            table.add_row(b.id, "–", "–", "–", "–", "0%", "0", "no whole window in its runs")
+            continue
+        active = e.total_active_mj_per_inference
+        table.add_row(
+            b.id,
+            rails_label(e.total_rails),
+            f"{sum(e.mean_power_w[r] for r in e.total_rails):.3f}",
+            f"[bold]{e.total_mj_per_inference:.3f}[/]",
+            f"{active + 0.0:.3f}" if active is not None else "–",  # no "-0.000"
+            f"{e.coverage:.0%}",
+            str(e.windows),
+            ", ".join(e.thermal_pressure) or "–",
+        )
+    console.print(table)
+    idle = power.get("idle_w")
+    if isinstance(idle, dict) and idle:
+        watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())
+        console.print(f"[dim]idle baseline ({power.get('idle_windows')} windows): {watts}[/]")
+    else:
+        console.print("[dim]no idle baseline: active energy needs --idle-seconds N[/]")
+    if power.get("reason"):
+        console.print(f"[yellow]power: {power['reason']}[/]")

@@ -1,0 +1,152 @@
+"""Linux RAPL energy counters through powercap sysfs (``/sys/class/powercap/intel-rapl:*``).
+
+Each zone's ``energy_uj`` is a wrapping µJ counter (it wraps at
+``max_energy_range_uj``). The files are opened once, in :meth:`RaplSource.start`, so
+that after a privilege drop the open descriptors still read; since 2020 (the Platypus
+side channel) only root may open them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from anetui.backends.base import Availability
+from anetui.errors import one_line
+from anetui.power.base import (
+    LOST,
+    NEEDS_ROOT,
+    RUNNING,
+    STOPPED,
+    UNAVAILABLE,
+    NeedsRoot,
+    PowerSample,
+    Unavailable,
+)
+
+POWERCAP = Path("/sys/class/powercap")
+# intel-rapl:P (package or psys) and intel-rapl:P:S (core, uncore, dram). The
+# intel-rapl-mmio zones repeat the package domain and would count it twice.
+_ZONE = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")
+
+
+def energy_delta_uj(previous_uj: int, now_uj: int, max_range_uj: int) -> int:
+    """Energy between two readings of a counter that wraps at max_range_uj (µJ)."""
+    if now_uj >= previous_uj:
+        return now_uj - previous_uj
+    return now_uj + max_range_uj - previous_uj
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    rail: str
+    energy_path: Path
+    max_range_uj: int
+
+
+def discover(root: Path = POWERCAP) -> list[Zone]:
+    """The RAPL zones under ``root``, with rail names: package-N, core, uncore, dram,
+    psys (subzones of a second package get a suffix: core-1, dram-1)."""
+    entries = []
+    for path in sorted(root.glob("intel-rapl:*")) if root.is_dir() else []:
+        match = _ZONE.match(path.name)
+        if match and (path / "energy_uj").exists():
+            entries.append((int(match[1]), match[2], path))
+    packages = {p for p, sub, _ in entries if sub is None}
+    zones = []
+    for package, sub, path in entries:
+        name = (path / "name").read_text().strip() if (path / "name").exists() else path.name
+        if sub is not None and len(packages) > 1:
+            name = f"{name}-{package}"
+        try:
+            max_range = int((path / "max_energy_range_uj").read_text().strip())
+        except (OSError, ValueError):
+            max_range = 2**32  # documented default width when the file is unreadable
+        zones.append(Zone(name, path / "energy_uj", max_range))
+    return zones
+
+
+class RaplSource:
+    """RAPL package/core/uncore/DRAM energy per window."""
+
+    id = "rapl"
+
+    def __init__(self, interval_ms: int = 250, root: Path = POWERCAP) -> None:
+        self.interval_ms = interval_ms
+        self.root = root
+        self.label = f"RAPL ({interval_ms} ms)"
+        self.state = "idle"
+        self.reason: str | None = None
+        self._fds: dict[str, int] = {}
+        self._zones: list[Zone] = []
+
+    def available(self) -> Availability:
+        zones = discover(self.root)
+        if not zones:
+            return Availability.no(f"no RAPL counters (nothing at {self.root}/intel-rapl:*)")
+        try:
+            zones[0].energy_path.read_text()
+        except PermissionError:
+            return Availability.no("needs root: run `sudo anetui`")
+        except OSError as exc:
+            return Availability.no(f"RAPL counters unreadable: {one_line(exc)}")
+        return Availability.yes()
+
+    async def start(self) -> None:
+        availability = self.available()
+        if not availability.ok:
+            reason = availability.reason or "unavailable"
+            needs_root = reason.startswith("needs root")
+            self.state, self.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
+            raise (NeedsRoot if needs_root else Unavailable)(reason)
+        self._zones = discover(self.root)
+        try:
+            for zone in self._zones:
+                self._fds[zone.rail] = os.open(zone.energy_path, os.O_RDONLY)
+        except OSError as exc:
+            self._close_fds()
+            self.state, self.reason = UNAVAILABLE, f"cannot open RAPL counters: {one_line(exc)}"
+            raise Unavailable(self.reason) from None
+        self.state, self.reason = RUNNING, None
+
+    def read(self) -> dict[str, int]:
+        """Every counter now (µJ), through the descriptors opened at start."""
+        return {rail: int(os.pread(fd, 64, 0).strip()) for rail, fd in self._fds.items()}
+
+    def __aiter__(self) -> AsyncIterator[PowerSample]:
+        return self.samples()
+
+    async def samples(self) -> AsyncIterator[PowerSample]:
+        if not self._fds:
+            await self.start()
+        limits = {zone.rail: zone.max_range_uj for zone in self._zones}
+        try:
+            t_prev, previous = time.monotonic_ns(), self.read()
+            while self._fds:
+                await asyncio.sleep(self.interval_ms / 1000)
+                if not self._fds:
+                    break
+                t_now, now = time.monotonic_ns(), self.read()
+                rails = {
+                    rail: energy_delta_uj(previous[rail], now[rail], limits[rail]) / 1000.0
+                    for rail in now
+                }
+                yield PowerSample(t_prev, t_now, rails)
+                t_prev, previous = t_now, now
+        except (OSError, ValueError) as exc:
+            self.state, self.reason = LOST, f"reading RAPL failed: {one_line(exc)}"
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    async def aclose(self) -> None:
+        self._close_fds()
+        if self.state in (RUNNING, "idle"):
+            self.state = STOPPED

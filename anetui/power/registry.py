@@ -1,0 +1,60 @@
+"""Power source ids (as the CLI takes them) to sources, and cheap probes for `doctor`.
+
+``auto`` picks the first source that can run here, in the order powermetrics, RAPL,
+NVML. ``replay:FILE`` plays a recording.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anetui.backends.base import Availability
+from anetui.errors import AnetuiError
+from anetui.power.base import PowerSource
+
+SOURCE_IDS = ("powermetrics", "rapl", "nvml")
+DEFAULT_INTERVAL_MS = 250
+
+
+def create(
+    spec: str, interval_ms: int = DEFAULT_INTERVAL_MS, speed: float = 1.0, loop_replay: bool = True
+) -> PowerSource:
+    """A source for ``spec``: powermetrics, rapl, nvml, replay:FILE or auto."""
+    if spec == "auto":
+        reasons = []
+        for source_id in SOURCE_IDS:
+            source = create(source_id, interval_ms)
+            availability = source.available()
+            if availability.ok:
+                return source
+            reasons.append(f"{source_id}: {availability.reason}")
+        raise AnetuiError("no power source can run here (" + "; ".join(reasons) + ")")
+    if spec == "powermetrics":
+        from anetui.power.powermetrics import PowermetricsSource
+
+        return PowermetricsSource(interval_ms)
+    if spec == "rapl":
+        from anetui.power.rapl import RaplSource
+
+        return RaplSource(interval_ms)
+    if spec == "nvml":
+        from anetui.power.nvml import NvmlSource
+
+        return NvmlSource(interval_ms)
+    if spec.startswith("replay:"):
+        from anetui.power.replay import ReplaySource
+
+        path = spec.removeprefix("replay:")
+        if not path:
+            raise AnetuiError("replay needs a file: --power replay:FILE")
+        return ReplaySource(Path(path), speed=speed, loop=loop_replay)
+    raise AnetuiError(
+        f"unknown power source '{spec}' (auto, powermetrics, rapl, nvml, replay:FILE)"
+    )
+
+
+def probe_all() -> list[tuple[str, Availability]]:
+    """Every source id with whether it can run here and why not (no heavy imports)."""
+    out = [(source_id, create(source_id).available()) for source_id in SOURCE_IDS]
+    out.append(("replay:FILE", Availability.yes()))
+    return out
