@@ -25,8 +25,13 @@ except PermissionError:
 
 
 def run_child(env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD], env={**os.environ, **env},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "REGAINED ROOT" not in out.stdout
     return json.loads(out.stdout.splitlines()[0])
 
@@ -42,6 +47,8 @@ def test_drop_to_the_sudo_user_is_permanent() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to be meaningful")
 def test_without_sudo_nothing_changes() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True
+    )
     result = json.loads(out.stdout.splitlines()[0])
     assert result["after"] == "root" and result["uid"] == 0

@@ -1,0 +1,219 @@
+"""RAPL on a real temporary sysfs-like tree; NVML's logic against a stand-in pynvml;
+replay timing and scaling."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from anetui.power.base import ENDED, LOST, NEEDS_ROOT, RUNNING, STOPPED, NeedsRoot, Unavailable
+from anetui.power.nvml import NvmlSource
+from anetui.power.rapl import RaplSource, discover, energy_delta_uj
+from anetui.power.replay import ReplaySource
+
+DATA = Path(__file__).parent / "data" / "powermetrics"
+
+
+def make_zone(root: Path, name: str, label: str, energy_uj: int, max_uj: int) -> Path:
+    zone = root / name
+    zone.mkdir(parents=True)
+    (zone / "name").write_text(label + "\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return zone
+
+
+@pytest.fixture
+def powercap(tmp_path: Path) -> Path:
+    root = tmp_path / "powercap"
+    make_zone(root, "intel-rapl:0", "package-0", 1_000_000, 262_143_328_850)
+    make_zone(root, "intel-rapl:0:0", "core", 500_000, 262_143_328_850)
+    make_zone(root, "intel-rapl:0:1", "dram", 9_999_000, 10_000_000)  # about to wrap
+    make_zone(root, "intel-rapl-mmio:0", "package-0", 7, 100)  # duplicate domain: ignored
+    return root
+
+
+def test_wraparound_arithmetic() -> None:
+    assert energy_delta_uj(100, 250, 1000) == 150
+    assert energy_delta_uj(900, 50, 1000) == 150  # wrapped at max_energy_range_uj
+    assert energy_delta_uj(5, 5, 1000) == 0
+
+
+def test_discovery_names_rails_and_skips_mmio(powercap: Path, tmp_path: Path) -> None:
+    zones = discover(powercap)
+    assert [z.rail for z in zones] == ["package-0", "core", "dram"]
+    assert zones[2].max_range_uj == 10_000_000
+    make_zone(powercap, "intel-rapl:1", "package-1", 0, 1000)
+    make_zone(powercap, "intel-rapl:1:0", "core", 0, 1000)
+    assert [z.rail for z in discover(powercap)] == [
+        "package-0",
+        "core-0",
+        "dram-0",
+        "package-1",
+        "core-1",
+    ]
+    assert discover(tmp_path / "absent") == []
+
+
+def test_rapl_windows_with_wraparound_from_real_files(powercap: Path) -> None:
+    async def scenario() -> list:
+        source = RaplSource(interval_ms=100, root=powercap)
+        await source.start()
+        assert source.state == RUNNING
+        samples = []
+        stream = source.samples()
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.02)  # the first reading is taken; now the counters move
+        (powercap / "intel-rapl:0" / "energy_uj").write_text("1500000\n")  # +500 mJ
+        (powercap / "intel-rapl:0:0" / "energy_uj").write_text("800000\n")  # +300 mJ
+        (powercap / "intel-rapl:0:1" / "energy_uj").write_text("49000\n")  # wrapped: +50 mJ
+        samples.append(await first)
+        await stream.aclose()
+        await source.aclose()
+        assert source.state == STOPPED
+        return samples
+
+    (sample,) = asyncio.run(scenario())
+    assert sample.rails_mj == pytest.approx({"package-0": 500.0, "core": 300.0, "dram": 50.0})
+    assert 90e6 < sample.elapsed_ns < 400e6
+    assert sample.rails_w["package-0"] == pytest.approx(500.0 / (sample.elapsed_ns / 1e6))
+
+
+def test_rapl_availability(tmp_path: Path, powercap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert RaplSource(root=tmp_path / "none").available().reason.startswith("no RAPL counters")
+    real_read = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "energy_uj":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    source = RaplSource(root=powercap)
+    assert source.available().reason == "needs root: run `sudo anetui`"
+    with pytest.raises(NeedsRoot):
+        asyncio.run(source.start())
+    assert source.state == NEEDS_ROOT
+
+
+def test_rapl_counter_that_disappears_is_lost(powercap: Path) -> None:
+    async def scenario() -> RaplSource:
+        source = RaplSource(interval_ms=20, root=powercap)
+        await source.start()
+        (powercap / "intel-rapl:0" / "energy_uj").write_text("not a number\n")
+        async for _ in source.samples():
+            pass
+        await source.aclose()
+        return source
+
+    source = asyncio.run(scenario())
+    assert source.state == LOST and source.reason is not None
+    assert source.reason.startswith("reading RAPL failed")
+
+
+class FakeNvml(types.ModuleType):
+    """Stand-in for pynvml: two GPUs; gpu1 has no total-energy counter (pre-Volta)."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.energy = 1_000_000
+        self.inits = self.shutdowns = 0
+
+    def nvmlInit(self) -> None:
+        self.inits += 1
+
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        if handle == 1:
+            raise self.NVMLError("Not Supported")
+        self.energy += 30_000  # 30 J between readings
+        return self.energy
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        return 120_000 if handle == 0 else 60_000  # mW
+
+
+def test_nvml_energy_counter_and_power_integration(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+
+    async def scenario() -> tuple[list, NvmlSource]:
+        source = NvmlSource(interval_ms=50)
+        assert source.available().ok
+        await source.start()
+        samples = []
+        async for sample in source.samples():
+            samples.append(sample)
+            if len(samples) == 2:
+                break
+        await source.aclose()
+        return samples, source
+
+    samples, source = asyncio.run(scenario())
+    assert source.label == "NVML (50 ms) (power integrated on gpu1)"
+    for sample in samples:
+        assert sample.rails_mj["gpu0"] == 30_000  # counter difference, mJ
+        assert sample.rails_w["gpu1"] == pytest.approx(60.0)  # integrated 60 W
+    assert source.state == STOPPED and fake.shutdowns >= 1
+
+
+def test_nvml_without_library_or_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert (
+        NvmlSource().available().reason == "nvidia-ml-py not installed (pip install nvidia-ml-py)"
+    )
+    fake = FakeNvml()
+
+    def no_driver() -> None:
+        raise fake.NVMLError("Driver Not Loaded")
+
+    fake.nvmlInit = no_driver  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    assert NvmlSource().available().reason == "no NVIDIA GPU (NVML: Driver Not Loaded)"
+    with pytest.raises(Unavailable):
+        asyncio.run(NvmlSource().start())
+
+
+def test_replay_plays_at_its_own_pace_and_speed_keeps_power() -> None:
+    recording = DATA / "m1_mbp17-1_macos13-3_22E252_plist_cpu_gpu_thermal_b.plist"  # 526 ms
+
+    async def play(speed: float) -> tuple[list, float, ReplaySource]:
+        source = ReplaySource(recording, speed=speed)
+        started = time.monotonic()
+        samples = [s async for s in source.samples()]
+        return samples, time.monotonic() - started, source
+
+    (one,), took, source = asyncio.run(play(1.0))
+    assert 0.5 < took < 1.5 and source.state == ENDED
+    assert one.rails_mj["cpu"] == 54.0 and one.elapsed_ns == 525_992_374
+    (fast,), took_fast, _ = asyncio.run(play(10.0))
+    assert took_fast < 0.3
+    assert fast.rails_w["cpu"] == pytest.approx(one.rails_w["cpu"], rel=1e-6)
+    assert fast.rails_mj["cpu"] == pytest.approx(5.4)
+
+
+def test_replay_of_a_file_without_samples_is_unavailable(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("nothing here\n")
+    with pytest.raises(Unavailable, match="empty.txt holds no powermetrics sample"):
+        asyncio.run(ReplaySource(empty).start())
+    with pytest.raises(Unavailable, match="recording not found"):
+        asyncio.run(ReplaySource(tmp_path / "absent.plist").start())
