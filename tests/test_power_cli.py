@@ -19,6 +19,7 @@ from tests.test_cli import TINY_RUN, anetui, assert_one_line_error
 from tests.test_powermetrics_parse import PLISTS, TEXTS, plist_documents, text_expectations
 from tests.test_session import doubles_registry  # noqa: F401  (fixture)
 
+PM_DATA = REPO / "tests" / "data" / "powermetrics"
 FIELDS = {
     "t_start_ns",
     "t_end_ns",
@@ -62,10 +63,7 @@ def test_parse_errors() -> None:
 
 
 def test_live_replay_as_json_lines() -> None:
-    recording = (
-        REPO
-        / "tests/data/powermetrics/m4pro_mac16-8_macos15-5_24F74_plist_gpu_power_5samples_nulsep.plist"
-    )
+    recording = PM_DATA / "m4pro_mac16-8_macos15-5_24F74_plist_gpu_power_5samples_nulsep.plist"
     proc = anetui(
         "power", "--source", f"replay:{recording}", "--speed", "50", "--json", "--count", "3"
     )

@@ -213,7 +213,7 @@ def test_replay_plays_at_its_own_pace_and_speed_keeps_power() -> None:
 def test_replay_of_a_file_without_samples_is_unavailable(tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("nothing here\n")
-    with pytest.raises(Unavailable, match="empty.txt holds no powermetrics sample"):
+    with pytest.raises(Unavailable, match=r"empty\.txt holds no powermetrics sample"):
         asyncio.run(ReplaySource(empty).start())
     with pytest.raises(Unavailable, match="recording not found"):
         asyncio.run(ReplaySource(tmp_path / "absent.plist").start())
