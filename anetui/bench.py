@@ -59,13 +59,21 @@ def start_power(config: RunConfig, err: Console) -> PowerMonitor | None:
     """
     if config.power == "none":
         return None
+    skipped: list[str] = []
     try:
-        source = power_registry.create(config.power, config.interval_ms, speed=config.replay_speed)
+        if config.power == "auto":
+            source, skipped = power_registry.choose_auto(config.interval_ms)
+        else:
+            source = power_registry.create(
+                config.power, config.interval_ms, speed=config.replay_speed
+            )
     except AnetuiError as exc:
         if config.power != "auto":
             raise
         err.print(f"[yellow]no energy measurement:[/] {exc}")
         return None
+    for reason in skipped:  # e.g. without sudo: powermetrics and RAPL need root
+        err.print(f"[dim]power: skipped {reason}[/]")
     monitor = PowerMonitor(source)
     if not monitor.start():
         raise AnetuiError(f"power source {source.id}: {monitor.reason}")

@@ -168,3 +168,20 @@ def test_a_power_source_that_dies_mid_run_is_lost_and_the_run_goes_on(
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_auto_without_any_source_measures_without_energy_and_says_why() -> None:
+    from anetui.power import registry
+
+    try:
+        registry.choose_auto()
+    except Exception:
+        pass
+    else:
+        pytest.skip("a power source is available here")
+    proc = anetui(
+        "bench", "--backends", "torch-cpu", *TINY_RUN, "--iterations", "2", "--power", "auto"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no energy measurement: no power source can run here" in proc.stderr
+    assert "energy ·" not in proc.stdout

@@ -21,14 +21,7 @@ def create(
 ) -> PowerSource:
     """A source for ``spec``: powermetrics, rapl, nvml, replay:FILE or auto."""
     if spec == "auto":
-        reasons = []
-        for source_id in SOURCE_IDS:
-            source = create(source_id, interval_ms)
-            availability = source.available()
-            if availability.ok:
-                return source
-            reasons.append(f"{source_id}: {availability.reason}")
-        raise AnetuiError("no power source can run here (" + "; ".join(reasons) + ")")
+        return choose_auto(interval_ms)[0]
     if spec == "powermetrics":
         from anetui.power.powermetrics import PowermetricsSource
 
@@ -51,6 +44,18 @@ def create(
     raise AnetuiError(
         f"unknown power source '{spec}' (auto, powermetrics, rapl, nvml, replay:FILE)"
     )
+
+
+def choose_auto(interval_ms: int = DEFAULT_INTERVAL_MS) -> tuple[PowerSource, list[str]]:
+    """The first source that can run here, and why each one before it was skipped."""
+    skipped: list[str] = []
+    for source_id in SOURCE_IDS:
+        source = create(source_id, interval_ms)
+        availability = source.available()
+        if availability.ok:
+            return source, skipped
+        skipped.append(f"{source_id}: {availability.reason}")
+    raise AnetuiError("no power source can run here (" + "; ".join(skipped) + ")")
 
 
 def probe_all() -> list[tuple[str, Availability]]:
