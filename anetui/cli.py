@@ -8,6 +8,7 @@ stderr), 2 a usage error, 130 interrupted.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -34,6 +35,36 @@ def _backend_list(
             f"unknown backend {', '.join(unknown)} (known: {', '.join(REGISTRY)})"
         )
     return ids
+
+
+def _sampling_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--interval-ms, --speed and --keep-root, shared by `bench` and `power`."""
+    for option in reversed(
+        (
+            click.option(
+                "--interval-ms",
+                type=click.IntRange(min=10),
+                default=250,
+                show_default=True,
+                help="Power sampling interval (ms).",
+            ),
+            click.option(
+                "--speed",
+                type=click.FloatRange(min=0, min_open=True),
+                default=1.0,
+                show_default=True,
+                help="Replay speed for replay:FILE.",
+            ),
+            click.option(
+                "--keep-root",
+                is_flag=True,
+                help="Under sudo, stay root after starting the power source (default: "
+                "drop to the invoking user before loading models or writing files).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,31 +152,11 @@ def cli(ctx: click.Context) -> None:
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
 )
 @click.option(
-    "--interval-ms",
-    type=click.IntRange(min=10),
-    default=250,
-    show_default=True,
-    help="Power sampling interval (ms).",
-)
-@click.option(
     "--idle-seconds",
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
     help="Measure the idle baseline (power with nothing running) for this long first.",
-)
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Replay speed for --power replay:FILE.",
-)
-@click.option(
-    "--keep-root",
-    is_flag=True,
-    help="Under sudo, stay root after starting the power source (default: drop to "
-    "the invoking user before loading models or writing files).",
 )
 @click.option(
     "--json",
@@ -159,6 +170,7 @@ def cli(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the Markdown report to this file.",
 )
+@_sampling_options
 def bench(
     backend_ids: tuple[str, ...] | None,
     model: str,
@@ -229,13 +241,6 @@ def bench(
     metavar="SOURCE",
     help="auto, powermetrics, rapl, nvml or replay:FILE.",
 )
-@click.option(
-    "--interval-ms",
-    type=click.IntRange(min=10),
-    default=250,
-    show_default=True,
-    help="Sampling interval (ms).",
-)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (JSON lines).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many samples.")
 @click.option(
@@ -244,14 +249,6 @@ def bench(
     type=click.FloatRange(min=0, min_open=True),
     help="Stop after this many seconds.",
 )
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Replay speed for replay:FILE.",
-)
-@click.option("--keep-root", is_flag=True, help="Under sudo, do not drop to the invoking user.")
 @click.option(
     "--parse",
     "parse_path",
@@ -264,6 +261,7 @@ def bench(
     type=click.Choice(["plist", "text"]),
     help="Format of the --parse file. Default: detected from its first bytes.",
 )
+@_sampling_options
 def power(
     spec: str,
     interval_ms: int,

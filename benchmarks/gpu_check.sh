@@ -2,16 +2,9 @@
 # One prepared run on a lent NVIDIA machine (issue 2's GPU check): torch-cuda and
 # torch-cuda-graph on MobileNetV2 bs1, interleaved, plus an fp16-vs-fp16 run that
 # isolates what CUDA graph replay buys. Writes JSON and Markdown under $OUT.
-# That machine has torch but no hdrhistogram: pass its wheel folder as $1 (default .whl).
+# Pass the carried wheel folder as $1 (default .whl); see gpu_env.sh.
 set -uo pipefail
-OUT=${OUT:-out-gpu}
-mkdir -p "$OUT"
-WHEELS=${1:-.whl}
-if ! python3 -c "import hdrh" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS"/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh" "${1:-.whl}"
 nvidia-smi --query-gpu=name,driver_version,power.draw,clocks.sm --format=csv
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 python3 -m anetui doctor

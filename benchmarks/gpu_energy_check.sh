@@ -1,16 +1,9 @@
 #!/usr/bin/env bash
 # One prepared run on a lent NVIDIA machine (issue 3's GPU check): NVML power live, then
 # torch-cuda alone and torch-cuda vs torch-cuda-graph with energy, idle baseline first.
-# That machine has torch but no hdrhistogram: pass its wheel folder as $1 (default .whl).
+# Pass the carried wheel folder as $1 (default .whl); see gpu_env.sh.
 set -uo pipefail
-OUT=${OUT:-out-gpu}
-mkdir -p "$OUT"
-WHEELS=${1:-.whl}
-if ! python3 -c "import hdrh" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS"/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh" "${1:-.whl}"
 nvidia-smi --query-gpu=name,driver_version,power.draw,power.limit --format=csv
 python3 -m anetui doctor | tail -5
 python3 -m anetui power --source nvml --count 8 --json | tee "$OUT/nvml_idle.jsonl"

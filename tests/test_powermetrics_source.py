@@ -113,7 +113,7 @@ def test_a_crash_mid_run_becomes_lost_with_the_last_error(
         return samples, source
 
     samples, source = asyncio.run(scenario())
-    assert 1 <= len(samples) < 5  # the halves that were complete
+    assert len(samples) >= 1 and len(samples) < 5  # the windows that were complete
     assert source.state == LOST
     assert source.reason == (
         "powermetrics exited with code 3: powermetrics: unable to read the SMC (fake crash)"
@@ -151,7 +151,8 @@ def test_a_child_that_ignores_sigterm_is_killed(fake: str, monkeypatch: pytest.M
         loop = asyncio.get_running_loop()
         started = loop.time()
         await source.aclose()
-        assert 1.9 < loop.time() - started < 6  # waited for SIGTERM, then SIGKILL
+        waited = loop.time() - started
+        assert waited > 1.9 and waited < 6  # waited for SIGTERM, then SIGKILL
         assert source.pid is not None
         return source.pid
 

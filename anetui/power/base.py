@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NoReturn, Protocol, runtime_checkable
 
 from anetui.backends.base import Availability
 from anetui.errors import AnetuiError
@@ -98,6 +98,14 @@ class Unavailable(PowerSourceError):
     """The source does not exist on this machine (wrong OS, no hardware, no library)."""
 
 
+def refuse(source: PowerSource, reason: str | None) -> NoReturn:
+    """Mark ``source`` as not started and raise the matching typed error."""
+    reason = reason or "unavailable"
+    needs_root = reason.startswith("needs root")
+    source.state, source.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
+    raise (NeedsRoot if needs_root else Unavailable)(reason)
+
+
 @runtime_checkable
 class PowerSource(Protocol):
     """An asynchronous stream of PowerSamples; stop it with aclose() (idempotent)."""
@@ -117,5 +125,7 @@ class PowerSource(Protocol):
         ...
 
     def samples(self) -> AsyncIterator[PowerSample]: ...
+
+    def __aiter__(self) -> AsyncIterator[PowerSample]: ...
 
     async def aclose(self) -> None: ...

@@ -24,13 +24,12 @@ from anetui.backends.base import Availability
 from anetui.errors import one_line
 from anetui.power.base import (
     LOST,
-    NEEDS_ROOT,
     RUNNING,
     STOPPED,
     UNAVAILABLE,
-    NeedsRoot,
     PowerSample,
     Unavailable,
+    refuse,
 )
 from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
 
@@ -110,10 +109,7 @@ class PowermetricsSource:
     async def start(self) -> None:
         availability = self.available()
         if not availability.ok:
-            reason = availability.reason or "unavailable"
-            needs_root = reason.startswith("needs root")
-            self.state, self.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
-            raise (NeedsRoot if needs_root else Unavailable)(reason)
+            refuse(self, availability.reason)
         self.samplers = choose_samplers(self._help_text())
         args = [
             self.executable,

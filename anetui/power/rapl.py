@@ -20,13 +20,12 @@ from anetui.backends.base import Availability
 from anetui.errors import one_line
 from anetui.power.base import (
     LOST,
-    NEEDS_ROOT,
     RUNNING,
     STOPPED,
     UNAVAILABLE,
-    NeedsRoot,
     PowerSample,
     Unavailable,
+    refuse,
 )
 
 POWERCAP = Path("/sys/class/powercap")
@@ -100,10 +99,7 @@ class RaplSource:
     async def start(self) -> None:
         availability = self.available()
         if not availability.ok:
-            reason = availability.reason or "unavailable"
-            needs_root = reason.startswith("needs root")
-            self.state, self.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
-            raise (NeedsRoot if needs_root else Unavailable)(reason)
+            refuse(self, availability.reason)
         self._zones = discover(self.root)
         try:
             for zone in self._zones:
