@@ -33,7 +33,7 @@ POLL_S = 0.25
 
 
 def _consoles() -> tuple[Console, Console]:
-    return tables.stdout_console(), Console(stderr=True)
+    return tables.stdout_console(), Console(stderr=True, soft_wrap=True)
 
 
 def run_bench(

@@ -290,6 +290,64 @@ def power(
 
 
 @cli.command()
+@click.option(
+    "--model",
+    default="mobilenet_v2",
+    show_default=True,
+    help="A torchvision model name, a .pt2 or TorchScript .pt file.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp16", "fp32"]),
+    default="fp16",
+    show_default=True,
+    help="Compute precision of the converted model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Also copy the package here (default: print its cache path).",
+)
+@click.option("--input-shape", metavar="N,C,H,W", help="Input shape (default: the model's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+def convert(
+    model: str, precision: str, out: Path | None, input_shape: str | None, batch_size: int
+) -> None:
+    """Convert a model to a Core ML ML Program (.mlpackage), cached.
+
+    Conversion runs on any OS; the package lands in the user's cache (keyed by model,
+    input shape, precision, torch and coremltools versions), so a second call is free.
+    Inputs and outputs are fp32; the path is printed on stdout.
+    """
+    from anetui.convert_cli import convert_command
+
+    sys.exit(convert_command(model, precision, out, input_shape, batch_size))
+
+
+@cli.command()
+@click.option(
+    "--model",
+    default="mobilenet_v2",
+    show_default=True,
+    help="A torchvision model name, a model file, or an .mlpackage.",
+)
+@click.option(
+    "--compute-units",
+    type=click.Choice(["all", "cpu", "gpu", "ane"]),
+    default="ane",
+    show_default=True,
+    help="The compute units to plan for.",
+)
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True)
+def plan(model: str, compute_units: str, precision: str) -> None:
+    """Core ML's compute plan: the device each operation is planned for and the
+    cost-weighted share on the Neural Engine, GPU and CPU (macOS 14.4+)."""
+    from anetui.convert_cli import plan_command
+
+    sys.exit(plan_command(model, compute_units, precision))
+
+
+@cli.command()
 def doctor() -> None:
     """List every backend known, available here or not, with the reason; fast (no torch)."""
     from anetui.doctor import print_doctor

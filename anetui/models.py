@@ -27,7 +27,7 @@ INPUT_SEED = 0
 #: Seed for the random weights, so every backend (and the agreement check) runs the
 #: same network, not a differently initialised one.
 WEIGHTS_SEED = 0
-MODEL_FILE_SUFFIXES = (".pt2", ".pt")
+MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage")
 
 
 class ModelError(AnetuiError):
@@ -47,6 +47,9 @@ class ModelSpec:
     input_shape: tuple[int, ...]
     path: Path | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
+    #: For a Core ML package: its input and output feature names.
+    input_name: str | None = None
+    output_name: str | None = None
 
     def make_input(self) -> np.ndarray:
         """The benchmark input: standard normal fp32 from a fixed seed (same everywhere)."""
@@ -125,13 +128,15 @@ def resolve_model(
 def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | None) -> ModelSpec:
     if not path.exists():
         raise ModelError(f"model file not found: {path}")
+    if path.suffix.lower() == ".mlpackage":  # a package is a directory
+        return _resolve_mlpackage(path, input_shape)
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
     suffix = path.suffix.lower()
     if suffix not in MODEL_FILE_SUFFIXES:
         raise ModelError(
-            f"unsupported model file '{path.name}': expected .pt2 (torch.export) "
-            "or .pt (TorchScript)"
+            f"unsupported model file '{path.name}': expected .pt2 (torch.export), "
+            ".pt (TorchScript) or .mlpackage (Core ML)"
         )
     name = path.stem
     if suffix == ".pt2":
@@ -144,6 +149,37 @@ def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | No
         input_shape = (batch_size, 3, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
         notes = (f"TorchScript holds no input shape; assumed {input_shape} (--input-shape)",)
     return ModelSpec(name=name, kind="torchscript", input_shape=input_shape, path=path, notes=notes)
+
+
+def _resolve_mlpackage(path: Path, input_shape: tuple[int, ...] | None) -> ModelSpec:
+    """A Core ML package used as it is: its first input's name and shape, read from the
+    package's spec (no Core ML runtime needed)."""
+    from anetui.coreml_convert import ConversionError, import_coremltools, quiet_coremltools
+
+    try:
+        ct = import_coremltools()
+        with quiet_coremltools():
+            description = ct.models.MLModel(str(path), skip_model_load=True).get_spec().description
+    except ConversionError as exc:
+        raise ModelError(str(exc)) from None
+    except Exception as exc:
+        raise ModelError(f"cannot read {path.name} as a Core ML package: {one_line(exc)}") from None
+    if not description.input or not description.output:
+        raise ModelError(f"{path.name}: the package has no input or no output")
+    first = description.input[0]
+    shape = tuple(int(d) for d in first.type.multiArrayType.shape)
+    if input_shape is not None:
+        shape = input_shape
+    if not shape:
+        raise ModelError(f"{path.name}: input '{first.name}' is not a fixed-shape array")
+    return ModelSpec(
+        name=path.stem,
+        kind="mlpackage",
+        input_shape=shape,
+        path=path,
+        input_name=first.name,
+        output_name=description.output[0].name,
+    )
 
 
 def _load_exported(path: Path) -> Any:

@@ -56,7 +56,7 @@ def live(
 async def _live(
     source: PowerSource, as_json: bool, count: int | None, duration_s: float | None, keep_root: bool
 ) -> int:
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         await source.start()
     except PowerSourceError as exc:

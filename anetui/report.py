@@ -107,6 +107,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "first_inference_ms": _round(prep.first_inference_ms) if prep else None,
         "count": result.summary.count if result.summary else 0,
         "latency_ms": result.summary.to_ms() if result.summary else None,
+        "runtime_latency_ms": result.runtime_summary.to_ms() if result.runtime_summary else None,
         "throughput_per_s": _round(result.throughput_per_s),
         "samples_per_s": _round(result.throughput_per_s * batch)
         if result.throughput_per_s
@@ -114,6 +115,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
         "notes": list(result.notes),
+        "info": dict(prep.info) if prep else {},
         "energy": energy_json(result.energy),
     }
 

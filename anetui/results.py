@@ -30,6 +30,8 @@ class BackendResult:
     active_s: float
     agreement_max_rel_err: float | None
     energy: BackendEnergy | None = None
+    #: The runtime's own latency where it reports one (Core ML's predict duration), ns.
+    runtime_summary: LatencySummary | None = None
     #: What a reader of this backend's numbers should know (preparation, agreement …).
     notes: tuple[str, ...] = ()
 

@@ -136,6 +136,8 @@ def _timed_loop(
     record_latency = record.stats.record
     publish = record.timeline.publish
     stopped = stop.is_set
+    # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
+    after_infer = getattr(backend, "after_infer", None)
     max_count = iterations if iterations is not None else sys.maxsize
     n = 0
     with backend.thread_context():
@@ -150,6 +152,8 @@ def _timed_loop(
             infer()
             now = clock()
             record_latency(now - t0)
+            if after_infer is not None:
+                after_infer()
             n += 1
             if now // BUCKET_NS == bucket:
                 in_bucket += 1

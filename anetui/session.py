@@ -21,7 +21,7 @@ from anetui.errors import AnetuiError, one_line
 from anetui.models import INPUT_SEED, ModelSpec
 from anetui.power.monitor import PowerMonitor
 from anetui.results import BackendResult, LiveStatus, Ratio, Snapshot
-from anetui.stats import ratio_with_interval
+from anetui.stats import LatencyStats, LatencySummary, ratio_with_interval
 
 #: Called with (backend id, what is happening, timed inferences so far).
 ProgressCallback = Callable[[str, str, int], None]
@@ -67,6 +67,8 @@ class Session:
     def _probe(self, backend_id: str) -> _Slot:
         description = backends.describe(backend_id)
         availability = description.probe()
+        if availability.ok and self.spec.kind not in description.accepts:
+            availability = Availability.no(_cannot_run(description, self.spec))
         slot = _Slot(backend_id, description, availability)
         if availability.ok:
             backend = backends.create(backend_id, self._options)
@@ -358,6 +360,7 @@ class Session:
             agreement_max_rel_err=slot.agreement,
             notes=tuple(slot.notes),
             energy=report.backends.get(slot.id) if report else None,
+            runtime_summary=_runtime_summary(backend),
         )
 
     def _config_dict(self) -> dict[str, object]:
@@ -389,3 +392,16 @@ def _energy_ratio(
         return None, None, ()  # not like for like: never compare different rail sets
     ratio, ci = energy.energy_ratio(reference.energy, other.energy)
     return ratio, ci, reference.energy.total_rails
+
+
+def _cannot_run(description: backends.BackendDescription, spec: ModelSpec) -> str:
+    """Why a backend cannot run this kind of model, in the user's terms."""
+    what = {"mlpackage": "a Core ML package", "onnx": "an ONNX file"}.get(spec.kind, spec.kind)
+    if description.runtime.startswith("PyTorch"):
+        return f"no PyTorch model (the model is {what})"
+    return f"{description.runtime} cannot run {what}"
+
+
+def _runtime_summary(backend: Backend | None) -> LatencySummary | None:
+    stats = getattr(backend, "runtime_stats", None)
+    return stats.summary() if isinstance(stats, LatencyStats) else None

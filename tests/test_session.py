@@ -43,6 +43,7 @@ def doubles_registry(monkeypatch: pytest.MonkeyPatch) -> None:
                 "a test double",
                 f"tests.doubles:{target}",
                 Availability.yes,
+                ("none", "torchvision"),  # doubles run without a model, or beside one
             ),
         )
 

@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 _TORCH = "anetui.backends.torch_backends"
+_COREML = "anetui.backends.coreml_backends"
+_COREML_KINDS = ("torchvision", "export", "torchscript", "mlpackage")
 
 REGISTRY: dict[str, BackendDescription] = {
     d.id: d
@@ -80,6 +82,46 @@ REGISTRY: dict[str, BackendDescription] = {
             "eager on the Apple GPU, torch.mps.synchronize after every inference",
             f"{_TORCH}:TorchMps",
             probes.torch_mps,
+        ),
+        BackendDescription(
+            "coreml-all",
+            "Core ML",
+            "all",
+            "fp16",
+            "Core ML, ComputeUnit.ALL: CPU, GPU and Neural Engine as Core ML decides",
+            f"{_COREML}:CoreMLBackend",
+            probes.coreml,
+            _COREML_KINDS,
+        ),
+        BackendDescription(
+            "coreml-cpu",
+            "Core ML",
+            "cpu",
+            "fp16",
+            "Core ML, ComputeUnit.CPU_ONLY",
+            f"{_COREML}:CoreMLBackend",
+            probes.coreml,
+            _COREML_KINDS,
+        ),
+        BackendDescription(
+            "coreml-gpu",
+            "Core ML",
+            "cpu+gpu",
+            "fp16",
+            "Core ML, ComputeUnit.CPU_AND_GPU",
+            f"{_COREML}:CoreMLBackend",
+            probes.coreml,
+            _COREML_KINDS,
+        ),
+        BackendDescription(
+            "coreml-ane",
+            "Core ML",
+            "cpu+ane",
+            "fp16",
+            "Core ML, ComputeUnit.CPU_AND_NE: the Apple Neural Engine",
+            f"{_COREML}:CoreMLBackend",
+            lambda: probes.coreml((13,), "coreml-ane"),
+            _COREML_KINDS,
         ),
     )
 }

@@ -52,6 +52,8 @@ class PrepareInfo:
     compile_s: float
     first_inference_ms: float
     notes: tuple[str, ...] = ()
+    #: Backend-specific facts for snapshots (e.g. Core ML's compute-plan shares).
+    info: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,8 @@ class BackendDescription:
     target: str
     #: Cheap availability probe: no heavy imports (used by `anetui doctor`).
     probe: Callable[[], Availability] = field(repr=False, compare=False)
+    #: Model kinds (ModelSpec.kind) this backend can run.
+    accepts: tuple[str, ...] = ("torchvision", "export", "torchscript")
 
 
 class BackendError(AnetuiError):

@@ -57,3 +57,27 @@ def torch_mps() -> Availability:
     if sys.platform != "darwin" or platform.machine() != "arm64":
         return Availability.no("MPS needs macOS on Apple silicon")
     return Availability.yes()
+
+
+def macos_version() -> tuple[int, ...] | None:
+    """(major, minor[, patch]) on macOS, else None."""
+    if sys.platform != "darwin":
+        return None
+    text = platform.mac_ver()[0]
+    try:
+        return tuple(int(part) for part in text.split(".") if part)
+    except ValueError:
+        return None
+
+
+def coreml(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") -> Availability:
+    """Core ML prediction: coremltools installed, on macOS new enough for ``unit``."""
+    if importlib.util.find_spec("coremltools") is None:
+        return Availability.no("coremltools not installed (pip install 'anetui[coreml]')")
+    version = macos_version()
+    if version is None:
+        return Availability.no("Core ML prediction needs macOS (conversion works here)")
+    if version < minimum_macos:
+        wanted = ".".join(str(v) for v in minimum_macos)
+        return Availability.no(f"{unit} needs macOS {wanted}+")
+    return Availability.yes()
