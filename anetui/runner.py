@@ -34,11 +34,19 @@ class CompletionTimeline:
 
     def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
         self._closed: deque[tuple[int, int]] = deque(maxlen=max_buckets)
+        #: (bucket, mean latency ns) for latency-over-time plots; the last ~10 minutes.
+        self._means: deque[tuple[int, float]] = deque(maxlen=6000)
 
-    def publish(self, bucket: int, count: int) -> None:
-        """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS)."""
+    def publish(self, bucket: int, count: int, latency_sum_ns: int = 0) -> None:
+        """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS), whose
+        latencies added up to ``latency_sum_ns``."""
         if count:
             self._closed.append((bucket, count))
+            self._means.append((bucket, latency_sum_ns / count))
+
+    def mean_latency_series(self) -> list[tuple[int, float]]:
+        """(bucket, mean latency in ns) per 100 ms with completions, oldest first."""
+        return list(self._means)
 
     def buckets(self) -> list[tuple[int, int]]:
         """(bucket index, completions) pairs in time order."""
@@ -82,6 +90,7 @@ class BackendRecord:
         return (self.active_ns + extra) / 1e9
 
     def reset(self) -> None:
+        """Forget the measurements (called between stretches; warmup is kept)."""
         self.stats.reset()
         self.timeline = CompletionTimeline()
         self.active_ns = 0
@@ -145,24 +154,26 @@ def _timed_loop(
         record.running_since_ns = started
         deadline = started + int(duration_s * 1e9) if duration_s is not None else sys.maxsize
         bucket = started // BUCKET_NS
-        in_bucket = 0
+        in_bucket = in_bucket_ns = 0
         now = started
         while n < max_count and not stopped():
             t0 = clock()
             infer()
             now = clock()
-            record_latency(now - t0)
+            latency = now - t0
+            record_latency(latency)
             if after_infer is not None:
                 after_infer()
             n += 1
             if now // BUCKET_NS == bucket:
                 in_bucket += 1
+                in_bucket_ns += latency
             else:
-                publish(bucket, in_bucket)
-                bucket, in_bucket = now // BUCKET_NS, 1
+                publish(bucket, in_bucket, in_bucket_ns)
+                bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, latency
             if now >= deadline:
                 break
-        publish(bucket, in_bucket)
+        publish(bucket, in_bucket, in_bucket_ns)
         ended = clock() if n == 0 else now
     record.active_ns += ended - started
     record.running_since_ns = None

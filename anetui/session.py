@@ -60,6 +60,10 @@ class Session:
         self._reference_output: np.ndarray | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
+        self.reference_override: str | None = None
+        #: Measurements before this (perf_counter ns) were reset away.
+        self._since_ns = 0
+        self._environment: dict[str, object] | None = None
         ids = config.backends if config.backends is not None else tuple(backends.REGISTRY)
         for backend_id in ids:
             self._slots[backend_id] = self._probe(backend_id)
@@ -98,27 +102,35 @@ class Session:
     # -- preparation ----------------------------------------------------------------
     def prepare(self, progress: ProgressCallback | None = None) -> None:
         """Prepare every available backend; one that fails is marked and skipped."""
-        for slot in self._slots.values():
+        for backend_id in list(self._slots):
             if self.stop_event.is_set():
                 return
-            if slot.backend is None or slot.prepare is not None:
-                continue
-            if progress:
-                progress(slot.id, "preparing", 0)
-            slot.state = "preparing"
-            started = time.perf_counter_ns()
-            try:
-                slot.prepare = slot.backend.prepare(self.spec)
-                slot.notes.extend(slot.prepare.notes)
-                slot.agreement = self._agreement(slot)
-                slot.state = "ready"
-            except BackendError as exc:
-                self._fail(slot, str(exc))
-            self._busy.append((started, time.perf_counter_ns()))
-        if any(s.id.startswith("torch-") for s in self._slots.values() if s.backend):
+            self.prepare_backend(backend_id, progress)
+
+    def prepare_backend(self, backend_id: str, progress: ProgressCallback | None = None) -> bool:
+        """Prepare one backend (idempotent); False if it cannot run."""
+        slot = self._slots[backend_id]
+        if slot.backend is None:
+            return False
+        if slot.prepare is not None:
+            return True
+        if progress:
+            progress(slot.id, "preparing", 0)
+        slot.state = "preparing"
+        started = time.perf_counter_ns()
+        try:
+            slot.prepare = slot.backend.prepare(self.spec)
+            slot.notes.extend(slot.prepare.notes)
+            slot.agreement = self._agreement(slot)
+            slot.state = "ready"
+        except BackendError as exc:
+            self._fail(slot, str(exc))
+        self._busy.append((started, time.perf_counter_ns()))
+        if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
 
             self._threads_used = torch.get_num_threads()
+        return slot.backend is not None
 
     def _agreement(self, slot: _Slot) -> float | None:
         """max |out - ref| / max |ref| against eager fp32 PyTorch on the CPU, same input.
@@ -234,14 +246,46 @@ class Session:
             slot.state = "done"
         except BackendError as exc:
             self._fail(slot, str(exc))
+        self._note_busy(slot, started, stretches)
+        if progress:
+            progress(slot.id, slot.state, slot.record.count)
+
+    def run_backend(self, backend_id: str, stop: threading.Event) -> None:
+        """Run one prepared backend until ``stop`` is set (the dashboard's worker body)."""
+        slot = self._slots[backend_id]
+        if slot.backend is None or slot.prepare is None:
+            return
+        slot.state = "running"
+        started = time.perf_counter_ns()
+        stretches = len(slot.record.intervals)
+        try:
+            runner.run(slot.backend, slot.record, stop, warmup=self.config.warmup)
+            slot.state = "paused"
+        except BackendError as exc:
+            self._fail(slot, str(exc))
+        self._note_busy(slot, started, stretches)
+
+    def _note_busy(self, slot: _Slot, started: int, stretches: int) -> None:
+        """Busy = what ran around the timed stretch (warmup, switching)."""
         ended = time.perf_counter_ns()
-        if len(slot.record.intervals) > stretches:  # busy = around the timed stretch
+        if len(slot.record.intervals) > stretches:
             timed_start, timed_end = slot.record.intervals[-1]
             self._busy += [(started, timed_start), (timed_end, ended)]
         else:
             self._busy.append((started, ended))
-        if progress:
-            progress(slot.id, slot.state, slot.record.count)
+
+    def reset(self) -> None:
+        """Forget every measurement so far (statistics, energy windows, idle baseline)."""
+        for slot in self._slots.values():
+            slot.record.reset()
+        self._busy = []
+        self._since_ns = time.perf_counter_ns()
+
+    def set_reference(self, backend_id: str) -> None:
+        self.reference_override = backend_id
+
+    def states(self) -> dict[str, str]:
+        return {i: s.state for i, s in self._slots.items()}
 
     def close(self) -> None:
         self.stop_event.set()
@@ -281,13 +325,19 @@ class Session:
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
             input_shape=self.spec.input_shape,
-            environment=environment.collect(self._threads_used),
+            environment=self._environment_once(),
             config=self._config_dict(),
             backends=results,
             reference=reference,
             ratios=tuple(ratios),
             power=self._power_dict(report),
         )
+
+    def _environment_once(self) -> dict[str, object]:
+        # Collected once threads are known: the dashboard snapshots several times a second.
+        if self._environment is None or self._environment.get("threads") != self._threads_used:
+            self._environment = environment.collect(self._threads_used)
+        return self._environment
 
     def _energy(self) -> EnergyReport | None:
         """Attribute the monitor's samples to the backends' timed stretches."""
@@ -299,16 +349,13 @@ class Session:
         offset = time.monotonic_ns() - time.perf_counter_ns()
         if abs(offset) < 1_000_000:
             offset = 0
-        samples = (
-            [
-                dataclasses.replace(
-                    s, t_start_ns=s.t_start_ns - offset, t_end_ns=s.t_end_ns - offset
-                )
-                for s in self.monitor.samples()
-            ]
+        samples = [
+            dataclasses.replace(s, t_start_ns=s.t_start_ns - offset, t_end_ns=s.t_end_ns - offset)
             if offset
-            else self.monitor.samples()
-        )
+            else s
+            for s in self.monitor.samples()
+        ]
+        samples = [s for s in samples if s.t_start_ns >= self._since_ns]  # after a reset
         runs = {
             backend_id: energy.RunView(
                 list(slot.record.intervals), slot.record.timeline.buckets(), slot.record.active_ns
@@ -333,7 +380,7 @@ class Session:
         }
 
     def _pick_reference(self, measured: dict[str, BackendResult]) -> str | None:
-        wanted = self.config.reference
+        wanted = self.reference_override or self.config.reference
         if wanted is not None and wanted in measured:
             return wanted
         if wanted is None and "torch-cpu" in measured:

@@ -55,18 +55,28 @@ class PowerMonitor:
             loop.close()
 
     async def _run(self) -> None:
+        if await self.start_async():
+            self._task = asyncio.current_task()
+            self._started.set()
+            await self.consume()
+        else:
+            self._started.set()
+
+    async def start_async(self) -> bool:
+        """Start the source on the running loop (the privileged step); False on failure."""
         try:
             await self.source.start()
         except PowerSourceError as exc:
             self.error = str(exc)
-            self._started.set()
-            return
+            return False
         except Exception as exc:  # an unexpected failure is still one line, never a crash
             self.error = f"{self.source.id} failed to start: {one_line(exc)}"
-            self._started.set()
-            return
-        self._task = asyncio.current_task()
-        self._started.set()
+            return False
+        return True
+
+    async def consume(self) -> None:
+        """Collect samples until the source ends or this task is cancelled (the
+        dashboard runs this as an async worker; the CLI in its own thread)."""
         stream = self.source.samples()
         try:
             async for sample in stream:
