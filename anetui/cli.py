@@ -67,60 +67,160 @@ def _sampling_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What to run and how: shared by `bench` and the dashboard."""
+    for option in reversed(
+        (
+            click.option(
+                "--backends",
+                "backend_ids",
+                callback=_backend_list,
+                metavar="ID,ID,…",
+                help="Backends to run, comma-separated. Default: every backend available here.",
+            ),
+            click.option(
+                "--model",
+                default="mobilenet_v2",
+                show_default=True,
+                help="A torchvision classification model (random weights, nothing downloaded) "
+                "or a model file: .pt2 (torch.export) or TorchScript .pt.",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Batch size; the input is (N, 3, R, R) with the model's own resolution R.",
+            ),
+            click.option(
+                "--input-shape", metavar="N,C,H,W", help="Input shape, overriding --batch-size."
+            ),
+            click.option(
+                "--dtype",
+                type=click.Choice(["fp32", "fp16", "bf16"]),
+                help="Precision for every backend. Default: each backend's own "
+                "(fp32; fp16 for torch-cuda-graph).",
+            ),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                help="Intra-op CPU threads for torch. Default: torch's own (the core count).",
+            ),
+            click.option(
+                "--warmup",
+                type=click.IntRange(min=0),
+                default=10,
+                show_default=True,
+                help="Untimed inferences per backend before timing.",
+            ),
+            click.option(
+                "--reference",
+                metavar="ID",
+                help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="anetui")
+@_run_options
+@click.option(
+    "--power",
+    "power_spec",
+    default="auto",
+    show_default=True,
+    metavar="SOURCE",
+    help="auto (the first that runs here), powermetrics, rapl, nvml, replay:FILE, or none.",
+)
+@_sampling_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("anetui-snapshots"),
+    show_default=True,
+    help="Folder for snapshots (s).",
+)
+@click.option(
+    "--auto-seconds",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds per backend when auto-cycling (a).",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Length of an idle-baseline measurement (i).",
+)
+@click.option("--snapshot-on-exit", is_flag=True, help="Write a snapshot when quitting.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(
+    ctx: click.Context,
+    backend_ids: tuple[str, ...] | None,
+    model: str,
+    batch_size: int,
+    input_shape: str | None,
+    dtype: str | None,
+    threads: int | None,
+    warmup: int,
+    reference: str | None,
+    power_spec: str,
+    interval_ms: int,
+    speed: float,
+    keep_root: bool,
+    out_dir: Path,
+    auto_seconds: float,
+    idle_seconds: float,
+    snapshot_on_exit: bool,
+) -> None:
     """Measure how fast, and at what energy per inference, a model runs on each backend
-    of this machine (PyTorch CPU/CUDA/MPS; Core ML and ONNX Runtime as they land).
+    of this machine (PyTorch CPU/CUDA/MPS, Core ML).
 
-    Run `anetui doctor` to see what can run here, `anetui bench` to measure.
+    With no command, open the live dashboard (`sudo anetui` for root-only power
+    sources). `anetui doctor` shows what can run here; `anetui bench` measures headlessly.
     """
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+    if ctx.invoked_subcommand is not None:
+        return
+    from anetui.config import RunConfig
+    from anetui.models import parse_input_shape
+
+    config = RunConfig(
+        model=model,
+        batch_size=batch_size,
+        input_shape=parse_input_shape(input_shape) if input_shape else None,
+        backends=backend_ids,
+        dtype=dtype,
+        threads=threads,
+        warmup=warmup,
+        iterations=None,
+        duration_s=None,
+        reference=reference,
+        power=power_spec,
+        interval_ms=interval_ms,
+        replay_speed=speed,
+        keep_root=keep_root,
+        out_dir=out_dir,
+    )
+    from anetui.dashboard import run_dashboard
+
+    code = run_dashboard(
+        config,
+        auto_seconds=auto_seconds,
+        idle_seconds=idle_seconds,
+        snapshot_on_exit=snapshot_on_exit,
+    )
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
-@click.option(
-    "--backends",
-    "backend_ids",
-    callback=_backend_list,
-    metavar="ID,ID,…",
-    help="Backends to run, comma-separated. Default: every backend available here.",
-)
-@click.option(
-    "--model",
-    default="mobilenet_v2",
-    show_default=True,
-    help="A torchvision classification model (random weights, nothing downloaded) "
-    "or a model file: .pt2 (torch.export) or TorchScript .pt.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Batch size; the input is (N, 3, R, R) with the model's own resolution R.",
-)
-@click.option("--input-shape", metavar="N,C,H,W", help="Input shape, overriding --batch-size.")
-@click.option(
-    "--dtype",
-    type=click.Choice(["fp32", "fp16", "bf16"]),
-    help="Precision for every backend. Default: each backend's own "
-    "(fp32; fp16 for torch-cuda-graph).",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="Intra-op CPU threads for torch. Default: torch's own (the core count).",
-)
-@click.option(
-    "--warmup",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="Untimed inferences per backend before timing.",
-)
+@_run_options
 @click.option(
     "--iterations",
     type=click.IntRange(min=1),
@@ -136,11 +236,6 @@ def cli(ctx: click.Context) -> None:
     "--interleave",
     is_flag=True,
     help="Alternate the backends in ~1 s rounds so drift and heat fall on all equally.",
-)
-@click.option(
-    "--reference",
-    metavar="ID",
-    help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
 )
 @click.option(
     "--power",

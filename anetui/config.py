@@ -45,5 +45,6 @@ class RunConfig:
     out_dir: Path = Path("anetui-snapshots")
 
     def __post_init__(self) -> None:
-        if (self.iterations is None) == (self.duration_s is None):
-            raise ValueError("exactly one of iterations and duration_s must be set")
+        # The dashboard runs until stopped: neither limit. bench sets exactly one.
+        if self.iterations is not None and self.duration_s is not None:
+            raise ValueError("set iterations or duration_s, not both")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anetui.energy import BackendEnergy, rails_label
+from anetui.errors import AnetuiError
 from anetui.results import BackendResult, Ratio, Snapshot
 
 SCHEMA = "anetui.results/1"
@@ -116,6 +117,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "agreement_max_rel_err": result.agreement_max_rel_err,
         "notes": list(result.notes),
         "info": dict(prep.info) if prep else {},
+        "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
         "energy": energy_json(result.energy),
     }
 
@@ -180,6 +182,8 @@ def to_markdown(snapshot: Snapshot) -> str:
             f"{cfg['iterations']} inferences per backend"
             if cfg["iterations"] is not None
             else f"{cfg['duration_s']} s per backend"
+            if cfg["duration_s"] is not None
+            else "live in the dashboard, each backend for as long as it was chosen"
         )
         + (", interleaved in rounds" if cfg["interleave"] else ", one backend after another"),
         "",
@@ -388,3 +392,40 @@ def write_json(path: Path, snapshot: Snapshot) -> None:
 
 def write_markdown(path: Path, snapshot: Snapshot) -> None:
     write_atomic(path, to_markdown(snapshot))
+
+
+def write_new(path: Path, text: str) -> None:
+    """Write a file that must not exist yet: written aside, then hard-linked into place
+    (which fails rather than replace an existing file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_snapshot_set(out_dir: Path, snapshot: Snapshot, svg: str | None = None) -> list[Path]:
+    """``anetui-YYYYmmdd-HHMMSS[-N].{json,md,svg}`` in out_dir; never overwrites."""
+    stamp = snapshot.created.replace("-", "").replace(":", "").replace("T", "-").rstrip("Z")
+    contents = {
+        ".json": json.dumps(to_json(snapshot), indent=2, allow_nan=False) + "\n",
+        ".md": to_markdown(snapshot),
+    }
+    if svg is not None:
+        contents[".svg"] = svg
+    for attempt in range(1000):
+        base = f"anetui-{stamp}" + (f"-{attempt}" if attempt else "")
+        paths = [out_dir / (base + suffix) for suffix in contents]
+        if any(p.exists() for p in paths):
+            continue
+        try:
+            for path, text in zip(paths, contents.values(), strict=True):
+                write_new(path, text)
+        except FileExistsError:
+            continue  # another snapshot took this name between the check and the link
+        return paths
+    raise AnetuiError(f"no free snapshot name in {out_dir}")

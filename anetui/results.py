@@ -32,6 +32,10 @@ class BackendResult:
     energy: BackendEnergy | None = None
     #: The runtime's own latency where it reports one (Core ML's predict duration), ns.
     runtime_summary: LatencySummary | None = None
+    #: (low ns, high ns, count) bins between min and max, for histograms.
+    histogram: tuple[tuple[float, float, int], ...] = ()
+    #: (100 ms bucket, mean latency ns), the most recent last, for latency-over-time.
+    latency_series: tuple[tuple[int, float], ...] = ()
     #: What a reader of this backend's numbers should know (preparation, agreement …).
     notes: tuple[str, ...] = ()
 

@@ -79,9 +79,10 @@ class BackendRecord:
 
     def throughput_per_s(self) -> float | None:
         """Inferences per second of wall time including the harness (overhead included)."""
-        if self.active_ns <= 0 or self.stats.count == 0:
+        active_s = self.active_s_now()  # the stretch in progress counts too
+        if active_s <= 0 or self.stats.count == 0:
             return None
-        return self.stats.count / (self.active_ns / 1e9)
+        return self.stats.count / active_s
 
     def active_s_now(self) -> float:
         """Timed wall time so far (s), the stretch in progress included."""

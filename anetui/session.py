@@ -25,6 +25,8 @@ from anetui.stats import LatencyStats, LatencySummary, ratio_with_interval
 
 #: Called with (backend id, what is happening, timed inferences so far).
 ProgressCallback = Callable[[str, str, int], None]
+HISTOGRAM_BINS = 40
+LATENCY_POINTS = 240
 #: The agreement reference: plain eager PyTorch, fp32, on the CPU.
 REFERENCE_RUNTIME = "torch-fp32-cpu-eager"
 
@@ -356,12 +358,16 @@ class Session:
             for s in self.monitor.samples()
         ]
         samples = [s for s in samples if s.t_start_ns >= self._since_ns]  # after a reset
-        runs = {
-            backend_id: energy.RunView(
-                list(slot.record.intervals), slot.record.timeline.buckets(), slot.record.active_ns
+        runs = {}
+        for backend_id, slot in self._slots.items():
+            record = slot.record
+            intervals = list(record.intervals)
+            since = record.running_since_ns
+            if since is not None:  # the stretch in progress, for a live view
+                intervals.append((since, time.perf_counter_ns()))
+            runs[backend_id] = energy.RunView(
+                intervals, record.timeline.buckets(), int(record.active_s_now() * 1e9)
             )
-            for backend_id, slot in self._slots.items()
-        }
         return energy.attribute(samples, runs, self._busy)
 
     def _power_dict(self, report: EnergyReport | None) -> dict[str, object]:
@@ -389,6 +395,7 @@ class Session:
 
     def _result(self, slot: _Slot, report: EnergyReport | None) -> BackendResult:
         backend = slot.backend
+        summary = slot.record.stats.summary()
         return BackendResult(
             id=slot.id,
             runtime=slot.description.runtime,
@@ -401,13 +408,15 @@ class Session:
             state=slot.state,
             error=slot.error,
             prepare=slot.prepare,
-            summary=slot.record.stats.summary(),
+            summary=summary,
             throughput_per_s=slot.record.throughput_per_s(),
-            active_s=slot.record.active_ns / 1e9,
+            active_s=slot.record.active_s_now(),
             agreement_max_rel_err=slot.agreement,
             notes=tuple(slot.notes),
             energy=report.backends.get(slot.id) if report else None,
             runtime_summary=_runtime_summary(backend),
+            histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
+            latency_series=tuple(slot.record.timeline.mean_latency_series()[-LATENCY_POINTS:]),
         )
 
     def _config_dict(self) -> dict[str, object]:
@@ -452,3 +461,7 @@ def _cannot_run(description: backends.BackendDescription, spec: ModelSpec) -> st
 def _runtime_summary(backend: Backend | None) -> LatencySummary | None:
     stats = getattr(backend, "runtime_stats", None)
     return stats.summary() if isinstance(stats, LatencyStats) else None
+
+
+def _p99(summary: LatencySummary | None) -> float | None:
+    return summary.quantiles_ns["p99"] if summary else None

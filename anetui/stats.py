@@ -184,9 +184,12 @@ class LatencyStats:
             out.append(float(min(max(mid, lo), hi)))
         return out
 
-    def buckets(self, max_buckets: int = 60) -> list[tuple[float, float, int]]:
-        """The distribution as at most ``max_buckets`` equal-width bins between min and
-        max: (low_ns, high_ns, count). For histograms in reports and the UI."""
+    def buckets(
+        self, max_buckets: int = 60, high_ns: float | None = None
+    ) -> list[tuple[float, float, int]]:
+        """The distribution as ``max_buckets`` equal-width bins between min and max (or
+        ``high_ns``, so a few outliers do not squash the body; latencies above it are left
+        out): (low_ns, high_ns, count). For histograms in reports and the UI."""
         with self._lock:
             if self._count == 0:
                 return []
@@ -200,10 +203,16 @@ class LatencyStats:
             ],
             dtype=np.float64,
         )
+        if high_ns is not None:
+            hi = int(min(hi, max(high_ns, lo)))
+        weights = counts[nonzero]
         if hi <= lo:
-            return [(float(lo), float(hi), int(counts[nonzero].sum()))]
+            return [(float(lo), float(hi), int(weights[values <= lo].sum()))]
         edges = np.linspace(lo, hi, max_buckets + 1)
-        binned, _ = np.histogram(np.clip(values, lo, hi), bins=edges, weights=counts[nonzero])
+        inside = values <= hi
+        binned, _ = np.histogram(
+            np.clip(values[inside], lo, hi), bins=edges, weights=weights[inside]
+        )
         return [(float(edges[i]), float(edges[i + 1]), int(binned[i])) for i in range(max_buckets)]
 
 

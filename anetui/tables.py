@@ -127,7 +127,7 @@ def print_energy(console: Console, snapshot: Snapshot) -> None:
             rails_label(e.total_rails),
             f"{sum(e.mean_power_w[r] for r in e.total_rails):.3f}",
             f"[bold]{e.total_mj_per_inference:.3f}[/]",
-            f"{active + 0.0:.3f}" if active is not None else "–",  # no "-0.000"
+            f"{round(active, 3) + 0.0:.3f}" if active is not None else "–",  # no "-0.000"
             f"{e.coverage:.0%}",
             str(e.windows),
             ", ".join(e.thermal_pressure) or "–",

@@ -1,0 +1,2 @@
+"""The Textual dashboard: a thin layer over :mod:`anetui.session`. Only this package
+imports textual."""

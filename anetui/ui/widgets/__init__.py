@@ -1,0 +1,1 @@
+"""Dashboard widgets; each renders part of a :class:`~anetui.results.Snapshot`."""

@@ -1,0 +1,57 @@
+"""The running energy panel: per backend measured so far, p50, inf/s, mean power,
+mJ/inference gross and active, and speed and energy ratios against the reference."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from anetui.energy import rails_label
+from anetui.report import fmt_ms, fmt_ratio
+from anetui.results import Snapshot
+
+
+class EnergyTable(DataTable[str]):
+    def on_mount(self) -> None:
+        self.cursor_type = "none"
+        self.add_columns(
+            "backend", "p50 ms", "inf/s", "mean W", "mJ/inf", "active mJ/inf", "speed", "energy"
+        )
+
+    def show(self, snapshot: Snapshot) -> None:
+        ratios = {r.backend: r for r in snapshot.ratios}
+        self.clear()
+        for b in snapshot.measured():
+            assert b.summary is not None
+            e = b.energy
+            watts = f"{sum(e.mean_power_w[r] for r in e.total_rails):.2f}" if e else "–"
+            gross = f"{e.total_mj_per_inference:.2f}" if e else "–"
+            active = e.total_active_mj_per_inference if e else None
+            if b.id == snapshot.reference:
+                speed = energy = "reference"
+            else:
+                r = ratios.get(b.id)
+                speed = "–"
+                if r is not None:
+                    faster = r.speed >= 1
+                    factor = r.speed if faster else 1 / r.speed
+                    speed = f"{fmt_ratio(factor)}x {'faster' if faster else 'slower'}"
+                energy = "–"
+                if r is not None and r.energy:
+                    less = r.energy >= 1
+                    factor = r.energy if less else 1 / r.energy
+                    energy = f"{fmt_ratio(factor)}x {'less' if less else 'more'}"
+            self.add_row(
+                b.id,
+                fmt_ms(b.summary.p50_ns / 1e6),
+                f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–",
+                watts,
+                gross,
+                f"{round(active, 2) + 0.0:.2f}" if active is not None else "–",
+                speed,
+                energy,
+            )
+        measured = [b for b in snapshot.measured() if b.energy]
+        rails = (
+            rails_label(measured[0].energy.total_rails) if measured and measured[0].energy else ""
+        )
+        self.border_title = "energy per inference" + (f" · {rails}" if rails else "")
