@@ -443,6 +443,26 @@ def plan(model: str, compute_units: str, precision: str) -> None:
 
 
 @cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown here instead of stdout.",
+)
+def report(files: tuple[Path, ...], out: Path | None) -> None:
+    """Turn saved results (bench --json, dashboard snapshots) into one Markdown comparison."""
+    from anetui.compare import comparison_markdown
+    from anetui.report import write_atomic
+
+    text = comparison_markdown(list(files))
+    if out is None:
+        click.echo(text)
+    else:
+        write_atomic(out, text)
+        click.echo(f"wrote {out}", err=True)
+
+
+@cli.command()
 def doctor() -> None:
     """List every backend known, available here or not, with the reason; fast (no torch)."""
     from anetui.doctor import print_doctor

@@ -82,6 +82,8 @@ class AnetuiApp(App[int]):
         self.autostart = autostart
         self.message = "starting…"
         self.saved: list[Path] = []
+        #: Backend errors already shown in full as notifications.
+        self.errors_shown: list[str] = []
         self._stop = threading.Event()
         self._run_lock = threading.Lock()
         self._auto_timer: object | None = None
@@ -176,7 +178,7 @@ class AnetuiApp(App[int]):
     def refresh_view(self) -> None:
         status = self.query_one(StatusBar)
         samples = self.monitor.samples() if self.monitor is not None else []
-        label = self.monitor.source.label if self.monitor else "none (--power auto|…)"
+        label = self.monitor.source.label if self.monitor else "none: energy needs --power SOURCE"
         state = self.monitor.state if self.monitor else "none"
         thermal = samples[-1].thermal_pressure if samples else None
         if self.session is None:
@@ -186,10 +188,13 @@ class AnetuiApp(App[int]):
         message = self.message or ("auto-cycle on" if self.auto else "")
         status.show(snapshot, message, label, state, thermal, privileges.current().state)
         self.query_one(BackendList).show(snapshot, self.active, self.paused)
+        for b in snapshot.backends:  # the list truncates; say each failure in full, once
+            if b.error and b.error not in self.errors_shown:
+                self.errors_shown.append(b.error)
+                self.notify(b.error, title=f"{b.id} failed", severity="error", timeout=12)
         self.query_one(LatencyPanel).show(self._shown_backend(snapshot))
         self.query_one(EnergyTable).show(snapshot)
-        if self.monitor is not None:
-            self.query_one(PowerPanel).show(samples, label, state)
+        self.query_one(PowerPanel).show(samples, label, state)
 
     def _shown_backend(self, snapshot: Snapshot) -> BackendResult | None:
         by_id = {b.id: b for b in snapshot.backends}
@@ -286,6 +291,12 @@ class AnetuiApp(App[int]):
             self.action_snapshot()
         await self.shutdown()
         self.exit(0)
+
+    def on_unmount(self) -> None:
+        # However the app ends (q, an exception, a test failing), no loop runs on.
+        self._stop.set()
+        if self.session is not None:
+            self.session.stop_event.set()
 
     async def shutdown(self) -> None:
         """Stop the run and the power source; join the inference thread (bounded)."""

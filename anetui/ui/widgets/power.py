@@ -21,6 +21,12 @@ class PowerPanel(Vertical):
 
     def show(self, samples: list[PowerSample], label: str, state: str) -> None:
         title = self.query_one("#power-title", Label)
+        if state == "none":
+            title.update(
+                "no power source: run with --power auto, rapl, nvml, powermetrics "
+                "(sudo) or replay:FILE to measure energy"
+            )
+            return
         if not samples:
             title.update(f"power · {label} · {state} · no samples yet")
             return

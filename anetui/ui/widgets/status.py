@@ -33,12 +33,15 @@ class StatusBar(Static):
         text.append("anetui ", style="bold")
         if snapshot is not None:
             dtypes = sorted({b.dtype for b in snapshot.backends if b.available})
-            text.append(f"{snapshot.model} {snapshot.input_shape} · {'/'.join(dtypes)}")
+            text.append(f"{snapshot.model} {snapshot.input_shape}")
+            if dtypes:
+                text.append(f" · {'/'.join(dtypes)}")
         else:
             text.append(message)
         text.append("\npower: ")
         text.append(power_label)
-        text.append(f" ({power_state})", style=_STATE_STYLE.get(power_state, ""))
+        if power_state != "none":
+            text.append(f" ({power_state})", style=_STATE_STYLE.get(power_state, ""))
         text.append(f" · privileges: {privileges}")
         text.append(" · thermal: ")
         text.append(thermal or "–", style="yellow" if thermal not in (None, "Nominal") else "")
