@@ -159,6 +159,13 @@ def _run_options(command: Callable[..., None]) -> Callable[..., None]:
     help="Length of an idle-baseline measurement (i).",
 )
 @click.option("--snapshot-on-exit", is_flag=True, help="Write a snapshot when quitting.")
+@click.option(
+    "--exit-after",
+    "exit_after_s",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Quit after this many seconds (scripted captures, benchmarks).",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -178,6 +185,7 @@ def cli(
     auto_seconds: float,
     idle_seconds: float,
     snapshot_on_exit: bool,
+    exit_after_s: float | None,
 ) -> None:
     """Measure how fast, and at what energy per inference, a model runs on each backend
     of this machine (PyTorch CPU/CUDA/MPS, Core ML).
@@ -214,6 +222,7 @@ def cli(
         auto_seconds=auto_seconds,
         idle_seconds=idle_seconds,
         snapshot_on_exit=snapshot_on_exit,
+        exit_after_s=exit_after_s,
     )
     if code:
         sys.exit(code)

@@ -30,7 +30,12 @@ def make_monitor(config: RunConfig) -> tuple[PowerMonitor | None, list[str]]:
 
 
 def run_dashboard(
-    config: RunConfig, *, auto_seconds: float, idle_seconds: float, snapshot_on_exit: bool
+    config: RunConfig,
+    *,
+    auto_seconds: float,
+    idle_seconds: float,
+    snapshot_on_exit: bool,
+    exit_after_s: float | None = None,
 ) -> int:
     if not sys.stdout.isatty():
         raise AnetuiError("the dashboard needs a terminal; use `anetui bench` in scripts")
@@ -44,6 +49,7 @@ def run_dashboard(
         idle_seconds=idle_seconds,
         snapshot_on_exit=snapshot_on_exit,
         startup_notes=notes,
+        exit_after_s=exit_after_s,
     )
     code = app.run()
     for path in app.saved:

@@ -1,17 +1,22 @@
 """The anetui dashboard: a thin layer over :class:`~anetui.session.Session`.
 
-Work: each backend's inference loop runs in a thread worker that calls
-``session.run_backend(id, stop_event)`` and nothing else; one runs at a time (a lock),
-and switching sets the running one's stop event. The power source runs as an async
-worker (``PowerMonitor.consume``). The screen is redrawn from ``session.snapshot()`` on a
-timer (4 Hz). No message per inference ever crosses threads.
+Work: every piece of model work (preparing, the inference loop) runs on one dedicated
+thread, reached from Textual workers through ``run_in_executor``: the loop is
+``session.run_backend(id, stop_event)`` and nothing else, and switching sets the running
+one's stop event. One thread, not a thread per run: PyTorch's OpenMP team belongs to the
+thread that first computed, and computing from a second thread while the first lives
+halved torch-cpu's throughput on this 2-core machine (66 vs 147 inf/s, measured).
+The power source runs as an async worker (``PowerMonitor.consume``). The screen is
+redrawn from ``session.snapshot()`` on a timer (2 Hz). No message per inference ever
+crosses threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,7 +41,11 @@ from anetui.ui.widgets.latency import LatencyPanel
 from anetui.ui.widgets.power import PowerPanel
 from anetui.ui.widgets.status import StatusBar
 
-REFRESH_S = 0.25
+#: Redraw period (s). Every Python instruction the UI runs holds the GIL that the
+#: inference thread's dispatch needs, so the dashboard redraws at 2 Hz and the histogram
+#: (plotext, the costliest widget) at 1 Hz; measured by benchmarks/dashboard_cost.py.
+REFRESH_S = 0.5
+HISTOGRAM_EVERY = 2
 STOP_WAIT_S = 5.0
 
 
@@ -67,6 +76,7 @@ class AnetuiApp(App[int]):
         snapshot_on_exit: bool = False,
         autostart: bool = True,
         startup_notes: list[str] | None = None,
+        exit_after_s: float | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -84,8 +94,11 @@ class AnetuiApp(App[int]):
         self.saved: list[Path] = []
         #: Backend errors already shown in full as notifications.
         self.errors_shown: list[str] = []
+        self._ticks = 0
+        self._exit_after = exit_after_s
         self._stop = threading.Event()
-        self._run_lock = threading.Lock()
+        #: The one thread all model work runs on (see the module docstring).
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="anetui-model")
         self._auto_timer: object | None = None
         self._startup_notes = startup_notes or []
 
@@ -104,6 +117,8 @@ class AnetuiApp(App[int]):
         self.query_one(EnergyTable).border_title = "energy per inference"
         self.query_one(BackendList).border_title = "backends (1–9 run · tab next)"
         self.set_interval(REFRESH_S, self.refresh_view)
+        if self._exit_after is not None:  # scripted captures and benchmarks
+            self.set_timer(self._exit_after, self.action_quit)
         self.startup()
 
     # -- start-up: power (privileged) → drop root → model → backends -----------------
@@ -137,15 +152,19 @@ class AnetuiApp(App[int]):
         )
         return Session(self.config, spec, self.monitor)
 
-    @work(thread=True, exclusive=True, group="prepare")
-    def prepare_all(self) -> None:
+    @work(exclusive=True, group="prepare")
+    async def prepare_all(self) -> None:
         """Prepare every available backend in turn, then run the first that is ready."""
         assert self.session is not None
         for backend_id in self.session.ids:
-            with self._run_lock:  # never prepare while another backend is being timed
-                self.session.prepare_backend(backend_id)
-            if self.autostart and self.active is None and backend_id in self.session.runnable():
-                self.call_from_thread(self.switch_to, backend_id)
+            await self._on_model_thread(self.session.prepare_backend, backend_id)
+        runnable = self.session.runnable()
+        if self.autostart and self.active is None and runnable:
+            self.switch_to(runnable[0])
+
+    async def _on_model_thread(self, function: Callable[..., object], *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._model_thread, function, *args)
 
     # -- the inference worker -------------------------------------------------------
     def switch_to(self, backend_id: str) -> None:
@@ -157,14 +176,17 @@ class AnetuiApp(App[int]):
         self.active, self.paused = backend_id, False
         self.run_inference(backend_id, self._stop)
 
-    @work(thread=True, group="inference")
-    def run_inference(self, backend_id: str, stop: threading.Event) -> None:
+    @work(group="inference")
+    async def run_inference(self, backend_id: str, stop: threading.Event) -> None:
+        # Queued behind the run being stopped: the model thread does one thing at a time.
+        await self._on_model_thread(self._run_job, backend_id, stop)
+
+    def _run_job(self, backend_id: str, stop: threading.Event) -> None:
         assert self.session is not None
-        with self._run_lock:  # the previous run has stopped once we hold this
-            if stop.is_set():
-                return
-            if self.session.prepare_backend(backend_id):
-                self.session.run_backend(backend_id, stop)
+        if stop.is_set():
+            return
+        if self.session.prepare_backend(backend_id):
+            self.session.run_backend(backend_id, stop)
 
     def _pause(self) -> None:
         self._stop.set()
@@ -192,7 +214,9 @@ class AnetuiApp(App[int]):
             if b.error and b.error not in self.errors_shown:
                 self.errors_shown.append(b.error)
                 self.notify(b.error, title=f"{b.id} failed", severity="error", timeout=12)
-        self.query_one(LatencyPanel).show(self._shown_backend(snapshot))
+        self._ticks += 1
+        if self._ticks % HISTOGRAM_EVERY == 0:
+            self.query_one(LatencyPanel).show(self._shown_backend(snapshot))
         self.query_one(EnergyTable).show(snapshot)
         self.query_one(PowerPanel).show(samples, label, state)
 
@@ -260,15 +284,11 @@ class AnetuiApp(App[int]):
             return
         was_running = not self.paused and self.active is not None
         self._pause()
-        await asyncio.to_thread(self._wait_for_run)
+        await self._on_model_thread(lambda: None)  # the run has stopped once this ran
         self.session.reset()
         if was_running:
             self._resume()
         self.notify("statistics reset")
-
-    def _wait_for_run(self) -> None:
-        with self._run_lock:
-            pass
 
     def action_snapshot(self) -> None:
         if self.session is None:
@@ -303,7 +323,11 @@ class AnetuiApp(App[int]):
         self._stop.set()
         if self.session is not None:
             self.session.stop_event.set()
-        await asyncio.to_thread(self._run_lock.acquire, True, STOP_WAIT_S)
+        try:
+            await asyncio.wait_for(self._on_model_thread(lambda: None), STOP_WAIT_S)
+        except TimeoutError:
+            self.notify("a backend did not stop in time", severity="warning")
+        self._model_thread.shutdown(wait=False, cancel_futures=True)
         self.workers.cancel_group(self, "power")
         if self.monitor is not None:
             await self.monitor.source.aclose()

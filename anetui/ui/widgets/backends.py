@@ -6,6 +6,7 @@ from textual.widgets import DataTable
 
 from anetui.report import fmt_ms
 from anetui.results import Snapshot
+from anetui.ui.widgets.tables import update_rows
 
 _STATE_STYLE = {
     "running": "bold green",
@@ -52,9 +53,4 @@ class BackendList(DataTable[str]):
                     tput,
                 )
             )
-        cursor = self.cursor_row
-        self.clear()
-        for row in rows:
-            self.add_row(*row)
-        if rows:
-            self.move_cursor(row=min(cursor, len(rows) - 1))
+        update_rows(self, rows)

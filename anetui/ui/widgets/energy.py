@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 from anetui.energy import rails_label
 from anetui.report import fmt_ms, fmt_ratio
 from anetui.results import Snapshot
+from anetui.ui.widgets.tables import update_rows
 
 
 class EnergyTable(DataTable[str]):
@@ -19,7 +20,7 @@ class EnergyTable(DataTable[str]):
 
     def show(self, snapshot: Snapshot) -> None:
         ratios = {r.backend: r for r in snapshot.ratios}
-        self.clear()
+        rows: list[tuple[str, ...]] = []
         for b in snapshot.measured():
             assert b.summary is not None
             e = b.energy
@@ -40,16 +41,19 @@ class EnergyTable(DataTable[str]):
                     less = r.energy >= 1
                     factor = r.energy if less else 1 / r.energy
                     energy = f"{fmt_ratio(factor)}x {'less' if less else 'more'}"
-            self.add_row(
-                b.id,
-                fmt_ms(b.summary.p50_ns / 1e6),
-                f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–",
-                watts,
-                gross,
-                f"{round(active, 2) + 0.0:.2f}" if active is not None else "–",
-                speed,
-                energy,
+            rows.append(
+                (
+                    b.id,
+                    fmt_ms(b.summary.p50_ns / 1e6),
+                    f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–",
+                    watts,
+                    gross,
+                    f"{round(active, 2) + 0.0:.2f}" if active is not None else "–",
+                    speed,
+                    energy,
+                )
             )
+        update_rows(self, rows)
         measured = [b for b in snapshot.measured() if b.energy]
         rails = (
             rails_label(measured[0].energy.total_rails) if measured and measured[0].energy else ""
