@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test check lint typecheck imports bench-harness clean
+.PHONY: run test check lint typecheck imports bench-harness screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check anetui tests benchmarks
-	$(BIN)/ruff format --check anetui tests benchmarks
+	$(BIN)/ruff check anetui tests benchmarks scripts
+	$(BIN)/ruff format --check anetui tests benchmarks scripts
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -47,3 +47,7 @@ clean:
 # Prints the harness figures of benchmarks/harness.py (about a minute; not part of CI).
 bench-harness: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/harness.py
+
+# screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run.
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python scripts/screenshots.py

@@ -22,4 +22,4 @@ def update_rows(table: DataTable[str], rows: Sequence[Sequence[str]]) -> None:
         for c, value in enumerate(row):
             coordinate = Coordinate(r, c)
             if table.get_cell_at(coordinate) != value:
-                table.update_cell_at(coordinate, value)
+                table.update_cell_at(coordinate, value, update_width=True)
