@@ -203,13 +203,14 @@ class LatencyStats:
             ],
             dtype=np.float64,
         )
-        if high_ns is not None:
-            hi = int(min(hi, max(high_ns, lo)))
         weights = counts[nonzero]
+        inside = np.ones(len(values), dtype=bool)  # bucket midpoints may pass the exact max
+        if high_ns is not None and high_ns < hi:
+            hi = int(max(high_ns, lo))
+            inside = values <= hi
         if hi <= lo:
-            return [(float(lo), float(hi), int(weights[values <= lo].sum()))]
+            return [(float(lo), float(hi), int(weights[inside].sum()))]
         edges = np.linspace(lo, hi, max_buckets + 1)
-        inside = values <= hi
         binned, _ = np.histogram(
             np.clip(values[inside], lo, hi), bins=edges, weights=weights[inside]
         )

@@ -25,23 +25,40 @@ ANETUI = str(Path(sys.executable).with_name("anetui"))
 
 
 def headless(seconds: float, out: Path) -> float:
-    subprocess.run([ANETUI, "bench", "--backends", "torch-cpu", "--duration", str(seconds),
-                    "--json", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            ANETUI,
+            "bench",
+            "--backends",
+            "torch-cpu",
+            "--duration",
+            str(seconds),
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return float(json.loads(out.read_text())["backends"][0]["throughput_per_s"])
 
 
 def under_tui(seconds: float, out_dir: Path) -> float:
     # Loading takes a few seconds; the snapshot's throughput counts timed inferences only.
     session = f"anetui-cost-{time.monotonic_ns()}"
-    command = (f"{ANETUI} --backends torch-cpu --power none --out {out_dir} "
-               f"--snapshot-on-exit --exit-after {seconds + 6}")
-    subprocess.run(["tmux", "new-session", "-d", "-x", "160", "-y", "48", "-s", session,
-                    command], check=True)
+    command = (
+        f"{ANETUI} --backends torch-cpu --power none --out {out_dir} "
+        f"--snapshot-on-exit --exit-after {seconds + 6}"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-x", "160", "-y", "48", "-s", session, command], check=True
+    )
     deadline = time.monotonic() + seconds + 60
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        if subprocess.run(["tmux", "has-session", "-t", session],
-                          capture_output=True).returncode != 0:
+        if (
+            subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode
+            != 0
+        ):
             break
     snapshot = sorted(out_dir.glob("*.json"))[-1]
     return float(json.loads(snapshot.read_text())["backends"][0]["throughput_per_s"])
@@ -59,8 +76,11 @@ def main() -> None:
     for r in range(args.rounds):
         bench_runs.append(headless(args.seconds, work / f"bench-{r}.json"))
         tui_runs.append(under_tui(args.seconds, work / f"tui-{r}"))
-        print(f"round {r + 1}: headless {bench_runs[-1]:.1f} inf/s, "
-              f"dashboard {tui_runs[-1]:.1f} inf/s", flush=True)
+        print(
+            f"round {r + 1}: headless {bench_runs[-1]:.1f} inf/s, "
+            f"dashboard {tui_runs[-1]:.1f} inf/s",
+            flush=True,
+        )
     ratio = statistics.median(tui_runs) / statistics.median(bench_runs)
     print(f"dashboard / headless throughput: {ratio:.3f} (target >= 0.97)")
 

@@ -185,3 +185,10 @@ def test_ratio_interval_brackets_the_ratio() -> None:
     assert ratio == pytest.approx(slow.p50_ns / fast.p50_ns)
     assert ci is not None and ci[0] < ratio < ci[1]
     assert ci[0] > 1.8 and ci[1] < 2.2
+
+
+def test_buckets_can_leave_the_tail_out() -> None:
+    stats = recorded(np.array([1_000_000] * 98 + [2_000_000, 50_000_000]))
+    body = stats.buckets(max_buckets=10, high_ns=2_000_000)
+    assert sum(c for _lo, _hi, c in body) == 99  # the 50 ms outlier is not drawn
+    assert body[-1][1] == 2_000_000
