@@ -196,18 +196,13 @@ class LatencyStats:
             counts = np.ctypeslib.as_array(self._hist.counts).astype(np.int64, copy=True)
             lo, hi = self._min, self._max
         nonzero = np.flatnonzero(counts)
-        values = np.array(
-            [
-                self._hist._hdr_median_equiv_value(self._hist.get_value_from_index(int(i)))
-                for i in nonzero
-            ],
-            dtype=np.float64,
-        )
+        lows = [self._hist.get_value_from_index(int(i)) for i in nonzero]
+        values = np.array([self._hist._hdr_median_equiv_value(v) for v in lows], dtype=np.float64)
         weights = counts[nonzero]
         inside = np.ones(len(values), dtype=bool)  # bucket midpoints may pass the exact max
         if high_ns is not None and high_ns < hi:
             hi = int(max(high_ns, lo))
-            inside = values <= hi
+            inside = np.asarray(lows) <= hi  # a bucket starting at or below the cut
         if hi <= lo:
             return [(float(lo), float(hi), int(weights[inside].sum()))]
         edges = np.linspace(lo, hi, max_buckets + 1)
