@@ -25,3 +25,15 @@ def small_spec():  # type: ignore[no-untyped-def]
 def anetui_cmd(*args: str) -> list[str]:
     """The installed CLI, run as a real subprocess with this interpreter."""
     return [sys.executable, "-m", "anetui", *args]
+
+
+@pytest.fixture
+def fake_powermetrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An executable path running tests/fake_powermetrics.py (a real subprocess) with this
+    interpreter; FAKE_PM_* variables set by the test steer it."""
+    wrapper = tmp_path / "powermetrics"
+    stand_in = Path(__file__).parent / "fake_powermetrics.py"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {stand_in} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FAKE_PM_ARGV", str(tmp_path / "argv.jsonl"))
+    return str(wrapper)

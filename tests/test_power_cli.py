@@ -143,16 +143,12 @@ def test_bench_with_a_replayed_recording_reports_energy(tmp_path: Path) -> None:
 def test_a_power_source_that_dies_mid_run_is_lost_and_the_run_goes_on(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    fake_powermetrics: str,
     doubles_registry: None,  # noqa: F811
 ) -> None:
-    wrapper = tmp_path / "powermetrics"
-    wrapper.write_text(
-        f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fake_powermetrics.py"} "$@"\n'
-    )
-    wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PM_END", "crash")
     monkeypatch.setenv("FAKE_PM_DELAY", "0.01")
-    monitor = PowerMonitor(PowermetricsSource(executable=str(wrapper)))
+    monitor = PowerMonitor(PowermetricsSource(executable=fake_powermetrics))
     assert monitor.start()
     pid = monitor.source.pid  # type: ignore[attr-defined]
     config = RunConfig(backends=("double-ok",), warmup=0, iterations=None, duration_s=1.0)

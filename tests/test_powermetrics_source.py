@@ -27,13 +27,8 @@ GPU_RECORDING = (
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An executable path that runs the stand-in with this interpreter."""
-    wrapper = tmp_path / "powermetrics"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_powermetrics.py"} "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("FAKE_PM_ARGV", str(tmp_path / "argv.jsonl"))
-    return str(wrapper)
+def fake(fake_powermetrics: str) -> str:
+    return fake_powermetrics
 
 
 def alive(pid: int) -> bool:

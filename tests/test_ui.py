@@ -15,7 +15,7 @@ from anetui.power.monitor import PowerMonitor
 from anetui.power.powermetrics import PowermetricsSource
 from anetui.ui.app import AnetuiApp, make_app
 from anetui.ui.widgets.backends import BackendList
-from tests.conftest import REPO, SMALL_MODEL
+from tests.conftest import SMALL_MODEL
 from tests.test_session import doubles_registry  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("doubles_registry")
@@ -116,15 +116,10 @@ async def test_unavailable_and_failing_backends_show_why_and_the_rest_goes_on(
 
 
 async def test_a_power_source_that_dies_shows_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_powermetrics: str
 ) -> None:
-    wrapper = tmp_path / "powermetrics"
-    wrapper.write_text(
-        f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fake_powermetrics.py"} "$@"\n'
-    )
-    wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PM_END", "crash")
-    source = PowermetricsSource(executable=str(wrapper))
+    source = PowermetricsSource(executable=fake_powermetrics)
     app = make_app(config(tmp_path, "double-ok"), PowerMonitor(source))
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: source.state == "lost")
@@ -138,15 +133,10 @@ async def test_a_power_source_that_dies_shows_lost(
 
 
 async def test_quit_stops_a_live_power_child_and_every_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_powermetrics: str
 ) -> None:
-    wrapper = tmp_path / "powermetrics"
-    wrapper.write_text(
-        f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fake_powermetrics.py"} "$@"\n'
-    )
-    wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PM_END", "loop")
-    source = PowermetricsSource(executable=str(wrapper))
+    source = PowermetricsSource(executable=fake_powermetrics)
     app = make_app(config(tmp_path, "double-ok"), PowerMonitor(source))
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: app.monitor is not None and len(app.monitor.samples()) > 3)
