@@ -414,18 +414,30 @@ def power(
 )
 @click.option("--input-shape", metavar="N,C,H,W", help="Input shape (default: the model's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--to",
+    type=click.Choice(["coreml", "onnx"]),
+    default="coreml",
+    show_default=True,
+    help="Core ML ML Program (.mlpackage) or ONNX (.onnx, fp32).",
+)
 def convert(
-    model: str, precision: str, out: Path | None, input_shape: str | None, batch_size: int
+    model: str,
+    precision: str,
+    out: Path | None,
+    input_shape: str | None,
+    batch_size: int,
+    to: str,
 ) -> None:
-    """Convert a model to a Core ML ML Program (.mlpackage), cached.
+    """Convert a model to a Core ML ML Program (.mlpackage) or ONNX, cached.
 
-    Conversion runs on any OS; the package lands in the user's cache (keyed by model,
-    input shape, precision, torch and coremltools versions), so a second call is free.
+    Conversion runs on any OS; the result lands in the user's cache (keyed by model,
+    input shape, precision, torch and converter versions), so a second call is free.
     Inputs and outputs are fp32; the path is printed on stdout.
     """
     from anetui.convert_cli import convert_command
 
-    sys.exit(convert_command(model, precision, out, input_shape, batch_size))
+    sys.exit(convert_command(model, precision, out, input_shape, batch_size, to))
 
 
 @cli.command()

@@ -13,7 +13,12 @@ from anetui.models import resolve_model
 
 
 def convert_command(
-    model: str, precision: str, out: Path | None, input_shape: str | None, batch_size: int
+    model: str,
+    precision: str,
+    out: Path | None,
+    input_shape: str | None,
+    batch_size: int,
+    to: str = "coreml",
 ) -> int:
     """Convert (or fetch from the cache) and say where the package is, how it was made."""
     from anetui.coreml_convert import convert
@@ -27,6 +32,8 @@ def convert_command(
     )
     if out is not None and out.exists():
         raise AnetuiError(f"{out} already exists; choose another --out")
+    if to == "onnx":
+        return _to_onnx(spec, out, err)
     with err.status(f"converting {spec.describe()} {spec.input_shape} to Core ML ({precision})…"):
         result = convert(spec, precision, progress=lambda text: err.print(f"[dim]{text}[/]"))
     for note in result.notes:
@@ -70,4 +77,25 @@ def plan_command(model: str, compute_units: str, precision: str) -> int:
     if not plan.fallbacks:
         out.print("  every operation is planned for the best device the compute units allow")
     sys.stdout.flush()
+    return 0
+
+
+def _to_onnx(spec: object, out: Path | None, err: Console) -> int:
+    from anetui.models import ModelSpec
+    from anetui.onnx_convert import export
+
+    assert isinstance(spec, ModelSpec)
+    with err.status(f"exporting {spec.describe()} {spec.input_shape} to ONNX…"):
+        result = export(spec)
+    path = result.path
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.path, out)
+        data = result.path.with_name(result.path.name + ".data")
+        if data.exists():  # weights in a side file, referenced by its name
+            shutil.copyfile(data, out.with_name(result.path.name + ".data"))
+        path = out
+    how = "from the cache (no export)" if result.cached else f"exported in {result.seconds:.1f} s"
+    err.print(f"{spec.describe()} {spec.input_shape} → ONNX (fp32), {how}")
+    print(path)
     return 0

@@ -45,6 +45,11 @@ def print_doctor(console: Console | None = None) -> None:
             else f"[red]{probe.reason}[/]"
         )
         console.print(f"  {mark} {description.id:<17} {what}", highlight=False)
+    if package_version("onnxruntime"):
+        import onnxruntime
+
+        providers = ", ".join(onnxruntime.get_available_providers())
+        console.print(f"onnxruntime providers: {providers}")
     console.print("[bold]power sources[/]")
     for source_id, probe in power_registry.probe_all():
         mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"

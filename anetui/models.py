@@ -27,7 +27,7 @@ INPUT_SEED = 0
 #: Seed for the random weights, so every backend (and the agreement check) runs the
 #: same network, not a differently initialised one.
 WEIGHTS_SEED = 0
-MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage")
+MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage", ".onnx")
 
 
 class ModelError(AnetuiError):
@@ -133,10 +133,12 @@ def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | No
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
     suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return _resolve_onnx(path, batch_size, input_shape)
     if suffix not in MODEL_FILE_SUFFIXES:
         raise ModelError(
             f"unsupported model file '{path.name}': expected .pt2 (torch.export), "
-            ".pt (TorchScript) or .mlpackage (Core ML)"
+            ".pt (TorchScript), .mlpackage (Core ML) or .onnx"
         )
     name = path.stem
     if suffix == ".pt2":
@@ -179,6 +181,40 @@ def _resolve_mlpackage(path: Path, input_shape: tuple[int, ...] | None) -> Model
         path=path,
         input_name=first.name,
         output_name=description.output[0].name,
+    )
+
+
+def _resolve_onnx(path: Path, batch_size: int, input_shape: tuple[int, ...] | None) -> ModelSpec:
+    """An ONNX file used as it is: its first input's name and shape (a symbolic batch
+    dimension takes --batch-size)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError("onnx not installed (pip install 'anetui[onnx]')") from None
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:
+        raise ModelError(f"cannot read {path.name} as ONNX: {one_line(exc)}") from None
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs or not graph.output:
+        raise ModelError(f"{path.name}: the graph has no input or no output")
+    dims = []
+    for i, dim in enumerate(inputs[0].type.tensor_type.shape.dim):
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        elif i == 0:
+            dims.append(batch_size)
+        elif input_shape is None:
+            raise ModelError(f"{path.name}: dynamic dimension {i}; give --input-shape")
+    shape = input_shape or tuple(dims)
+    return ModelSpec(
+        name=path.stem,
+        kind="onnx",
+        input_shape=shape,
+        path=path,
+        input_name=inputs[0].name,
+        output_name=graph.output[0].name,
     )
 
 

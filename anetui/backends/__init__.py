@@ -34,6 +34,8 @@ __all__ = [
 _TORCH = "anetui.backends.torch_backends"
 _COREML = "anetui.backends.coreml_backends"
 _COREML_KINDS = ("torchvision", "export", "torchscript", "mlpackage")
+_ONNX = "anetui.backends.onnx_backends"
+_ONNX_KINDS = ("torchvision", "export", "torchscript", "onnx")
 
 REGISTRY: dict[str, BackendDescription] = {
     d.id: d
@@ -122,6 +124,36 @@ REGISTRY: dict[str, BackendDescription] = {
             f"{_COREML}:CoreMLBackend",
             lambda: probes.coreml((13,), "coreml-ane"),
             _COREML_KINDS,
+        ),
+        BackendDescription(
+            "onnx-cpu",
+            "ONNX Runtime",
+            "cpu",
+            "fp32",
+            "ONNX Runtime, CPUExecutionProvider, graph optimisation ALL, IO binding",
+            f"{_ONNX}:OnnxBackend",
+            lambda: probes.onnx_provider("CPUExecutionProvider", "reinstall onnxruntime"),
+            _ONNX_KINDS,
+        ),
+        BackendDescription(
+            "onnx-cuda",
+            "ONNX Runtime",
+            "cuda",
+            "fp32",
+            "ONNX Runtime, CUDAExecutionProvider",
+            f"{_ONNX}:OnnxBackend",
+            lambda: probes.onnx_provider("CUDAExecutionProvider", "install onnxruntime-gpu"),
+            _ONNX_KINDS,
+        ),
+        BackendDescription(
+            "onnx-coreml",
+            "ONNX Runtime",
+            "coreml",
+            "fp32",
+            "ONNX Runtime, CoreMLExecutionProvider (ML Program, all compute units)",
+            f"{_ONNX}:OnnxBackend",
+            lambda: probes.onnx_provider("CoreMLExecutionProvider", "macOS wheels have it"),
+            _ONNX_KINDS,
         ),
     )
 }

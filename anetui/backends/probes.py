@@ -81,3 +81,21 @@ def coreml(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") -> Ava
         wanted = ".".join(str(v) for v in minimum_macos)
         return Availability.no(f"{unit} needs macOS {wanted}+")
     return Availability.yes()
+
+
+def onnxruntime_installed() -> Availability:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Availability.no("onnxruntime not installed (pip install 'anetui[onnx]')")
+    return Availability.yes()
+
+
+def onnx_provider(provider: str, hint: str) -> Availability:
+    """onnxruntime installed and offering ``provider`` (imports onnxruntime, not torch)."""
+    base = onnxruntime_installed()
+    if not base.ok:
+        return base
+    import onnxruntime
+
+    if provider not in onnxruntime.get_available_providers():
+        return Availability.no(f"onnxruntime has no {provider} here: {hint}")
+    return Availability.yes()
