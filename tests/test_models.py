@@ -115,10 +115,14 @@ def test_corrupt_files_are_one_line_errors(tmp_path: Path, name: str) -> None:
 def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"model file not found"):
         resolve_model(str(tmp_path / "absent.pt2"))
-    other = tmp_path / "model.onnx"
+    other = tmp_path / "model.tflite"
     other.write_bytes(b"x")
-    with pytest.raises(ModelError, match=r"unsupported model file 'model\.onnx'"):
+    with pytest.raises(ModelError, match=r"unsupported model file 'model\.tflite'"):
         resolve_model(str(other))
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not protobuf at all \xff\xfe")
+    with pytest.raises(ModelError, match=r"cannot read model\.onnx as ONNX"):
+        resolve_model(str(broken))
 
 
 def test_random_weights_keep_activations_at_a_realistic_scale() -> None:
