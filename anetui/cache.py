@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anetui.errors import AnetuiError
+from anetui.models import ModelSpec
 
 #: Bump when the layout of an entry changes.
 CACHE_FORMAT = 1
@@ -64,6 +65,19 @@ def file_digest(path: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def model_fields(spec: ModelSpec) -> dict[str, Any]:
+    """What identifies a model and its input in any conversion key."""
+    from anetui.backends.probes import package_version
+
+    model = {"name": spec.name} if spec.path is None else {"file": file_digest(spec.path)}
+    return {
+        "model": model,
+        "kind": spec.kind,
+        "input_shape": list(spec.input_shape),
+        "torch": package_version("torch"),
+    }
 
 
 def make_key(fields: Mapping[str, Any]) -> str:

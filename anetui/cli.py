@@ -188,7 +188,7 @@ def cli(
     exit_after_s: float | None,
 ) -> None:
     """Measure how fast, and at what energy per inference, a model runs on each backend
-    of this machine (PyTorch CPU/CUDA/MPS, Core ML).
+    of this machine (PyTorch CPU/CUDA/MPS, Core ML, ONNX Runtime).
 
     With no command, open the live dashboard (`sudo anetui` for root-only power
     sources). `anetui doctor` shows what can run here; `anetui bench` measures headlessly.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from anetui.backends.probes import package_version
-from anetui.cache import Cache, file_digest, make_key
+from anetui.cache import Cache, make_key, model_fields
 from anetui.errors import AnetuiError, one_line
 from anetui.models import ModelSpec, load_torch_model
 
@@ -97,16 +97,12 @@ def import_coremltools() -> Any:
 
 
 def cache_key(spec: ModelSpec, precision: str) -> str:
-    model = {"name": spec.name} if spec.path is None else {"file": file_digest(spec.path)}
     return make_key(
         {
             "target": "coreml",
-            "model": model,
-            "kind": spec.kind,
-            "input_shape": list(spec.input_shape),
+            **model_fields(spec),
             "precision": precision,
             "deployment_target": DEPLOYMENT_TARGET,
-            "torch": package_version("torch"),
             "coremltools": package_version("coremltools"),
         }
     )

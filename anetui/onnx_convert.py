@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from anetui.backends.probes import package_version
-from anetui.cache import Cache, file_digest, make_key
+from anetui.cache import Cache, make_key, model_fields
 from anetui.errors import AnetuiError, one_line
 from anetui.models import ModelSpec, load_torch_model
 
@@ -34,15 +34,11 @@ class Export:
 
 
 def cache_key(spec: ModelSpec) -> str:
-    model = {"name": spec.name} if spec.path is None else {"file": file_digest(spec.path)}
     return make_key(
         {
             "target": "onnx",
-            "model": model,
-            "kind": spec.kind,
-            "input_shape": list(spec.input_shape),
+            **model_fields(spec),
             "opset": OPSET,
-            "torch": package_version("torch"),
             "onnx": package_version("onnx"),
             "onnxscript": package_version("onnxscript"),
         }
