@@ -7,6 +7,7 @@ stderr), 2 a usage error, 130 interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 
 from anetui import __version__
-from anetui.errors import AnetuiError
+from anetui.errors import AnetuiError, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -509,4 +510,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("anetui: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an input we did not foresee: still one line
+        if os.environ.get("ANETUI_DEBUG"):
+            raise
+        click.echo(
+            f"anetui: internal error: {type(exc).__name__}: {one_line(exc)} "
+            "(ANETUI_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        return EXIT_FAILED
     return EXIT_OK

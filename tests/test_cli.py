@@ -191,3 +191,23 @@ def test_ctrl_c_stops_cleanly_with_partial_results() -> None:
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert "torch-cpu" in out and "p50 (95% CI)" in out  # the partial results
+
+
+def test_an_unforeseen_error_is_still_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from anetui import cli, doctor
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody planned for\nsecond line")
+
+    monkeypatch.setattr(doctor, "print_doctor", broken)
+    monkeypatch.delenv("ANETUI_DEBUG", raising=False)
+    assert cli.main(["doctor"]) == 1
+    assert capsys.readouterr().err == (
+        "anetui: internal error: RuntimeError: something nobody planned for "
+        "(ANETUI_DEBUG=1 shows the traceback)\n"
+    )
+    monkeypatch.setenv("ANETUI_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli.main(["doctor"])
