@@ -37,12 +37,12 @@ def fmt_ratio(value: float) -> str:
 
 def ratio_sentence(ratio: Ratio) -> str:
     """'torch-cpu-opt ran 2.1x (1.9–2.3) faster than torch-cpu' (ratio of medians)."""
-    faster, text = _factor(ratio.speed, ratio.speed_ci95)
+    faster, text = factor_text(ratio.speed, ratio.speed_ci95)
     word = "faster" if faster else "slower"
     return f"{ratio.backend} ran {text} {word} than {ratio.reference}"
 
 
-def _factor(value: float, interval: tuple[float, float] | None) -> tuple[bool, str]:
+def factor_text(value: float, interval: tuple[float, float] | None = None) -> tuple[bool, str]:
     """(value >= 1, "2.41x (2.38–2.51)") with the factor and interval turned >= 1."""
     up = value >= 1.0
     factor = value if up else 1.0 / value
@@ -57,7 +57,7 @@ def energy_sentence(ratio: Ratio) -> str | None:
     """'coreml-ane used 40x (35–46) less energy per inference than torch-cpu, CPU+GPU+ANE'."""
     if ratio.energy is None:
         return None
-    less, text = _factor(ratio.energy, ratio.energy_ci95)
+    less, text = factor_text(ratio.energy, ratio.energy_ci95)
     word = "less" if less else "more"
     return (
         f"{ratio.backend} used {text} {word} energy per inference than {ratio.reference}, "

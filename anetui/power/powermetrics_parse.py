@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from anetui.errors import one_line
 from anetui.power.base import ClusterInfo, PowerSample
 
 #: A document longer than this without ``</plist>`` is dropped, so memory stays bounded.
@@ -105,7 +106,9 @@ class PlistStreamParser:
         try:
             root = plistlib.loads(document, fmt=plistlib.FMT_XML)
         except Exception as exc:  # plistlib raises several types on bad XML
-            self.errors.append(f"document {self.documents}: not a valid plist ({_short(exc)})")
+            self.errors.append(
+                f"document {self.documents}: not a valid plist ({one_line(exc, 160)})"
+            )
             return None
         if not isinstance(root, dict):
             self.errors.append(f"document {self.documents}: not a dictionary")
@@ -113,7 +116,7 @@ class PlistStreamParser:
         try:
             return window_from_plist(root)
         except (TypeError, ValueError) as exc:
-            self.errors.append(f"document {self.documents}: {_short(exc)}")
+            self.errors.append(f"document {self.documents}: {one_line(exc, 160)}")
             return None
 
 
@@ -371,8 +374,3 @@ def parse_bytes(data: bytes, fmt: str | None = None) -> tuple[list[Window], list
     windows = parser.feed(data)
     windows += parser.close()
     return windows, list(parser.errors)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]

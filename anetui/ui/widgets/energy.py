@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from anetui.energy import rails_label
-from anetui.report import fmt_ms, fmt_ratio
+from anetui.report import factor_text, fmt_ms
 from anetui.results import Snapshot
 from anetui.ui.widgets.tables import update_rows
 
@@ -31,16 +31,13 @@ class EnergyTable(DataTable[str]):
                 speed = energy = "reference"
             else:
                 r = ratios.get(b.id)
-                speed = "–"
+                speed = energy = "–"
                 if r is not None:
-                    faster = r.speed >= 1
-                    factor = r.speed if faster else 1 / r.speed
-                    speed = f"{fmt_ratio(factor)}x {'faster' if faster else 'slower'}"
-                energy = "–"
+                    faster, text = factor_text(r.speed)
+                    speed = f"{text} {'faster' if faster else 'slower'}"
                 if r is not None and r.energy:
-                    less = r.energy >= 1
-                    factor = r.energy if less else 1 / r.energy
-                    energy = f"{fmt_ratio(factor)}x {'less' if less else 'more'}"
+                    less, text = factor_text(r.energy)
+                    energy = f"{text} {'less' if less else 'more'}"
             rows.append(
                 (
                     b.id,
