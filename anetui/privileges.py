@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 from dataclasses import dataclass
+from pathlib import Path
 
 from anetui.errors import AnetuiError
 
@@ -46,6 +47,17 @@ def sudo_user() -> tuple[int, int] | None:
     except ValueError:
         raise AnetuiError(f"SUDO_UID/SUDO_GID are not numbers: {uid!r}/{gid!r}") from None
     return None if parsed[0] == 0 else parsed
+
+
+def sudo_user_home() -> Path | None:
+    """The invoking user's home while running as root under sudo, else None."""
+    target = sudo_user()
+    if target is None:
+        return None
+    try:
+        return Path(pwd.getpwuid(target[0]).pw_dir)
+    except KeyError:
+        return None
 
 
 def drop_to_sudo_user() -> Privileges:

@@ -27,10 +27,11 @@ import numpy as np
 import psutil
 import torch
 
-from anetui import backends
-from anetui.models import load_torch_model, resolve_model
-from anetui.runner import BackendRecord, run
-from anetui.stats import LatencyStats
+from anetui.backends import registry as backends
+from anetui.core.runner import BackendRecord, run
+from anetui.core.stats import LatencyStats
+from anetui.models.resolve import resolve_model
+from anetui.models.torch_load import load_torch_model
 
 
 class Identity(torch.nn.Module):

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from anetui.config import RunConfig
-from anetui.dashboard import make_monitor
+from anetui.core.config import RunConfig
+from anetui.power.registry import monitor_for
 from anetui.ui.app import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ async def capture() -> list[Path]:
         replay_speed=5.0,
         out_dir=Path(tempfile.mkdtemp()),
     )
-    monitor, _ = make_monitor(config)
+    monitor, _ = monitor_for(config.power, config.interval_ms, config.replay_speed)
     app = make_app(config, monitor)
     written = []
     async with app.run_test(size=SIZE) as pilot:

@@ -17,7 +17,7 @@ SMALL_SHAPE = (1, 3, 64, 64)
 
 @pytest.fixture(scope="session")
 def small_spec():  # type: ignore[no-untyped-def]
-    from anetui.models import resolve_model
+    from anetui.models.resolve import resolve_model
 
     return resolve_model(SMALL_MODEL, input_shape=SMALL_SHAPE)
 

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 
-from anetui.backends.base import Availability, BackendDescription, BackendOptions, PrepareInfo
-from anetui.models import ModelSpec
+from anetui.backends.base import BackendDescription, BackendOptions, PrepareInfo
+from anetui.errors import Availability
+from anetui.models.spec import ModelSpec
 
 
 class CountingBackend:

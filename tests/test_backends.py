@@ -8,10 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from anetui import backends
-from anetui.backends import BackendError, BackendOptions, probes
-from anetui.models import ModelSpec, load_torch_model
-from anetui.runner import BackendRecord, run
+from anetui.backends import registry as backends
+from anetui.backends import torch as torch_backends
+from anetui.backends.base import BackendError, BackendOptions
+from anetui.core.runner import BackendRecord, run
+from anetui.models.spec import ModelSpec
+from anetui.models.torch_load import load_torch_model
 
 
 def reference_output(spec: ModelSpec) -> np.ndarray:
@@ -35,7 +37,7 @@ def test_registry_knows_the_design_ids_and_rejects_others() -> None:
 
 def test_unavailable_backends_say_why_on_this_machine() -> None:
     # This machine class has no NVIDIA GPU and is not a Mac; where one is, skip.
-    if probes.torch_cuda().ok:
+    if torch_backends.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     cuda = backends.create("torch-cuda").available()
     assert not cuda.ok and cuda.reason and "NVIDIA" in cuda.reason

@@ -12,15 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anetui import backends
-from anetui.backends import probes
-from anetui.cache import Cache
-from anetui.config import RunConfig
-from anetui.coreml_convert import ConversionError, convert, import_coremltools, quiet_coremltools
-from anetui.coreml_plan import OpPlan, PlanUnavailable, compute_plan, summarize
-from anetui.models import ModelSpec, resolve_model
-from anetui.runner import BackendRecord, run
-from anetui.session import Session
+from anetui import versions
+from anetui.backends import coreml as coreml_backends
+from anetui.backends import registry as backends
+from anetui.core.config import RunConfig
+from anetui.core.runner import BackendRecord, run
+from anetui.core.session import Session
+from anetui.models.cache import Cache
+from anetui.models.convert.coreml import (
+    ConversionError,
+    convert,
+    import_coremltools,
+    quiet_coremltools,
+)
+from anetui.models.convert.coreml_plan import OpPlan, PlanUnavailable, compute_plan, summarize
+from anetui.models.resolve import resolve_model
+from anetui.models.spec import ModelSpec
 from tests.conftest import SMALL_MODEL
 
 ct = pytest.importorskip("coremltools")
@@ -124,12 +131,12 @@ def test_conversion_errors_are_one_line(cache_dir: Path) -> None:
         convert(small(), "int8")
 
 
-@pytest.mark.skipif(probes.macos_version() is not None, reason="checks the non-macOS reasons")
+@pytest.mark.skipif(versions.macos_version() is not None, reason="checks the non-macOS reasons")
 def test_availability_messages_off_macos(monkeypatch: pytest.MonkeyPatch) -> None:
     for backend_id in ("coreml-all", "coreml-cpu", "coreml-gpu", "coreml-ane"):
         reason = backends.describe(backend_id).probe().reason
         assert reason == "Core ML prediction needs macOS (conversion works here)"
-    monkeypatch.setattr(probes, "macos_version", lambda: (12, 6))
+    monkeypatch.setattr(coreml_backends, "macos_version", lambda: (12, 6))
     assert backends.describe("coreml-ane").probe().reason == "coreml-ane needs macOS 13+"
     assert backends.describe("coreml-all").probe().ok
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
@@ -157,7 +164,7 @@ class StandInModel:
 def test_prediction_loop_logic_with_a_stand_in(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anetui.backends import coreml_backends
+    from anetui.backends import coreml as coreml_backends
 
     stand_in = StandInModel(np.arange(1000, dtype=np.float16).reshape(1, 1000))
     monkeypatch.setattr(
@@ -174,8 +181,8 @@ def test_prediction_loop_logic_with_a_stand_in(
     record = BackendRecord()
     run(backend, record, threading.Event(), warmup=3, iterations=20)
     assert stand_in.calls == 24 and record.count == 20
-    runtime = backend.runtime_stats.summary()  # type: ignore[attr-defined]
-    assert runtime is not None and runtime.count == 20  # after_infer, timed inferences only
+    runtime = record.runtime_stats.summary()
+    assert runtime is not None and runtime.count == 20  # runtime_latency_ns, timed inferences only
     assert runtime.p50_ns == pytest.approx(900_000, rel=1e-3)
     wall = record.stats.summary()
     assert wall is not None and wall.min_ns >= 1_000_000
@@ -210,13 +217,13 @@ def test_compute_plan_summary_and_fallbacks() -> None:
     assert summarize(ops, "CPU_ONLY").fallbacks[0][0].output == "c1"
 
 
-@pytest.mark.skipif(probes.macos_version() is not None, reason="checks the non-macOS reason")
+@pytest.mark.skipif(versions.macos_version() is not None, reason="checks the non-macOS reason")
 def test_compute_plan_off_macos_is_a_reason(mobilenet_v2_package: Path) -> None:
     with pytest.raises(PlanUnavailable, match=r"needs macOS 14\.4"):
         compute_plan(import_coremltools(), mobilenet_v2_package, "CPU_AND_NE")
 
 
-@pytest.mark.skipif(probes.macos_version() is not None, reason="checks the non-macOS behaviour")
+@pytest.mark.skipif(versions.macos_version() is not None, reason="checks the non-macOS behaviour")
 def test_cli_as_a_new_user_on_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_cli import TINY_RUN, anetui, assert_one_line_error
 

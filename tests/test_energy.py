@@ -1,18 +1,21 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from anetui.config import RunConfig
-from anetui.energy import RunView, attribute, completions_in, energy_ratio, rails_label, total_rails
-from anetui.models import ModelSpec
+from anetui.core.config import RunConfig
+from anetui.core.energy import RunView, attribute, completions_in, energy_ratio
+from anetui.core.runner import BUCKET_NS
+from anetui.core.session import Session
+from anetui.models.spec import ModelSpec
+from anetui.power import nvml, powermetrics, rapl
 from anetui.power.base import PowerSample
 from anetui.power.monitor import PowerMonitor
 from anetui.power.replay import ReplaySource
-from anetui.runner import BUCKET_NS
-from anetui.session import Session
+from anetui.report.text import rails_label
 from tests.test_session import doubles_registry  # noqa: F401  (fixture)
 
 MS = 1_000_000
@@ -29,21 +32,29 @@ def steady_run(start_ms: int, end_ms: int, per_bucket: int) -> RunView:
 
 
 @pytest.mark.parametrize(
-    ("rails", "total"),
+    ("rule", "rails", "total"),
     [
-        ({"cpu", "gpu", "ane", "combined", "dram", "package"}, ("cpu", "gpu", "ane")),
-        ({"package-0", "core", "uncore", "dram", "psys"}, ("package-0", "dram")),
         (
+            powermetrics.total_rails,
+            {"cpu", "gpu", "ane", "combined", "dram", "package"},
+            ("cpu", "gpu", "ane"),
+        ),
+        (rapl.total_rails, {"package-0", "core", "uncore", "dram", "psys"}, ("package-0", "dram")),
+        (
+            rapl.total_rails,
             {"package-0", "package-1", "core-0", "dram-0", "dram-1"},
             ("package-0", "package-1", "dram-0", "dram-1"),
         ),
-        ({"gpu1", "gpu0", "gpu10"}, ("gpu0", "gpu1", "gpu10")),
-        ({"package", "dram"}, ("package",)),
-        ({"gpu"}, ("gpu",)),
+        (nvml.total_rails, {"gpu1", "gpu0", "gpu10"}, ("gpu0", "gpu1", "gpu10")),
+        (powermetrics.total_rails, {"package", "dram"}, ("package",)),
+        (powermetrics.total_rails, {"gpu"}, ("gpu",)),
     ],
 )
-def test_total_rails_never_count_twice(rails: set[str], total: tuple[str, ...]) -> None:
-    assert total_rails(rails) == total
+def test_total_rails_never_count_twice(
+    rule: Callable[[set[str]], tuple[str, ...]], rails: set[str], total: tuple[str, ...]
+) -> None:
+    """Each source declares which of its rails sum to the total."""
+    assert rule(rails) == total
 
 
 def test_rails_label() -> None:

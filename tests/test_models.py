@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from anetui.models import (
-    ModelError,
-    classification_models,
-    default_resolution,
-    load_torch_model,
-    parse_input_shape,
-    resolve_model,
-)
+from anetui.models.resolve import classification_models, default_resolution, resolve_model
+from anetui.models.spec import ModelError, parse_input_shape
+from anetui.models.torch_load import load_torch_model
 
 
 class Tiny(torch.nn.Module):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from anetui import backends
-from anetui.cache import Cache
-from anetui.config import RunConfig
-from anetui.models import resolve_model
-from anetui.session import Session
+from anetui.backends import base
+from anetui.backends import registry as backends
+from anetui.core.config import RunConfig
+from anetui.core.session import Session
+from anetui.models.cache import Cache
+from anetui.models.resolve import resolve_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -47,7 +48,7 @@ def test_export_cache_hit_and_changed_key(
 ) -> None:
     import torch
 
-    from anetui.onnx_convert import export
+    from anetui.models.convert.onnx import export
 
     spec = resolve_model("mobilenet_v2")
     first = export(spec)  # exported by the test above, or now
@@ -67,7 +68,7 @@ def test_export_cache_hit_and_changed_key(
 
 
 def test_an_onnx_file_is_used_as_it_is(isolated_cache: Path) -> None:
-    from anetui.onnx_convert import export
+    from anetui.models.convert.onnx import export
 
     path = export(resolve_model("mobilenet_v3_small", input_shape=(1, 3, 64, 64))).path
     spec = resolve_model(str(path))
@@ -92,5 +93,5 @@ def test_missing_providers_are_named_precisely() -> None:
         assert reason is not None and reason.startswith(
             "onnxruntime has no CoreMLExecutionProvider"
         )
-    with pytest.raises(backends.BackendError, match="runs the fp32 ONNX export, not fp16"):
-        backends.create("onnx-cpu", backends.BackendOptions(dtype="fp16"))
+    with pytest.raises(base.BackendError, match="runs the fp32 ONNX export, not fp16"):
+        backends.create("onnx-cpu", base.BackendOptions(dtype="fp16"))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from anetui.config import RunConfig
-from anetui.models import ModelSpec
+from anetui.core.config import RunConfig
+from anetui.core.session import Session
+from anetui.models.spec import ModelSpec
 from anetui.power.monitor import PowerMonitor
 from anetui.power.powermetrics import PowermetricsSource
-from anetui.session import Session
 from tests.conftest import REPO
 from tests.test_cli import TINY_RUN, anetui, assert_one_line_error
 from tests.test_powermetrics_parse import PLISTS, TEXTS, plist_documents, text_expectations

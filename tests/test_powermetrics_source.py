@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from anetui.power.base import LOST, NEEDS_ROOT, RUNNING, STOPPED, NeedsRoot, Unavailable
+from anetui.power.base import NeedsRoot, SourceState, Unavailable
 from anetui.power.powermetrics import (
     POWERMETRICS,
     PowermetricsSource,
@@ -73,14 +73,14 @@ def test_availability_reasons(fake: str, monkeypatch: pytest.MonkeyPatch) -> Non
     assert source.available().reason == "needs root: run `sudo anetui`"
     with pytest.raises(NeedsRoot):
         asyncio.run(source.start())
-    assert source.state == NEEDS_ROOT
+    assert source.state == SourceState.NEEDS_ROOT
 
 
 def test_windows_arrive_as_recorded_then_the_exit_is_lost(fake: str, tmp_path: Path) -> None:
     async def scenario() -> tuple[list, PowermetricsSource]:
         source = PowermetricsSource(interval_ms=250, executable=fake)
         await source.start()
-        assert source.state == RUNNING
+        assert source.state == SourceState.RUNNING
         samples = await collect(source)
         await source.aclose()
         return samples, source
@@ -90,7 +90,10 @@ def test_windows_arrive_as_recorded_then_the_exit_is_lost(fake: str, tmp_path: P
     assert [s.rails_mj for s in samples] == [w.rails_mj for w in expected]
     assert [s.elapsed_ns for s in samples] == [w.elapsed_ns for w in expected]
     assert all(a.t_end_ns <= b.t_end_ns for a, b in itertools.pairwise(samples))
-    assert source.state == LOST and source.reason == "powermetrics exited with code 0: no message"
+    assert (
+        source.state == SourceState.LOST
+        and source.reason == "powermetrics exited with code 0: no message"
+    )
     runs = [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
     assert runs[0] == ["--help"]
     assert runs[1] == ["--samplers", "cpu_power,gpu_power,thermal", "-i", "250", "-f", "plist"]
@@ -109,7 +112,7 @@ def test_a_crash_mid_run_becomes_lost_with_the_last_error(
 
     samples, source = asyncio.run(scenario())
     assert len(samples) >= 1 and len(samples) < 5  # the windows that were complete
-    assert source.state == LOST
+    assert source.state == SourceState.LOST
     assert source.reason == (
         "powermetrics exited with code 3: powermetrics: unable to read the SMC (fake crash)"
     )
@@ -132,7 +135,7 @@ def test_closing_a_running_source_reaps_the_child(
     pid, source, n = asyncio.run(scenario())
     assert n == 7
     assert not alive(pid)
-    assert source.state == STOPPED
+    assert source.state == SourceState.STOPPED
 
 
 def test_a_child_that_ignores_sigterm_is_killed(fake: str, monkeypatch: pytest.MonkeyPatch) -> None:

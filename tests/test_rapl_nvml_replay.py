@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from anetui.power.base import ENDED, LOST, NEEDS_ROOT, RUNNING, STOPPED, NeedsRoot, Unavailable
+from anetui.power.base import NeedsRoot, SourceState, Unavailable
 from anetui.power.nvml import NvmlSource
 from anetui.power.rapl import RaplSource, discover, energy_delta_uj
 from anetui.power.replay import ReplaySource
@@ -64,7 +64,7 @@ def test_rapl_windows_with_wraparound_from_real_files(powercap: Path) -> None:
     async def scenario() -> list:
         source = RaplSource(interval_ms=100, root=powercap)
         await source.start()
-        assert source.state == RUNNING
+        assert source.state == SourceState.RUNNING
         samples = []
         stream = source.samples()
         first = asyncio.ensure_future(anext(stream))
@@ -75,7 +75,7 @@ def test_rapl_windows_with_wraparound_from_real_files(powercap: Path) -> None:
         samples.append(await first)
         await stream.aclose()
         await source.aclose()
-        assert source.state == STOPPED
+        assert source.state == SourceState.STOPPED
         return samples
 
     (sample,) = asyncio.run(scenario())
@@ -98,7 +98,7 @@ def test_rapl_availability(tmp_path: Path, powercap: Path, monkeypatch: pytest.M
     assert source.available().reason == "needs root: run `sudo anetui`"
     with pytest.raises(NeedsRoot):
         asyncio.run(source.start())
-    assert source.state == NEEDS_ROOT
+    assert source.state == SourceState.NEEDS_ROOT
 
 
 def test_rapl_counter_that_disappears_is_lost(powercap: Path) -> None:
@@ -112,7 +112,7 @@ def test_rapl_counter_that_disappears_is_lost(powercap: Path) -> None:
         return source
 
     source = asyncio.run(scenario())
-    assert source.state == LOST and source.reason is not None
+    assert source.state == SourceState.LOST and source.reason is not None
     assert source.reason.startswith("reading RAPL failed")
 
 
@@ -171,7 +171,7 @@ def test_nvml_energy_counter_and_power_integration(monkeypatch: pytest.MonkeyPat
     for sample in samples:
         assert sample.rails_mj["gpu0"] == 30_000  # counter difference, mJ
         assert sample.rails_w["gpu1"] == pytest.approx(60.0)  # integrated 60 W
-    assert source.state == STOPPED and fake.shutdowns >= 1
+    assert source.state == SourceState.STOPPED and fake.shutdowns >= 1
 
 
 def test_nvml_without_library_or_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +202,7 @@ def test_replay_plays_at_its_own_pace_and_speed_keeps_power() -> None:
         return samples, time.monotonic() - started, source
 
     (one,), took, source = asyncio.run(play(1.0))
-    assert 0.5 < took < 1.5 and source.state == ENDED
+    assert 0.5 < took < 1.5 and source.state == SourceState.ENDED
     assert one.rails_mj["cpu"] == 54.0 and one.elapsed_ns == 525_992_374
     (fast,), took_fast, _ = asyncio.run(play(10.0))
     assert took_fast < 0.3

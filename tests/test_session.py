@@ -4,11 +4,14 @@ import json
 
 import pytest
 
-from anetui import backends, report
-from anetui.backends.base import Availability, BackendDescription
-from anetui.config import RunConfig
-from anetui.models import ModelSpec
-from anetui.session import Session
+from anetui.backends import registry as backends
+from anetui.backends.base import BackendDescription
+from anetui.core.config import RunConfig
+from anetui.core.session import Session
+from anetui.errors import Availability
+from anetui.models.spec import ModelSpec
+from anetui.report import markdown, results_json
+from tests import doubles
 from tests.conftest import SMALL_MODEL, SMALL_SHAPE
 
 
@@ -41,7 +44,7 @@ def doubles_registry(monkeypatch: pytest.MonkeyPatch) -> None:
                 "cpu",
                 "fp32",
                 "a test double",
-                f"tests.doubles:{target}",
+                getattr(doubles, target),
                 Availability.yes,
                 ("none", "torchvision"),  # doubles run without a model, or beside one
             ),
@@ -69,7 +72,7 @@ def test_two_real_backends_interleaved_give_a_full_snapshot(small_spec: ModelSpe
     assert len(running) == 20
     assert snap.reference == "torch-cpu"
     assert [r.backend for r in snap.ratios] == ["torch-cpu-opt"]
-    doc = report.to_json(snap)
+    doc = results_json.to_json(snap)
     json.dumps(doc)  # serialisable
     assert doc["schema"] == "anetui.results/1"
     assert doc["environment"]["threads"] is not None
@@ -108,9 +111,9 @@ def test_a_failing_backend_is_reported_and_the_others_go_on(doubles_registry: No
 
 
 def test_unavailable_backends_are_listed_not_run(small_spec: ModelSpec) -> None:
-    from anetui.backends import probes
+    from anetui.backends import torch as torch_backends
 
-    if probes.torch_cuda().ok:
+    if torch_backends.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     session = Session(small_config(backends=("torch-cpu", "torch-cuda")), small_spec)
     assert session.runnable() == ["torch-cpu"]
@@ -154,6 +157,6 @@ def test_agreement_that_cannot_be_computed_is_null_with_a_reason(
     assert by_id["double-nan"].agreement_max_rel_err is None
     assert "output contains NaN or Inf" in by_id["double-nan"].notes[0]
     assert by_id["double-nan"].summary is not None  # it still ran
-    doc = report.to_json(snap)
+    doc = results_json.to_json(snap)
     assert doc["backends"][1]["notes"] == ["output contains NaN or Inf: agreement not computed"]
-    assert "`double-nan`: output contains NaN" in report.to_markdown(snap)
+    assert "`double-nan`: output contains NaN" in markdown.to_markdown(snap)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anetui.stats import (
+from anetui.core.stats import (
     MAX_LATENCY_NS,
     REPORTED_QUANTILES,
     LatencyStats,

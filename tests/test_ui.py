@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anetui.config import RunConfig
+from anetui.core.config import RunConfig
 from anetui.power.monitor import PowerMonitor
 from anetui.power.powermetrics import PowermetricsSource
 from anetui.ui.app import AnetuiApp, make_app

@@ -1,6 +1,6 @@
 """The Backend protocol and the types every backend shares.
 
-A backend turns a :class:`~anetui.models.ModelSpec` into something that runs one
+A backend turns a :class:`~anetui.models.spec.ModelSpec` into something that runs one
 inference per :meth:`Backend.infer` call, device synchronisation included, so that the
 runner's wall-clock timing around ``infer()`` is the latency a caller would see.
 Nothing here imports torch or any other runtime.
@@ -13,30 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from anetui.errors import AnetuiError
+from anetui.errors import AnetuiError, Availability
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from anetui.models import ModelSpec
+    from anetui.models.spec import ModelSpec
 
 DTYPES = ("fp32", "fp16", "bf16")
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """Whether a backend can run here and, when it cannot, why in one short line."""
-
-    ok: bool
-    reason: str | None = None
-
-    @classmethod
-    def yes(cls) -> Availability:
-        return cls(True, None)
-
-    @classmethod
-    def no(cls, reason: str) -> Availability:
-        return cls(False, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +57,10 @@ class BackendDescription:
     device: str
     default_dtype: str
     summary: str
-    #: "module:Class" imported only when the backend is selected.
-    target: str
+    #: Makes the backend (its class); the runtime itself is imported only then.
+    factory: Callable[[BackendDescription, BackendOptions], Backend] = field(
+        repr=False, compare=False
+    )
     #: Cheap availability probe: no heavy imports (used by `anetui doctor`).
     probe: Callable[[], Availability] = field(repr=False, compare=False)
     #: Model kinds (ModelSpec.kind) this backend can run.

@@ -1,5 +1,3 @@
-"""Power sources: one module per source, all yielding :class:`PowerSample` windows.
-
-Nothing here imports a platform library at import time; :func:`open_source` picks and
-imports the source asked for (see :mod:`anetui.power.registry`).
+"""Power sources: one module per source, all yielding :class:`PowerSample` windows;
+:mod:`anetui.power.registry` lists them and imports one only when it is chosen.
 """

@@ -7,22 +7,24 @@ absent from ``rails_mj``, never 0.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NoReturn, Protocol, runtime_checkable
 
-from anetui.backends.base import Availability
-from anetui.errors import AnetuiError
+from anetui.errors import AnetuiError, Availability
 
-#: Source states, as shown in the UI and written to results.
-RUNNING, NEEDS_ROOT, LOST, UNAVAILABLE, ENDED, STOPPED = (
-    "running",
-    "needs-root",
-    "lost",
-    "unavailable",
-    "ended",
-    "stopped",
-)
+
+class SourceState(StrEnum):
+    """A power source's state, as shown in the UI and written to results."""
+
+    IDLE = "idle"  # made, not started
+    RUNNING = "running"
+    NEEDS_ROOT = "needs-root"
+    LOST = "lost"
+    UNAVAILABLE = "unavailable"
+    ENDED = "ended"  # a recording that was played to its end
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,15 @@ class PowerSample:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CounterReading:
+    """A counter source's cumulative energy per rail (mJ) since it started, read at
+    ``t_ns`` on the monotonic clock. Wraparound is already undone by the source."""
+
+    t_ns: int
+    energy_mj: dict[str, float]
+
+
 class PowerSourceError(AnetuiError):
     """A power source could not be started or read; one line for the user."""
 
@@ -102,7 +113,8 @@ def refuse(source: PowerSource, reason: str | None) -> NoReturn:
     """Mark ``source`` as not started and raise the matching typed error."""
     reason = reason or "unavailable"
     needs_root = reason.startswith("needs root")
-    source.state, source.reason = (NEEDS_ROOT if needs_root else UNAVAILABLE), reason
+    source.state = SourceState.NEEDS_ROOT if needs_root else SourceState.UNAVAILABLE
+    source.reason = reason
     raise (NeedsRoot if needs_root else Unavailable)(reason)
 
 
@@ -114,11 +126,16 @@ class PowerSource(Protocol):
     #: Human-readable origin, e.g. "powermetrics (250 ms)" or "replay of m1.plist".
     label: str
     interval_ms: int
-    state: str
+    state: SourceState
     #: Why the source is not running (needs root, lost: last error …), else None.
     reason: str | None
 
     def available(self) -> Availability: ...
+
+    def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
+        """Which of ``rails`` sum to this source's total energy without counting anything
+        twice (e.g. CPU+GPU+ANE, never ``combined`` on top of them)."""
+        ...
 
     async def start(self) -> None:
         """Acquire what needs privileges (spawn, open files). Raises PowerSourceError."""
@@ -129,3 +146,17 @@ class PowerSource(Protocol):
     def __aiter__(self) -> AsyncIterator[PowerSample]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CounterSource(PowerSource, Protocol):
+    """A source backed by energy counters (RAPL, NVML, IOReport): besides the periodic
+    windows, it can be read at any moment, so the energy of a timed stretch is exact
+    (reading at its start and end) rather than made of whole windows."""
+
+    #: The smallest step each rail's counter moves by (mJ): no figure finer than it.
+    resolution_mj: dict[str, float]
+
+    def read_counters(self) -> CounterReading:
+        """The cumulative energy now; cheap enough to call at every stretch boundary."""
+        ...

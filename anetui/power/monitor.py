@@ -14,7 +14,7 @@ import threading
 from collections import deque
 
 from anetui.errors import one_line
-from anetui.power.base import LOST, PowerSample, PowerSource, PowerSourceError
+from anetui.power.base import PowerSample, PowerSource, PowerSourceError, SourceState
 
 #: Samples kept: 24 h at 250 ms. Older ones fall off; memory stays bounded.
 MAX_SAMPLES = 24 * 3600 * 4
@@ -85,7 +85,10 @@ class PowerMonitor:
         except asyncio.CancelledError:
             pass
         except Exception as exc:
-            self.source.state, self.error = LOST, f"{self.source.id} failed: {one_line(exc)}"
+            self.source.state, self.error = (
+                SourceState.LOST,
+                f"{self.source.id} failed: {one_line(exc)}",
+            )
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]

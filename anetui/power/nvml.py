@@ -7,18 +7,22 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from anetui.backends.base import Availability
-from anetui.errors import one_line
-from anetui.power.base import LOST, RUNNING, STOPPED, UNAVAILABLE, PowerSample, Unavailable
+from anetui.errors import Availability, one_line
+from anetui.power.base import PowerSample, SourceState, Unavailable
 
 
 def _pynvml() -> Any:
     import pynvml
 
     return pynvml
+
+
+def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
+    """Every GPU (``gpu0``, ``gpu1`` …, in index order): their counters do not overlap."""
+    return tuple(sorted(set(rails), key=lambda r: (len(r), r)))
 
 
 class NvmlSource:
@@ -29,11 +33,14 @@ class NvmlSource:
     def __init__(self, interval_ms: int = 250) -> None:
         self.interval_ms = interval_ms
         self.label = f"NVML ({interval_ms} ms)"
-        self.state = "idle"
+        self.state = SourceState.IDLE
         self.reason: str | None = None
         self._nvml: Any = None
         self._handles: list[Any] = []
         self._integrated: set[int] = set()
+
+    def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
+        return total_rails(rails)
 
     def available(self) -> Availability:
         if importlib.util.find_spec("pynvml") is None:
@@ -54,7 +61,7 @@ class NvmlSource:
     async def start(self) -> None:
         availability = self.available()
         if not availability.ok:
-            self.state, self.reason = UNAVAILABLE, availability.reason
+            self.state, self.reason = SourceState.UNAVAILABLE, availability.reason
             raise Unavailable(availability.reason or "unavailable")
         nvml = _pynvml()
         nvml.nvmlInit()
@@ -73,7 +80,7 @@ class NvmlSource:
                 + ", ".join(f"gpu{i}" for i in sorted(self._integrated))
                 + ")"
             )
-        self.state, self.reason = RUNNING, None
+        self.state, self.reason = SourceState.RUNNING, None
 
     def power_w(self) -> dict[str, float]:
         """Instantaneous board power per GPU (W)."""
@@ -116,7 +123,7 @@ class NvmlSource:
                 t_prev, energy_prev, power_prev = t_now, energy_now, power_now
         except Exception as exc:  # NVMLError_GpuIsLost and friends
             if self._nvml is not None:
-                self.state, self.reason = LOST, f"NVML failed: {one_line(exc)}"
+                self.state, self.reason = SourceState.LOST, f"NVML failed: {one_line(exc)}"
 
     async def aclose(self) -> None:
         nvml, self._nvml = self._nvml, None
@@ -125,5 +132,5 @@ class NvmlSource:
                 nvml.nvmlShutdown()
             except Exception as exc:  # shutting down must not hide the session's results
                 self.reason = f"nvmlShutdown failed: {one_line(exc)}"
-        if self.state in (RUNNING, "idle"):
-            self.state = STOPPED
+        if self.state in (SourceState.RUNNING, SourceState.IDLE):
+            self.state = SourceState.STOPPED

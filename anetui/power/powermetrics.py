@@ -17,20 +17,11 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from anetui.backends.base import Availability
-from anetui.errors import one_line
-from anetui.power.base import (
-    LOST,
-    RUNNING,
-    STOPPED,
-    UNAVAILABLE,
-    PowerSample,
-    Unavailable,
-    refuse,
-)
+from anetui.errors import Availability, one_line
+from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
 from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
 
 POWERMETRICS = "/usr/bin/powermetrics"
@@ -74,6 +65,18 @@ def _reap(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
+    """CPU+GPU+ANE (``combined`` and ``package`` contain them); on macOS 12 and older,
+    which reports ``package`` and ``dram`` instead, the package."""
+    present = set(rails)
+    apple = tuple(r for r in ("cpu", "gpu", "ane") if r in present)
+    if apple:
+        return apple
+    if "package" in present:
+        return ("package",)
+    return tuple(sorted(present))
+
+
 class PowermetricsSource:
     """macOS powermetrics, CPU/GPU/ANE energy per window and thermal pressure."""
 
@@ -83,7 +86,7 @@ class PowermetricsSource:
         self.interval_ms = interval_ms
         self.executable = executable
         self.label = f"powermetrics ({interval_ms} ms)"
-        self.state = "idle"
+        self.state = SourceState.IDLE
         self.reason: str | None = None
         self.samplers: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
@@ -96,6 +99,9 @@ class PowermetricsSource:
         self._closing = False
 
     # -- availability ---------------------------------------------------------------
+    def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
+        return total_rails(rails)
+
     def available(self) -> Availability:
         if self.executable == POWERMETRICS and sys.platform != "darwin":
             return Availability.no("powermetrics is macOS only")
@@ -126,7 +132,10 @@ class PowermetricsSource:
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as exc:
-            self.state, self.reason = UNAVAILABLE, f"cannot start powermetrics: {one_line(exc)}"
+            self.state, self.reason = (
+                SourceState.UNAVAILABLE,
+                f"cannot start powermetrics: {one_line(exc)}",
+            )
             raise Unavailable(self.reason) from None
         self._finalizer = weakref.finalize(self, _reap, self._proc.pid)
         loop = asyncio.get_running_loop()
@@ -142,7 +151,7 @@ class PowermetricsSource:
             lambda: asyncio.StreamReaderProtocol(stderr), self._proc.stderr
         )
         self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
-        self.state, self.reason = RUNNING, None
+        self.state, self.reason = SourceState.RUNNING, None
 
     def _help_text(self) -> str | None:
         try:
@@ -192,7 +201,7 @@ class PowermetricsSource:
         lines = self._stderr.decode(errors="replace").strip().splitlines()
         tail = lines[-1][:200] if lines else "no message"
         exit_text = f"exited with code {code}" if code is not None else "closed its output"
-        self.state, self.reason = LOST, f"powermetrics {exit_text}: {tail}"
+        self.state, self.reason = SourceState.LOST, f"powermetrics {exit_text}: {tail}"
 
     def _note_errors(self, parser: PlistStreamParser, reported: int) -> int:
         # A bad document is skipped; remember the last problem for the UI.
@@ -232,5 +241,5 @@ class PowermetricsSource:
                     await self._stderr_task
         if self._finalizer is not None:
             self._finalizer.detach()
-        if self.state in (RUNNING, "idle"):
-            self.state = STOPPED
+        if self.state in (SourceState.RUNNING, SourceState.IDLE):
+            self.state = SourceState.STOPPED

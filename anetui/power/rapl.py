@@ -12,21 +12,12 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from anetui.backends.base import Availability
-from anetui.errors import one_line
-from anetui.power.base import (
-    LOST,
-    RUNNING,
-    STOPPED,
-    UNAVAILABLE,
-    PowerSample,
-    Unavailable,
-    refuse,
-)
+from anetui.errors import Availability, one_line
+from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
 
 POWERCAP = Path("/sys/class/powercap")
 # intel-rapl:P (package or psys) and intel-rapl:P:S (core, uncore, dram). The
@@ -70,6 +61,16 @@ def discover(root: Path = POWERCAP) -> list[Zone]:
     return zones
 
 
+def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
+    """Each package plus DRAM: core and uncore are inside the package, psys contains
+    everything."""
+    present = set(rails)
+    packages = sorted(r for r in present if r.startswith("package-"))
+    if not packages:
+        return tuple(sorted(present))
+    return (*packages, *sorted(r for r in present if r == "dram" or r.startswith("dram-")))
+
+
 class RaplSource:
     """RAPL package/core/uncore/DRAM energy per window."""
 
@@ -79,10 +80,13 @@ class RaplSource:
         self.interval_ms = interval_ms
         self.root = root
         self.label = f"RAPL ({interval_ms} ms)"
-        self.state = "idle"
+        self.state = SourceState.IDLE
         self.reason: str | None = None
         self._fds: dict[str, int] = {}
         self._zones: list[Zone] = []
+
+    def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
+        return total_rails(rails)
 
     def available(self) -> Availability:
         zones = discover(self.root)
@@ -106,9 +110,12 @@ class RaplSource:
                 self._fds[zone.rail] = os.open(zone.energy_path, os.O_RDONLY)
         except OSError as exc:
             self._close_fds()
-            self.state, self.reason = UNAVAILABLE, f"cannot open RAPL counters: {one_line(exc)}"
+            self.state, self.reason = (
+                SourceState.UNAVAILABLE,
+                f"cannot open RAPL counters: {one_line(exc)}",
+            )
             raise Unavailable(self.reason) from None
-        self.state, self.reason = RUNNING, None
+        self.state, self.reason = SourceState.RUNNING, None
 
     def read(self) -> dict[str, int]:
         """Every counter now (µJ), through the descriptors opened at start."""
@@ -135,7 +142,7 @@ class RaplSource:
                 yield PowerSample(t_prev, t_now, rails)
                 t_prev, previous = t_now, now
         except (OSError, ValueError) as exc:
-            self.state, self.reason = LOST, f"reading RAPL failed: {one_line(exc)}"
+            self.state, self.reason = SourceState.LOST, f"reading RAPL failed: {one_line(exc)}"
 
     def _close_fds(self) -> None:
         for fd in self._fds.values():
@@ -144,5 +151,5 @@ class RaplSource:
 
     async def aclose(self) -> None:
         self._close_fds()
-        if self.state in (RUNNING, "idle"):
-            self.state = STOPPED
+        if self.state in (SourceState.RUNNING, SourceState.IDLE):
+            self.state = SourceState.STOPPED

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anetui.backends.base import Availability
-from anetui.errors import AnetuiError
+from anetui.errors import AnetuiError, Availability
 from anetui.power.base import PowerSource
+from anetui.power.monitor import PowerMonitor
 
 SOURCE_IDS = ("powermetrics", "rapl", "nvml")
 DEFAULT_INTERVAL_MS = 250
@@ -63,3 +63,22 @@ def probe_all() -> list[tuple[str, Availability]]:
     out = [(source_id, create(source_id).available()) for source_id in SOURCE_IDS]
     out.append(("replay:FILE", Availability.yes()))
     return out
+
+
+def monitor_for(
+    spec: str, interval_ms: int = DEFAULT_INTERVAL_MS, speed: float = 1.0
+) -> tuple[PowerMonitor | None, list[str]]:
+    """The monitor for ``--power SPEC`` (not started) and notes on what was skipped.
+
+    ``none`` gives no monitor. ``auto`` that finds no source gives no monitor and a note
+    saying why; a source asked for by name that cannot be made raises AnetuiError.
+    """
+    if spec == "none":
+        return None, []
+    if spec != "auto":
+        return PowerMonitor(create(spec, interval_ms, speed=speed)), []
+    try:
+        source, skipped = choose_auto(interval_ms)
+    except AnetuiError as exc:
+        return None, [f"no energy measurement: {exc}"]
+    return PowerMonitor(source), [f"skipped {reason}" for reason in skipped]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from anetui.backends.base import Availability
-from anetui.errors import one_line
-from anetui.power.base import ENDED, RUNNING, STOPPED, UNAVAILABLE, PowerSample, Unavailable
+from anetui.errors import Availability, one_line
+from anetui.power.base import PowerSample, SourceState, Unavailable
+from anetui.power.powermetrics import total_rails as powermetrics_total_rails
 from anetui.power.powermetrics_parse import Window, parse_bytes
 
 
@@ -28,22 +28,23 @@ class ReplaySource:
         interval_ms: int | None = None,
         speed: float = 1.0,
         loop: bool = False,
-        fmt: str | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("replay speed must be positive")
         self.path = Path(path)
         self.speed = speed
         self.loop = loop
-        self.fmt = fmt
         self.label = f"replay of {self.path.name}" + (f" at {speed:g}x" if speed != 1 else "")
         self.label += " (looped)" if loop else ""
-        self.state = "idle"
+        self.state = SourceState.IDLE
         self.reason: str | None = None
         self.errors: list[str] = []
         self._windows: list[Window] = []
         self._closed = False
         self.interval_ms = interval_ms or 0
+
+    def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
+        return powermetrics_total_rails(rails)
 
     def available(self) -> Availability:
         if not self.path.is_file():
@@ -52,25 +53,28 @@ class ReplaySource:
 
     async def start(self) -> None:
         if not self.path.is_file():
-            self.state, self.reason = UNAVAILABLE, f"recording not found: {self.path}"
+            self.state, self.reason = SourceState.UNAVAILABLE, f"recording not found: {self.path}"
             raise Unavailable(self.reason)
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            self.state, self.reason = UNAVAILABLE, f"cannot read {self.path}: {one_line(exc)}"
+            self.state, self.reason = (
+                SourceState.UNAVAILABLE,
+                f"cannot read {self.path}: {one_line(exc)}",
+            )
             raise Unavailable(self.reason) from None
-        self._windows, self.errors = parse_bytes(data, self.fmt)
+        self._windows, self.errors = parse_bytes(data)
         if not self._windows:
             why = f": {self.errors[0]}" if self.errors else ""
             self.state, self.reason = (
-                UNAVAILABLE,
+                SourceState.UNAVAILABLE,
                 f"{self.path.name} holds no powermetrics sample{why}",
             )
             raise Unavailable(self.reason)
         if not self.interval_ms:
             mean_ns = sum(w.elapsed_ns for w in self._windows) / len(self._windows)
             self.interval_ms = round(mean_ns / 1e6 / self.speed)
-        self.state, self.reason = RUNNING, None
+        self.state, self.reason = SourceState.RUNNING, None
 
     def __aiter__(self) -> AsyncIterator[PowerSample]:
         return self.samples()
@@ -92,10 +96,10 @@ class ReplaySource:
                 )
                 t_start = t_end
             if not self.loop:
-                self.state = ENDED
+                self.state = SourceState.ENDED
                 return
 
     async def aclose(self) -> None:
         self._closed = True
-        if self.state in (RUNNING, "idle"):
-            self.state = STOPPED
+        if self.state in (SourceState.RUNNING, SourceState.IDLE):
+            self.state = SourceState.STOPPED

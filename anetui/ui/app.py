@@ -27,13 +27,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from anetui import privileges, report
-from anetui.config import RunConfig
+from anetui import privileges
+from anetui.core.config import RunConfig
+from anetui.core.results import BackendResult, Snapshot
+from anetui.core.session import Session
 from anetui.errors import AnetuiError, one_line
-from anetui.models import resolve_model
+from anetui.models.resolve import resolve_model
 from anetui.power.monitor import PowerMonitor
-from anetui.results import BackendResult, Snapshot
-from anetui.session import Session
+from anetui.report import files
 from anetui.ui.help import HelpScreen
 from anetui.ui.widgets.backends import BackendList
 from anetui.ui.widgets.energy import EnergyTable
@@ -294,7 +295,7 @@ class AnetuiApp(App[int]):
         if self.session is None:
             return
         try:
-            paths = report.write_snapshot_set(
+            paths = files.write_snapshot_set(
                 self.config.out_dir, self.session.snapshot(), self.export_screenshot()
             )
         except (OSError, AnetuiError) as exc:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from anetui.report import fmt_ms
-from anetui.results import Snapshot
+from anetui.core.results import Snapshot
+from anetui.report.text import fmt_ms
 from anetui.ui.widgets.tables import update_rows
 
 _STATE_STYLE = {
@@ -31,7 +31,7 @@ class BackendList(DataTable[str]):
     def show(self, snapshot: Snapshot, active: str | None, paused: bool) -> None:
         rows = []
         for i, b in enumerate(snapshot.backends, start=1):
-            state = b.state
+            state: str = b.state
             if b.id == active and state in ("running", "paused", "ready"):
                 state = "paused" if paused else "running"
             if state == "preparing":

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from anetui.energy import rails_label
-from anetui.report import factor_text, fmt_ms
-from anetui.results import Snapshot
+from anetui.core.results import Snapshot
+from anetui.report.text import factor_text, fmt_ms, rails_label
 from anetui.ui.widgets.tables import update_rows
 
 

@@ -8,8 +8,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
 from textual_plotext import PlotextPlot
 
-from anetui.report import fmt_ms
-from anetui.results import BackendResult
+from anetui.core.results import BackendResult
+from anetui.report.text import fmt_ms, latency_cells
 
 
 class LatencyPanel(Vertical):
@@ -40,12 +40,11 @@ class LatencyPanel(Vertical):
         hidden = s.count - sum(counts)
         for name, color in (("p50", "green"), ("p90", "yellow"), ("p99", "red")):
             plt.vline(s.quantiles_ns[name] / 1e6, color=color)
-        ci = s.p50_ci95_ns
-        ci_text = f" ({fmt_ms(ci[0] / 1e6)}–{fmt_ms(ci[1] / 1e6)})" if ci else ""
+        cell = latency_cells(s)
+        ci_text = f" ({cell['p50_ci']})" if s.p50_ci95_ns else ""
         self.border_title = (
-            f"{backend.id} · p50 {fmt_ms(s.p50_ns / 1e6)}{ci_text} · "
-            f"p90 {fmt_ms(s.quantiles_ns['p90'] / 1e6)} · p99 {fmt_ms(s.quantiles_ns['p99'] / 1e6)}"
-            f" ms · n={s.count}"
+            f"{backend.id} · p50 {cell['p50']}{ci_text} · p90 {cell['p90']} · "
+            f"p99 {cell['p99']} ms · n={s.count}"
         )
         plt.title("latency (ms)" + (f", {hidden} above p99 not drawn" if hidden > 0 else ""))
         plt.xlabel("ms")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from anetui.results import Snapshot
+from anetui.core.results import Snapshot
 
 _STATE_STYLE = {
     "running": "green",

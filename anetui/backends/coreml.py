@@ -1,0 +1,193 @@
+"""Core ML backends: one converted ML Program, four compute-unit choices.
+
+Prediction needs macOS; everything up to it (conversion, caching, the input) runs
+anywhere. ``predict`` blocks until Core ML is done, so wall-clock time around it is the
+latency a caller sees; Core ML's own prediction duration, where coremltools offers it
+(``MLModel.last_predict_duration_in_nano_seconds``), is recorded beside it.
+
+Lines that only run on macOS are marked ``# macOS only``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
+from anetui.errors import Availability, one_line
+from anetui.models.cache import Cache, file_digest
+from anetui.models.convert.coreml import (
+    COMPUTE_UNITS,
+    OUTPUT_NAME,
+    ConversionError,
+    convert,
+    import_coremltools,
+)
+from anetui.models.spec import ModelSpec
+from anetui.versions import macos_version
+
+COMPILED = "compiled.mlmodelc"
+
+
+class CoreMLBackend:
+    def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
+        self.id = description.id
+        self.device = description.device
+        self.dtype = options.dtype or description.default_dtype
+        if self.dtype not in ("fp16", "fp32"):
+            raise BackendError(f"{self.id}: Core ML computes in fp16 or fp32, not {self.dtype}")
+        self.compute_unit = COMPUTE_UNITS[self.id.removeprefix("coreml-")]
+        self._description = description
+        self._model: Any = None
+        self._predict: Any = None
+        self._inputs: dict[str, np.ndarray] = {}
+        self._output_name = OUTPUT_NAME
+        self._has_runtime_duration = False
+
+    def available(self) -> Availability:
+        return self._description.probe()
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        ct = import_coremltools()
+        notes: list[str] = []
+        started = time.perf_counter()
+        try:
+            package, input_name, output_name = self._package(spec, notes)
+        except ConversionError as exc:
+            raise BackendError(f"{self.id}: {exc}") from None
+        converted = time.perf_counter()
+        self._output_name = output_name
+        try:
+            self._model = self._load(ct, package, notes)  # macOS only
+        except Exception as exc:
+            raise BackendError(f"{self.id} could not load the model: {one_line(exc)}") from None
+        loaded = time.perf_counter()
+        self._predict = self._model.predict
+        self._has_runtime_duration = hasattr(self._model, "last_predict_duration_in_nano_seconds")
+        self._inputs = {input_name: spec.make_input()}  # built once, outside the timed loop
+        first_start = time.perf_counter_ns()
+        self.infer()
+        first_ns = time.perf_counter_ns() - first_start
+        info: dict[str, object] = {"compute_units": self.compute_unit, "package": str(package)}
+        share = self._plan_share(ct, notes)
+        if share is not None:
+            info["compute_plan_share"] = share
+        return PrepareInfo(
+            load_s=loaded - converted,
+            compile_s=converted - started,
+            first_inference_ms=first_ns / 1e6,
+            notes=tuple(notes),
+            info=info,
+        )
+
+    def _package(self, spec: ModelSpec, notes: list[str]) -> tuple[Path, str, str]:
+        """The .mlpackage to run, its input name and its output name."""
+        if spec.kind == "mlpackage":
+            assert spec.path is not None
+            return spec.path, spec.input_name or "input", spec.output_name or OUTPUT_NAME
+        conversion = convert(spec, self.dtype)
+        how = "from the cache" if conversion.cached else f"in {conversion.seconds:.1f} s"
+        notes.append(f"converted via {conversion.method} ({conversion.precision}), {how}")
+        notes.extend(conversion.notes)
+        return conversion.path, conversion.input_name, OUTPUT_NAME
+
+    def _load(self, ct: Any, package: Path, notes: list[str]) -> Any:  # macOS only
+        """Load the compiled model from the cache when there is one (fast); otherwise load
+        the package, which compiles it, and keep the compiled copy for next time."""
+        units = getattr(ct.ComputeUnit, self.compute_unit)
+        cache = Cache("coreml-compiled")
+        key = file_digest(package)[:24]
+        compiled = cache.lookup(key, COMPILED, lambda p: (p / "coremldata.bin").exists())
+        if compiled is not None:
+            notes.append("loaded the compiled model from the cache")
+            return ct.models.CompiledMLModel(str(compiled), units)
+        model = ct.models.MLModel(str(package), compute_units=units)
+        source = Path(model.get_compiled_model_path())
+        with contextlib.suppress(OSError):  # caching is an optimisation, never an error
+            cache.store(
+                key, COMPILED, lambda target: _copy(source, target), {"package": str(package)}
+            )
+        return model
+
+    def _plan_share(self, ct: Any, notes: list[str]) -> dict[str, float] | None:
+        """Cost-weighted share per device from Core ML's compute plan, where available."""
+        from anetui.models.convert.coreml_plan import PlanUnavailable, compute_plan
+
+        try:
+            return compute_plan(ct, self._compiled_path(), self.compute_unit).share  # macOS only
+        except PlanUnavailable as exc:
+            notes.append(f"no compute plan: {exc}")
+            return None
+
+    def _compiled_path(self) -> Path:
+        path = getattr(self._model, "get_compiled_model_path", None)
+        return Path(path()) if path else Path(getattr(self._model, "path", ""))
+
+    def infer(self) -> None:
+        self._predict(self._inputs)  # blocking: returns when Core ML is done
+
+    def runtime_latency_ns(self) -> int | None:
+        """Core ML's own duration of the prediction just timed (ns), read by the runner
+        outside the timed region; None where the loaded class does not report it."""
+        if self._has_runtime_duration:
+            duration = self._model.last_predict_duration_in_nano_seconds
+            if duration:
+                return int(duration)
+        return None
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def output(self) -> np.ndarray:
+        result = self._predict(self._inputs)
+        return np.asarray(result[self._output_name], dtype=np.float32)
+
+    def close(self) -> None:
+        self._model = self._predict = None
+
+
+def _copy(source: Path, target: Path) -> dict[str, object]:
+    shutil.copytree(source, target)
+    return {}
+
+
+def coreml_probe(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") -> Availability:
+    """Core ML prediction: coremltools installed, on macOS new enough for ``unit``."""
+    if importlib.util.find_spec("coremltools") is None:
+        return Availability.no("coremltools not installed (pip install 'anetui[coreml]')")
+    version = macos_version()
+    if version is None:
+        return Availability.no("Core ML prediction needs macOS (conversion works here)")
+    if version < minimum_macos:
+        wanted = ".".join(str(v) for v in minimum_macos)
+        return Availability.no(f"{unit} needs macOS {wanted}+")
+    return Availability.yes()
+
+
+_KINDS = ("torchvision", "export", "torchscript", "mlpackage")
+_UNIT_TEXT = {
+    "all": ("all", "Core ML, ComputeUnit.ALL: CPU, GPU and Neural Engine as Core ML decides"),
+    "cpu": ("cpu", "Core ML, ComputeUnit.CPU_ONLY"),
+    "gpu": ("cpu+gpu", "Core ML, ComputeUnit.CPU_AND_GPU"),
+    "ane": ("cpu+ane", "Core ML, ComputeUnit.CPU_AND_NE: the Apple Neural Engine"),
+}
+BACKENDS = tuple(
+    BackendDescription(
+        f"coreml-{unit}",
+        "Core ML",
+        device,
+        "fp16",
+        summary,
+        CoreMLBackend,
+        # CPU_AND_NE exists from macOS 13 on.
+        (lambda: coreml_probe((13,), "coreml-ane")) if unit == "ane" else coreml_probe,
+        _KINDS,
+    )
+    for unit, (device, summary) in _UNIT_TEXT.items()
+)

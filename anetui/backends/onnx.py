@@ -1,0 +1,160 @@
+"""ONNX Runtime backends: CPU, CUDA and Core ML execution providers.
+
+The session is created once in ``prepare`` (graph optimisation level ALL), the input is
+bound once (IO binding), and the timed call is ``run_with_iobinding``, which returns when
+the outputs are ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import time
+from typing import Any
+
+import numpy as np
+
+from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
+from anetui.errors import Availability, one_line
+from anetui.models.convert.onnx import OUTPUT_NAME, OnnxExportError, export
+from anetui.models.spec import ModelSpec
+
+PROVIDERS = {
+    "onnx-cpu": "CPUExecutionProvider",
+    "onnx-cuda": "CUDAExecutionProvider",
+    "onnx-coreml": "CoreMLExecutionProvider",
+}
+#: Core ML EP options (onnxruntime >= 1.20): ML Program format, every compute unit.
+COREML_OPTIONS = {"ModelFormat": "MLProgram", "MLComputeUnits": "ALL"}
+
+
+class OnnxBackend:
+    def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
+        self.id = description.id
+        self.device = description.device
+        self.dtype = options.dtype or description.default_dtype
+        if self.dtype != "fp32":
+            raise BackendError(f"{self.id} runs the fp32 ONNX export, not {self.dtype}")
+        self._description = description
+        self._threads = options.threads
+        self._session: Any = None
+        self._binding: Any = None
+        self._output_name = OUTPUT_NAME
+
+    def available(self) -> Availability:
+        return self._description.probe()  # installed, and the provider is there
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        import onnxruntime
+
+        notes: list[str] = []
+        started = time.perf_counter()
+        if spec.kind == "onnx":
+            assert spec.path is not None
+            path = spec.path
+            input_name = spec.input_name or "x"
+            self._output_name = spec.output_name or OUTPUT_NAME
+        else:
+            try:
+                result = export(spec)
+            except OnnxExportError as exc:
+                raise BackendError(f"{self.id}: {exc}") from None
+            path, input_name = result.path, "x"
+            notes.append(
+                "exported " + ("from the cache" if result.cached else f"in {result.seconds:.1f} s")
+            )
+        exported = time.perf_counter()
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self._threads is not None:
+            options.intra_op_num_threads = self._threads
+        provider: Any = PROVIDERS[self.id]
+        if self.id == "onnx-coreml":
+            provider = (provider, COREML_OPTIONS)  # macOS only
+        try:
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=[provider])
+        except Exception as exc:
+            raise BackendError(f"{self.id} could not create a session: {one_line(exc)}") from None
+        used = self._session.get_providers()
+        if used[0] != PROVIDERS[self.id]:
+            raise BackendError(f"{self.id}: onnxruntime fell back to {used[0]}")
+        self._binding = self._session.io_binding()
+        self._binding.bind_cpu_input(input_name, spec.make_input())  # bound once
+        self._binding.bind_output(self._output_name)
+        loaded = time.perf_counter()
+        first = time.perf_counter_ns()
+        self.infer()
+        first_ns = time.perf_counter_ns() - first
+        return PrepareInfo(
+            load_s=loaded - exported,
+            compile_s=exported - started,
+            first_inference_ms=first_ns / 1e6,
+            notes=tuple(notes),
+            info={"providers": used, "onnxruntime": onnxruntime.__version__},
+        )
+
+    def infer(self) -> None:
+        self._session.run_with_iobinding(self._binding)
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def output(self) -> np.ndarray:
+        self.infer()
+        return np.asarray(self._binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+
+    def close(self) -> None:
+        self._session = self._binding = None
+
+
+def onnxruntime_installed() -> Availability:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Availability.no("onnxruntime not installed (pip install 'anetui[onnx]')")
+    return Availability.yes()
+
+
+def onnx_provider(provider: str, hint: str) -> Availability:
+    """onnxruntime installed and offering ``provider`` (imports onnxruntime, not torch)."""
+    base = onnxruntime_installed()
+    if not base.ok:
+        return base
+    import onnxruntime
+
+    if provider not in onnxruntime.get_available_providers():
+        return Availability.no(f"onnxruntime has no {provider} here: {hint}")
+    return Availability.yes()
+
+
+_KINDS = ("torchvision", "export", "torchscript", "onnx")
+BACKENDS = (
+    BackendDescription(
+        "onnx-cpu",
+        "ONNX Runtime",
+        "cpu",
+        "fp32",
+        "ONNX Runtime, CPUExecutionProvider, graph optimisation ALL, IO binding",
+        OnnxBackend,
+        lambda: onnx_provider("CPUExecutionProvider", "reinstall onnxruntime"),
+        _KINDS,
+    ),
+    BackendDescription(
+        "onnx-cuda",
+        "ONNX Runtime",
+        "cuda",
+        "fp32",
+        "ONNX Runtime, CUDAExecutionProvider",
+        OnnxBackend,
+        lambda: onnx_provider("CUDAExecutionProvider", "install onnxruntime-gpu"),
+        _KINDS,
+    ),
+    BackendDescription(
+        "onnx-coreml",
+        "ONNX Runtime",
+        "coreml",
+        "fp32",
+        "ONNX Runtime, CoreMLExecutionProvider (ML Program, all compute units)",
+        OnnxBackend,
+        lambda: onnx_provider("CoreMLExecutionProvider", "macOS wheels have it"),
+        _KINDS,
+    ),
+)

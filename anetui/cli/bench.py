@@ -1,0 +1,298 @@
+"""`anetui bench`: a headless session with a progress display on stderr and the results
+on stdout (and in files). The session runs in a worker thread so that the main thread
+keeps the progress display live and turns Ctrl+C into a clean stop with partial results.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from anetui import privileges
+from anetui.cli.options import run_config, run_options, sampling_options
+from anetui.core.config import DEFAULT_DURATION_S, RunConfig
+from anetui.core.session import ProgressCallback, Session
+from anetui.errors import AnetuiError, one_line
+from anetui.models.resolve import resolve_model
+from anetui.power import registry as power_registry
+from anetui.power.monitor import PowerMonitor
+from anetui.report import files, terminal
+from anetui.report.text import fmt_ms
+
+#: How often the progress display is refreshed from the session (s).
+POLL_S = 0.25
+
+
+def _consoles() -> tuple[Console, Console]:
+    return terminal.stdout_console(), Console(stderr=True, soft_wrap=True)
+
+
+@click.command()
+@run_options
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help="Timed inferences per backend (instead of --duration).",
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds of timed inference per backend.  [default: 10]",
+)
+@click.option(
+    "--interleave",
+    is_flag=True,
+    help="Alternate the backends in ~1 s rounds so drift and heat fall on all equally.",
+)
+@click.option(
+    "--power",
+    "power_spec",
+    default="none",
+    show_default=True,
+    metavar="SOURCE",
+    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), nvml "
+    "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Measure the idle baseline (power with nothing running) for this long first.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results (schema anetui.results/1) to this file.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown report to this file.",
+)
+@sampling_options
+def bench(
+    backend_ids: tuple[str, ...] | None,
+    model: str,
+    batch_size: int,
+    input_shape: str | None,
+    dtype: str | None,
+    threads: int | None,
+    warmup: int,
+    iterations: int | None,
+    duration_s: float | None,
+    interleave: bool,
+    reference: str | None,
+    power_spec: str,
+    interval_ms: int,
+    idle_seconds: float,
+    speed: float,
+    keep_root: bool,
+    json_path: Path | None,
+    markdown_path: Path | None,
+) -> None:
+    """Benchmark backends headlessly and print a results table and ratio summary.
+
+    Latencies are in milliseconds: p50 with its 95% confidence interval, p90, p99,
+    p99.9, mean, stddev, min, max; throughput in inferences per second of wall time
+    including the harness. Load, compile and first-inference times are shown apart.
+    """
+    if iterations is not None and duration_s is not None:
+        raise click.UsageError("give --iterations or --duration, not both")
+    if reference is not None and backend_ids is not None and reference not in backend_ids:
+        raise click.UsageError(f"--reference {reference} is not among --backends")
+    if iterations is None and duration_s is None:
+        duration_s = DEFAULT_DURATION_S
+    config = run_config(
+        model=model,
+        batch_size=batch_size,
+        input_shape=input_shape,
+        backend_ids=backend_ids,
+        dtype=dtype,
+        threads=threads,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration_s,
+        interleave=interleave,
+        reference=reference,
+        power=power_spec,
+        interval_ms=interval_ms,
+        idle_seconds=idle_seconds,
+        replay_speed=speed,
+        keep_root=keep_root,
+    )
+    code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
+    if code:
+        sys.exit(code)
+
+
+def run_bench(
+    config: RunConfig, *, json_path: Path | None = None, markdown_path: Path | None = None
+) -> int:
+    """Measure, print and write results. Returns the exit code (1 if a backend failed)."""
+    out, err = _consoles()
+    monitor = start_power(config, err)  # privileged work first …
+    try:
+        if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
+            err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
+        return _measure(config, monitor, out, err, json_path, markdown_path)  # … then models
+    finally:
+        if monitor is not None:
+            monitor.stop()
+
+
+def start_power(config: RunConfig, err: Console) -> PowerMonitor | None:
+    """Start the chosen power source, or None for `--power none` (or `auto` finding none,
+    which says why). A source that cannot start is an error."""
+    monitor, notes = power_registry.monitor_for(
+        config.power, config.interval_ms, config.replay_speed
+    )
+    for note in notes:  # e.g. without sudo: powermetrics and RAPL need root
+        err.print(f"[dim]power: {note}[/]")
+    if monitor is None:
+        return None
+    if not monitor.start():
+        raise AnetuiError(f"power source {monitor.source.id}: {monitor.reason}")
+    err.print(f"[dim]power: {monitor.source.label}[/]")
+    return monitor
+
+
+def _measure(
+    config: RunConfig,
+    monitor: PowerMonitor | None,
+    out: Console,
+    err: Console,
+    json_path: Path | None,
+    markdown_path: Path | None,
+) -> int:
+    spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
+    for note in spec.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    session = Session(config, spec, monitor)
+    if config.backends is not None:
+        session.require_available()  # asked for by name: say why not, exit non-zero
+    if not session.runnable():
+        reasons = "; ".join(f"{i}: {a.reason}" for i, a in session.availability().items())
+        raise AnetuiError(f"no backend can run here ({reasons})")
+    for backend_id, availability in session.availability().items():
+        if not availability.ok:
+            err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
+
+    interrupted = _run_with_progress(session, err)
+    if monitor is not None:
+        monitor.stop()  # before the snapshot, so the last windows are in
+    snapshot = session.snapshot()
+    session.close()
+    terminal.print_results(out, snapshot)
+    if json_path is not None:
+        files.write_json(json_path, snapshot)
+        err.print(f"wrote {json_path}")
+    if markdown_path is not None:
+        files.write_markdown(markdown_path, snapshot)
+        err.print(f"wrote {markdown_path}")
+    if monitor is not None and monitor.state == "lost":
+        err.print(f"[red]power source lost:[/] {monitor.reason}")
+    if interrupted:
+        err.print("[yellow]interrupted: the results above are partial[/]")
+        return 130
+    failed = [b for b in snapshot.backends if b.state == "error"]
+    for b in failed:
+        err.print(f"[red]error:[/] {b.error}")
+    return 1 if failed else 0
+
+
+def _run_with_progress(session: Session, err: Console) -> bool:
+    """Prepare and run the session in a thread; True if the user interrupted it."""
+    failure: list[BaseException] = []
+
+    log = None if err.is_terminal else _log_to(err)  # plain lines when stderr is a log
+
+    def work() -> None:
+        try:
+            session.prepare(progress=log)
+            session.run(progress=log)
+        except BaseException as exc:  # re-raised in the main thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="anetui-bench", daemon=True)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<18}"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    tasks = {
+        i: progress.add_task(i, total=_planned(session.config), status="waiting")
+        for i in session.runnable()
+    }
+    interrupted = threading.Event()
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        # Stop the loop from the signal handler instead of raising KeyboardInterrupt
+        # into the middle of whatever the main thread is doing.
+        interrupted.set()
+        session.stop_event.set()
+
+    in_main = threading.current_thread() is threading.main_thread()  # signal's own rule
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    try:
+        with progress:
+            worker.start()
+            while worker.is_alive():
+                worker.join(POLL_S)
+                _update(progress, tasks, session)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, AnetuiError):
+            raise exc
+        raise AnetuiError(f"the benchmark failed: {one_line(exc)}") from exc
+    return interrupted.is_set()
+
+
+def _planned(config: RunConfig) -> float:
+    return float(config.iterations if config.iterations is not None else config.duration_s or 0)
+
+
+def _update(progress: Progress, tasks: dict[str, TaskID], session: Session) -> None:
+    for backend_id, live in session.live().items():
+        task = tasks.get(backend_id)
+        if task is None:
+            continue
+        done = live.count if session.config.iterations is not None else live.active_s
+        status = f"{live.state}, {live.count} inferences"
+        if live.p50_ms is not None:
+            status += f", p50 {fmt_ms(live.p50_ms)} ms"
+        progress.update(task, completed=done, status=status)
+
+
+def _log_to(err: Console) -> ProgressCallback:
+    started = time.monotonic()
+
+    def log(backend_id: str, what: str, count: int) -> None:
+        err.print(f"[{time.monotonic() - started:6.1f} s] {backend_id}: {what} ({count} timed)")
+
+    return log

@@ -1,0 +1,166 @@
+"""`anetui convert` and `anetui plan`: model conversion and Core ML's compute plan."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from anetui.errors import AnetuiError
+from anetui.models.resolve import resolve_model
+
+
+@click.command()
+@click.option(
+    "--model",
+    default="mobilenet_v2",
+    show_default=True,
+    help="A torchvision model name, a .pt2 or TorchScript .pt file.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp16", "fp32"]),
+    default="fp16",
+    show_default=True,
+    help="Compute precision of the converted model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Also copy the package here (default: print its cache path).",
+)
+@click.option("--input-shape", metavar="N,C,H,W", help="Input shape (default: the model's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--to",
+    type=click.Choice(["coreml", "onnx"]),
+    default="coreml",
+    show_default=True,
+    help="Core ML ML Program (.mlpackage) or ONNX (.onnx, fp32).",
+)
+def convert(
+    model: str,
+    precision: str,
+    out: Path | None,
+    input_shape: str | None,
+    batch_size: int,
+    to: str,
+) -> None:
+    """Convert a model to a Core ML ML Program (.mlpackage) or ONNX, cached.
+
+    Conversion runs on any OS; the result lands in the user's cache (keyed by model,
+    input shape, precision, torch and converter versions), so a second call is free.
+    Inputs and outputs are fp32; the path is printed on stdout.
+    """
+    sys.exit(convert_command(model, precision, out, input_shape, batch_size, to))
+
+
+@click.command()
+@click.option(
+    "--model",
+    default="mobilenet_v2",
+    show_default=True,
+    help="A torchvision model name, a model file, or an .mlpackage.",
+)
+@click.option(
+    "--compute-units",
+    type=click.Choice(["all", "cpu", "gpu", "ane"]),
+    default="ane",
+    show_default=True,
+    help="The compute units to plan for.",
+)
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True)
+def plan(model: str, compute_units: str, precision: str) -> None:
+    """Core ML's compute plan: the device each operation is planned for and the
+    cost-weighted share on the Neural Engine, GPU and CPU (macOS 14.4+)."""
+    sys.exit(plan_command(model, compute_units, precision))
+
+
+def convert_command(
+    model: str,
+    precision: str,
+    out: Path | None,
+    input_shape: str | None,
+    batch_size: int,
+    to: str = "coreml",
+) -> int:
+    """Convert (or fetch from the cache) and say where the package is, how it was made."""
+    from anetui.models.convert.coreml import convert
+    from anetui.models.spec import parse_input_shape
+
+    err = Console(stderr=True, soft_wrap=True)
+    spec = resolve_model(
+        model,
+        batch_size=batch_size,
+        input_shape=parse_input_shape(input_shape) if input_shape else None,
+    )
+    if out is not None and out.exists():
+        raise AnetuiError(f"{out} already exists; choose another --out")
+    if to == "onnx":
+        return _to_onnx(spec, out, err)
+    with err.status(f"converting {spec.describe()} {spec.input_shape} to Core ML ({precision})…"):
+        result = convert(spec, precision, progress=lambda text: err.print(f"[dim]{text}[/]"))
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    path = result.path
+    if out is not None:
+        shutil.copytree(result.path, out)
+        path = out
+    how = (
+        "from the cache (no conversion)"
+        if result.cached
+        else (f"converted via {result.method} in {result.seconds:.1f} s")
+    )
+    err.print(f"{spec.describe()} {spec.input_shape} → Core ML ML Program, {precision}, {how}")
+    print(path)
+    return 0
+
+
+def plan_command(model: str, compute_units: str, precision: str) -> int:
+    """Print Core ML's compute plan for the model, or why there is none here."""
+    from anetui.models.convert.coreml import COMPUTE_UNITS, convert, import_coremltools
+    from anetui.models.convert.coreml_plan import compute_plan, plan_unavailable_reason
+
+    reason = plan_unavailable_reason()
+    if reason is not None:
+        raise AnetuiError(reason)
+    unit = COMPUTE_UNITS[compute_units]
+    spec = resolve_model(model)  # macOS only from here
+    package = spec.path if spec.kind == "mlpackage" else convert(spec, precision).path
+    assert package is not None
+    ct = import_coremltools()
+    compiled = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, unit))
+    plan = compute_plan(ct, Path(compiled.get_compiled_model_path()), unit)
+    out = Console()
+    shares = ", ".join(f"{device} {share:.1%}" for device, share in plan.share.items())
+    out.print(f"{spec.describe()}, compute units {unit}: cost-weighted share {shares}")
+    for op, why in plan.fallbacks:
+        out.print(f"  {op.operator:<20} {op.output:<32} {op.preferred}: {why}")
+    if not plan.fallbacks:
+        out.print("  every operation is planned for the best device the compute units allow")
+    sys.stdout.flush()
+    return 0
+
+
+def _to_onnx(spec: object, out: Path | None, err: Console) -> int:
+    from anetui.models.convert.onnx import export
+    from anetui.models.spec import ModelSpec
+
+    assert isinstance(spec, ModelSpec)
+    with err.status(f"exporting {spec.describe()} {spec.input_shape} to ONNX…"):
+        result = export(spec)
+    path = result.path
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.path, out)
+        data = result.path.with_name(result.path.name + ".data")
+        if data.exists():  # weights in a side file, referenced by its name
+            shutil.copyfile(data, out.with_name(result.path.name + ".data"))
+        path = out
+    how = "from the cache (no export)" if result.cached else f"exported in {result.seconds:.1f} s"
+    err.print(f"{spec.describe()} {spec.input_shape} → ONNX (fp32), {how}")
+    print(path)
+    return 0

@@ -1,0 +1,50 @@
+"""The run's configuration: one frozen object built by the CLI, read by everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from anetui.models.spec import DEFAULT_MODEL
+
+DEFAULT_WARMUP = 10
+DEFAULT_DURATION_S = 10.0
+#: Interleaved runs alternate backends in slices of about this long (s) …
+INTERLEAVE_SLICE_S = 1.0
+#: … or, with --iterations, in this many rounds (fewer when there are fewer iterations).
+INTERLEAVE_ROUNDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """What to measure and how.
+
+    backends: ids in order, or None for "every backend available here".
+    iterations / duration_s: timed inferences per backend, by count or by seconds (s);
+    exactly one is set. threads: torch intra-op threads, None for torch's default.
+    """
+
+    model: str = DEFAULT_MODEL
+    batch_size: int = 1
+    input_shape: tuple[int, ...] | None = None
+    backends: tuple[str, ...] | None = None
+    dtype: str | None = None
+    threads: int | None = None
+    warmup: int = DEFAULT_WARMUP
+    iterations: int | None = None
+    duration_s: float | None = DEFAULT_DURATION_S
+    interleave: bool = False
+    reference: str | None = None
+    power: str = "none"
+    interval_ms: int = 250
+    #: Seconds of nothing-running before the backends, to measure the idle baseline.
+    idle_seconds: float = 0.0
+    replay_speed: float = 1.0
+    #: Under sudo, stay root after starting the power source.
+    keep_root: bool = False
+    out_dir: Path = Path("anetui-snapshots")
+
+    def __post_init__(self) -> None:
+        # The dashboard runs until stopped: neither limit. bench sets exactly one.
+        if self.iterations is not None and self.duration_s is not None:
+            raise ValueError("set iterations or duration_s, not both")

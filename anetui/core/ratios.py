@@ -1,0 +1,50 @@
+"""Ratios between backends: speed (ratio of medians) and energy per inference, each
+against one reference backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from anetui.core import energy
+from anetui.core.results import BackendResult, Ratio
+from anetui.core.stats import ratio_with_interval
+
+#: The reference when the user names none and it was measured.
+DEFAULT_REFERENCE = "torch-cpu"
+
+
+def pick_reference(measured: Mapping[str, BackendResult], wanted: str | None) -> str | None:
+    """``wanted`` if it was measured; with none wanted, torch-cpu, else the first measured."""
+    if wanted is not None and wanted in measured:
+        return wanted
+    if wanted is None and DEFAULT_REFERENCE in measured:
+        return DEFAULT_REFERENCE
+    return next(iter(measured), None)
+
+
+def against(reference: str | None, measured: Mapping[str, BackendResult]) -> tuple[Ratio, ...]:
+    """Every other measured backend against ``reference``."""
+    if reference is None:
+        return ()
+    ref = measured[reference]
+    assert ref.summary is not None
+    out = []
+    for result in measured.values():
+        if result.id == reference or result.summary is None:
+            continue
+        # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
+        speed, ci = ratio_with_interval(ref.summary, result.summary)
+        out.append(Ratio(reference, result.id, speed, ci, *_energy_ratio(ref, result)))
+    return tuple(out)
+
+
+def _energy_ratio(
+    reference: BackendResult, other: BackendResult
+) -> tuple[float | None, tuple[float, float] | None, tuple[str, ...]]:
+    """(reference ÷ other energy per inference, its interval, the rails) or Nones."""
+    if reference.energy is None or other.energy is None:
+        return None, None, ()
+    if reference.energy.total_rails != other.energy.total_rails:
+        return None, None, ()  # not like for like: never compare different rail sets
+    ratio, ci = energy.energy_ratio(reference.energy, other.energy)
+    return ratio, ci, reference.energy.total_rails

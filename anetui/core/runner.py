@@ -1,0 +1,182 @@
+"""The inference loop for one backend. It knows nothing of the UI or the CLI.
+
+``run()`` warms the backend up once, then times ``backend.infer()`` with
+``time.perf_counter_ns`` until a limit is reached or the stop event is set, writing each
+latency into the backend's :class:`BackendRecord`. Per-inference work outside ``infer()``
+is two clock reads, one histogram record and a few integer operations (~1.4 µs, measured
+by ``benchmarks/harness.py``, ``make bench-harness``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from anetui.backends.base import Backend, BackendError
+from anetui.core.stats import LatencyStats
+from anetui.errors import one_line
+
+#: Width of a completion-count bucket (ns), the grain of energy attribution.
+BUCKET_NS = 100_000_000
+#: Buckets kept: 24 h at 100 ms; older ones fall off so memory stays bounded.
+MAX_BUCKETS = 24 * 3600 * 10
+
+
+class CompletionTimeline:
+    """Inferences completed per 100 ms of the monotonic clock, bounded in memory.
+
+    Only closed buckets are published (appending to a deque is atomic in CPython), so
+    readers in other threads never see a half-counted bucket.
+    """
+
+    def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
+        self._closed: deque[tuple[int, int]] = deque(maxlen=max_buckets)
+        #: (bucket, mean latency ns) for latency-over-time plots; the last ~10 minutes.
+        self._means: deque[tuple[int, float]] = deque(maxlen=6000)
+
+    def publish(self, bucket: int, count: int, latency_sum_ns: int = 0) -> None:
+        """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS), whose
+        latencies added up to ``latency_sum_ns``."""
+        if count:
+            self._closed.append((bucket, count))
+            self._means.append((bucket, latency_sum_ns / count))
+
+    def mean_latency_series(self) -> list[tuple[int, float]]:
+        """(bucket, mean latency in ns) per 100 ms with completions, oldest first."""
+        return list(self._means)
+
+    def buckets(self) -> list[tuple[int, int]]:
+        """(bucket index, completions) pairs in time order."""
+        return list(self._closed)
+
+
+@dataclass
+class BackendRecord:
+    """Everything measured for one backend; written by its runner thread only."""
+
+    stats: LatencyStats = field(default_factory=LatencyStats)
+    #: The runtime's own latency where the backend reports one (Core ML's predict duration).
+    runtime_stats: LatencyStats = field(default_factory=LatencyStats)
+    timeline: CompletionTimeline = field(default_factory=CompletionTimeline)
+    #: Wall time inside timed loops, harness included (ns): the throughput denominator.
+    active_ns: int = 0
+    #: Monotonic (start_ns, end_ns) of every timed stretch, for energy attribution.
+    intervals: list[tuple[int, int]] = field(default_factory=list)
+    warmed_up: bool = False
+    #: Monotonic start of the timed stretch in progress (ns), None between stretches.
+    running_since_ns: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.stats.count
+
+    def throughput_per_s(self) -> float | None:
+        """Inferences per second of wall time including the harness (overhead included)."""
+        active_s = self.active_s_now()  # the stretch in progress counts too
+        if active_s <= 0 or self.stats.count == 0:
+            return None
+        return self.stats.count / active_s
+
+    def active_s_now(self) -> float:
+        """Timed wall time so far (s), the stretch in progress included."""
+        since = self.running_since_ns
+        extra = time.perf_counter_ns() - since if since is not None else 0
+        return (self.active_ns + extra) / 1e9
+
+    def reset(self) -> None:
+        """Forget the measurements (called between stretches; warmup is kept)."""
+        self.stats.reset()
+        self.runtime_stats.reset()
+        self.timeline = CompletionTimeline()
+        self.active_ns = 0
+        self.intervals = []
+
+
+def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
+    """Run ``count`` untimed inferences once per backend (later calls do nothing)."""
+    if record.warmed_up:
+        return
+    with backend.thread_context():
+        for _ in range(count):
+            if stop.is_set():
+                return
+            backend.infer()
+    record.warmed_up = True
+
+
+def run(
+    backend: Backend,
+    record: BackendRecord,
+    stop: threading.Event,
+    *,
+    warmup: int = 10,
+    iterations: int | None = None,
+    duration_s: float | None = None,
+) -> int:
+    """Warm up (once), then time inferences until ``iterations`` are done, ``duration_s``
+    seconds have passed, or ``stop`` is set. Returns the number of timed inferences.
+
+    Raises BackendError, with the backend's id, when an inference fails.
+    """
+    try:
+        warm_up(backend, record, warmup, stop)
+        return _timed_loop(backend, record, stop, iterations, duration_s)
+    except BackendError:
+        raise
+    except Exception as exc:  # a runtime's own error: report it, never crash the caller
+        raise BackendError(f"{backend.id} failed while running: {one_line(exc)}") from exc
+
+
+def _timed_loop(
+    backend: Backend,
+    record: BackendRecord,
+    stop: threading.Event,
+    iterations: int | None,
+    duration_s: float | None,
+) -> int:
+    # Locals, not attribute lookups, inside the loop: this is the harness overhead.
+    clock = time.perf_counter_ns
+    infer = backend.infer
+    record_latency = record.stats.record
+    publish = record.timeline.publish
+    stopped = stop.is_set
+    # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
+    runtime_latency = getattr(backend, "runtime_latency_ns", None)
+    record_runtime = record.runtime_stats.record
+    max_count = iterations if iterations is not None else sys.maxsize
+    n = 0
+    with backend.thread_context():
+        started = clock()
+        record.running_since_ns = started
+        deadline = started + int(duration_s * 1e9) if duration_s is not None else sys.maxsize
+        bucket = started // BUCKET_NS
+        in_bucket = in_bucket_ns = 0
+        now = started
+        while n < max_count and not stopped():
+            t0 = clock()
+            infer()
+            now = clock()
+            latency = now - t0
+            record_latency(latency)
+            if runtime_latency is not None:
+                runtime_ns = runtime_latency()
+                if runtime_ns is not None:
+                    record_runtime(runtime_ns)
+            n += 1
+            if now // BUCKET_NS == bucket:
+                in_bucket += 1
+                in_bucket_ns += latency
+            else:
+                publish(bucket, in_bucket, in_bucket_ns)
+                bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, latency
+            if now >= deadline:
+                break
+        publish(bucket, in_bucket, in_bucket_ns)
+        ended = clock() if n == 0 else now
+    record.active_ns += ended - started
+    record.running_since_ns = None
+    record.intervals.append((started, ended))
+    return n

@@ -1,0 +1,153 @@
+"""Keyed, atomically written cache entries in the user's cache directory.
+
+Converted models (Core ML packages, ONNX files) are expensive to make and cheap to key:
+an entry's key hashes everything that changes the result (model, input shape,
+precision, converter and torch versions), so a changed key is a miss and never a stale
+hit. An entry is a directory holding the artefact and ``meta.json``; it is built in a
+temporary directory beside it and renamed into place, so a crash leaves no half entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from anetui import privileges
+from anetui.models.spec import ModelSpec
+
+#: Bump when the layout of an entry changes.
+CACHE_FORMAT = 1
+
+
+def cache_root() -> Path:
+    """$ANETUI_CACHE_DIR, else the platform's user cache folder (platformdirs) + /anetui.
+
+    Under sudo (before or without the privilege drop) it is the invoking user's folder,
+    so entries land where that user will look for them.
+    """
+    if os.environ.get("ANETUI_CACHE_DIR"):
+        return Path(os.environ["ANETUI_CACHE_DIR"])
+    path = Path(platformdirs.user_cache_dir("anetui", appauthor=False))
+    invoking_home = privileges.sudo_user_home()
+    if invoking_home is None:
+        return path
+    # platformdirs answered for root: the same place in the invoking user's home.
+    try:
+        return invoking_home / path.relative_to(Path.home())
+    except ValueError:  # root's XDG_CACHE_HOME outside its home: the default place
+        return invoking_home / ".cache" / "anetui"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file or of a directory's files (names and bytes), for cache keys."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fields(spec: ModelSpec) -> dict[str, Any]:
+    """What identifies a model and its input in any conversion key."""
+    from anetui.versions import package_version
+
+    model = {"name": spec.name} if spec.path is None else {"file": file_digest(spec.path)}
+    return {
+        "model": model,
+        "kind": spec.kind,
+        "input_shape": list(spec.input_shape),
+        "torch": package_version("torch"),
+    }
+
+
+def make_key(fields: Mapping[str, Any]) -> str:
+    """A short stable key from a JSON-able mapping (sorted, so order never matters)."""
+    text = json.dumps({"format": CACHE_FORMAT, **fields}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class Cache:
+    """Entries ``<root>/<kind>/<key>/`` each with an artefact and ``meta.json``."""
+
+    def __init__(self, kind: str, root: Path | None = None) -> None:
+        self.dir = (root or cache_root()) / kind
+
+    def entry(self, key: str) -> Path:
+        return self.dir / key
+
+    def meta(self, key: str) -> dict[str, Any]:
+        """An entry's meta.json ({} if unreadable)."""
+        try:
+            data = json.loads((self.entry(key) / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def lookup(self, key: str, artefact: str, valid: Callable[[Path], bool]) -> Path | None:
+        """The artefact of a complete, valid entry, or None (a corrupt one is removed)."""
+        entry = self.entry(key)
+        target = entry / artefact
+        if not (entry / "meta.json").is_file() or not target.exists():
+            if entry.exists():
+                shutil.rmtree(entry, ignore_errors=True)
+            return None
+        try:
+            json.loads((entry / "meta.json").read_text())
+            if valid(target):
+                return target
+        except Exception:  # any failure to read the entry means "rebuild it"
+            pass
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+
+    def store(
+        self,
+        key: str,
+        artefact: str,
+        build: Callable[[Path], Mapping[str, Any]],
+        meta: Mapping[str, Any],
+    ) -> Path:
+        """Build ``artefact`` into a temporary directory, then rename it into place.
+
+        ``build`` writes the artefact at the path it is given and returns what it learnt
+        (e.g. the conversion method), which joins ``meta`` in ``meta.json``.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.dir))
+        try:
+            learnt = build(staging / artefact)
+            record = {**meta, **learnt}
+            (staging / "meta.json").write_text(json.dumps(record, indent=2) + "\n")
+            entry = self.entry(key)
+            if entry.exists():
+                shutil.rmtree(entry)
+            staging.rename(entry)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _give_to_invoking_user(self.dir.parent, entry)
+        return entry / artefact
+
+
+def _give_to_invoking_user(root: Path, entry: Path) -> None:
+    """Still root under sudo (--keep-root): hand the cache back to the invoking user."""
+    target = privileges.sudo_user()
+    if target is None:
+        return
+    uid, gid = target
+    paths = [root, *root.glob("*"), entry, *entry.rglob("*")]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.chown(path, uid, gid, follow_symlinks=False)

@@ -1,0 +1,231 @@
+"""PyTorch model -> Core ML ML Program (``.mlpackage``) with coremltools, cached.
+
+Conversion runs everywhere coremltools installs (Linux included); only prediction needs
+macOS. torch.export is tried first and tracing is the fallback; the result says which
+was used. Inputs and outputs are fp32 by choice: with a macOS 13+ deployment target and
+no dtype given, coremltools would make them fp16, and every comparison against PyTorch
+would then include an I/O cast. ``precision`` sets the compute precision (weights and
+activations), fp16 by default, as on the Neural Engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anetui.errors import AnetuiError, one_line
+from anetui.models.cache import Cache, make_key, model_fields
+from anetui.models.spec import ModelSpec
+from anetui.models.torch_load import load_torch_model
+from anetui.versions import package_version
+
+PRECISIONS = ("fp16", "fp32")
+ARTEFACT = "model.mlpackage"
+OUTPUT_NAME = "output"
+#: Our short names for Core ML's compute units (``coreml-<name>``, ``plan --compute-units``)
+#: -> coremltools' ``ComputeUnit`` member names.
+COMPUTE_UNITS = {"all": "ALL", "cpu": "CPU_ONLY", "gpu": "CPU_AND_GPU", "ane": "CPU_AND_NE"}
+#: The deployment target: ML Programs need macOS 12; 13 is where CPU_AND_NE exists.
+DEPLOYMENT_TARGET = "macOS13"
+
+
+class ConversionError(AnetuiError):
+    """The model could not be converted; one line for the user."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted (or cached) package and how it was made."""
+
+    path: Path
+    cached: bool
+    method: str
+    seconds: float
+    input_name: str
+    precision: str
+    notes: tuple[str, ...] = field(default=())
+
+
+@contextlib.contextmanager
+def quiet_coremltools() -> Iterator[list[str]]:
+    """Collect coremltools' log warnings instead of printing them.
+
+    On Linux its import logs "Failed to load libcoremlpython" eight times; conversion logs
+    "Torch version … has not been tested". The messages are kept as notes.
+    """
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "libcoremlpython" not in text and "libmodelpackage" not in text:
+                messages.append(text.splitlines()[0][:200])
+
+    logger = logging.getLogger("coremltools")
+    handler = Collect(logging.WARNING)
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace deprecation
+            warnings.simplefilter("ignore", DeprecationWarning)  # coremltools' own internals
+            yield messages
+    finally:
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        logger.handlers = saved[2]
+
+
+#: What coremltools logged when first imported (e.g. an untested torch version).
+IMPORT_NOTES: list[str] = []
+
+
+def import_coremltools() -> Any:
+    try:
+        with quiet_coremltools() as notes:
+            import coremltools
+    except ImportError:
+        raise ConversionError("coremltools not installed (pip install 'anetui[coreml]')") from None
+    if notes and not IMPORT_NOTES:
+        IMPORT_NOTES.extend(notes)
+    return coremltools
+
+
+def cache_key(spec: ModelSpec, precision: str) -> str:
+    return make_key(
+        {
+            "target": "coreml",
+            **model_fields(spec),
+            "precision": precision,
+            "deployment_target": DEPLOYMENT_TARGET,
+            "coremltools": package_version("coremltools"),
+        }
+    )
+
+
+def package_is_valid(path: Path) -> bool:
+    """The package parses as an ML Program (no Core ML runtime needed)."""
+    ct = import_coremltools()
+    with quiet_coremltools():
+        spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    return bool(spec.WhichOneof("Type") == "mlProgram")
+
+
+def convert(
+    spec: ModelSpec,
+    precision: str = "fp16",
+    *,
+    cache: Cache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Conversion:
+    """The model as a cached ML Program; a cache hit costs no conversion."""
+    if precision not in PRECISIONS:
+        raise ConversionError(f"unknown precision '{precision}' (fp16 or fp32)")
+    if spec.kind == "mlpackage":
+        raise ConversionError("the model is already a Core ML package")
+    ct = import_coremltools()
+    cache = cache or Cache("coreml")
+    key = cache_key(spec, precision)
+    started = time.perf_counter()
+    hit = cache.lookup(key, ARTEFACT, package_is_valid)
+    if hit is not None:
+        meta = cache.meta(key)
+        return Conversion(
+            hit,
+            True,
+            str(meta.get("method", "?")),
+            time.perf_counter() - started,
+            str(meta.get("input_name", "x")),
+            precision,
+            tuple(meta.get("notes", [])),
+        )
+    if progress:
+        progress(f"converting {spec.describe()} to Core ML ({precision})")
+    import torch
+
+    model = load_torch_model(spec)
+    example = torch.from_numpy(spec.make_input())
+    input_name = _input_name(model)
+
+    def build(target: Path) -> dict[str, Any]:
+        with quiet_coremltools() as notes:
+            mlmodel, method = _convert(ct, model, example, input_name, precision, progress)
+            mlmodel.save(str(target))
+        return {"method": method, "notes": IMPORT_NOTES + notes}
+
+    path = cache.store(
+        key,
+        ARTEFACT,
+        build,
+        {
+            "model": spec.describe(),
+            "input_shape": list(spec.input_shape),
+            "precision": precision,
+            "input_name": input_name,
+            "output_name": OUTPUT_NAME,
+            "torch": package_version("torch"),
+            "coremltools": package_version("coremltools"),
+        },
+    )
+    meta = cache.meta(key)
+    return Conversion(
+        path,
+        False,
+        str(meta["method"]),
+        time.perf_counter() - started,
+        input_name,
+        precision,
+        tuple(meta["notes"]),
+    )
+
+
+def _convert(
+    ct: Any,
+    model: Any,
+    example: Any,
+    input_name: str,
+    precision: str,
+    progress: Callable[[str], None] | None,
+) -> tuple[Any, str]:
+    """torch.export first; tracing when export or its conversion fails."""
+    import numpy as np
+    import torch
+
+    kwargs = {
+        "inputs": [ct.TensorType(name=input_name, shape=tuple(example.shape), dtype=np.float32)],
+        "outputs": [ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
+        "convert_to": "mlprogram",
+        "compute_precision": ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        "minimum_deployment_target": getattr(ct.target, DEPLOYMENT_TARGET),
+    }
+    try:
+        program = torch.export.export(model, (example,)).run_decompositions({})
+        return ct.convert(program, **kwargs), "torch.export"
+    except Exception as exc:  # any exporter or converter failure: fall back to tracing
+        if progress:
+            progress(f"torch.export path failed ({one_line(exc, 120)}); tracing instead")
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)  # type: ignore[no-untyped-call]
+        return ct.convert(traced, **kwargs), "torch.jit.trace"
+    except Exception as exc:
+        raise ConversionError(f"Core ML conversion failed: {one_line(exc)}") from None
+
+
+def _input_name(model: Any) -> str:
+    """The model's own name for its input (``x`` for torchvision), as Core ML's input."""
+    try:
+        params = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        params = []
+    name = params[0] if params else "input"
+    return name if name.isidentifier() else "input"

@@ -1,0 +1,108 @@
+"""PyTorch modules for a :class:`ModelSpec`: torchvision models with seeded random
+weights and calibrated BatchNorm, torch.export programs and TorchScript files.
+Imports torch only when called.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anetui.errors import one_line
+from anetui.models.spec import WEIGHTS_SEED, ModelError, ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+
+def load_exported(path: Path) -> Any:
+    import torch
+
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    # On a bad archive torch.export logs a traceback at WARNING before raising; the
+    # user gets our one-line error instead.
+    export_log.setLevel(logging.ERROR)
+    try:
+        # torch.export's own archive format: no arbitrary pickle is executed.
+        return torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {path.name} as a torch.export program: {one_line(exc)}"
+        ) from None
+    finally:
+        export_log.setLevel(level)
+
+
+def load_torchscript(path: Path) -> Any:
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            return torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {path.name} as TorchScript: {one_line(exc)} "
+            "(a torch.save'd nn.Module is a pickle anetui will not load; "
+            "save with torch.export or torch.jit.script)"
+        ) from None
+
+
+def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
+    """The model as an eval-mode torch module on the CPU, in fp32."""
+    import torch
+
+    if spec.kind == "torchvision":
+        import torchvision
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(WEIGHTS_SEED)
+            module: torch.nn.Module = torchvision.models.get_model(spec.name, weights=None)
+            try:
+                _calibrate_batchnorm(module, spec.input_shape)
+            except RuntimeError as exc:
+                raise ModelError(
+                    f"{spec.name} cannot take input shape {spec.input_shape}: {one_line(exc)}"
+                ) from None
+    elif spec.kind == "export":
+        assert spec.path is not None
+        module = load_exported(spec.path).module()
+    elif spec.kind == "torchscript":
+        assert spec.path is not None
+        module = load_torchscript(spec.path)
+    else:
+        raise ModelError(f"no PyTorch model for a '{spec.kind}' model")
+    if spec.kind != "export":
+        # An exported GraphModule has no train/eval switch to flip (export fixed it).
+        module.eval()
+    return module
+
+
+def _calibrate_batchnorm(module: torch.nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Give freshly initialised BatchNorm layers real running statistics.
+
+    A random-init network in eval mode normalises with mean 0 / variance 1, so its
+    activations shrink ~10x per stage: MobileNetV2's logits end near 1e-9, which fp16
+    flushes to zero, making any reduced-precision result meaningless. One seeded
+    forward pass in train mode (cumulative averages) sets the statistics a trained
+    network would have, so activations stay near unit scale, as with real weights.
+    """
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average over the calibration batch
+    batch = (max(4, input_shape[0]), *input_shape[1:])
+    module.train()
+    with torch.no_grad():
+        module(torch.randn(batch))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    module.eval()

@@ -1,0 +1,3 @@
+"""Rendering results: the JSON document, Markdown, cross-file comparison, terminal
+tables, atomic files.
+"""

@@ -1,0 +1,213 @@
+"""The Markdown report of one snapshot: method, environment, results, energy."""
+
+from __future__ import annotations
+
+from anetui.core.results import BackendResult, Snapshot
+from anetui.report.text import energy_sentence, fmt_ms, latency_cells, rails_label, ratio_sentence
+
+
+def to_markdown(snapshot: Snapshot) -> str:
+    """The report: what the reference report covered, measured, with method and env."""
+    cfg = snapshot.config
+    env = snapshot.environment
+    shape = snapshot.input_shape
+    lines = [
+        f"# anetui benchmark: {snapshot.model} {shape}",
+        "",
+        f"Created {snapshot.created} by anetui {env['anetui']}.",
+        "",
+        "## Test configuration",
+        "",
+        f"- **Model**: {cfg['model']} ({cfg['model_kind']}"
+        + (", random weights)" if cfg["model_kind"] == "torchvision" else ")")
+        + f", input {shape} {cfg['input']}",
+        f"- **Warmup**: {cfg['warmup']} inferences per backend, not timed",
+        "- **Timed**: "
+        + (
+            f"{cfg['iterations']} inferences per backend"
+            if cfg["iterations"] is not None
+            else f"{cfg['duration_s']} s per backend"
+            if cfg["duration_s"] is not None
+            else "live in the dashboard, each backend for as long as it was chosen"
+        )
+        + (", interleaved in rounds" if cfg["interleave"] else ", one backend after another"),
+        "",
+    ]
+    measured = snapshot.measured()
+    if measured:
+        lines += _results_table(measured)
+        lines += _prepare_table(measured)
+    if snapshot.ratios:
+        lines += ["## Speedup", ""]
+        ref = next(b for b in measured if b.id == snapshot.reference)
+        for ratio in snapshot.ratios:
+            other = next(b for b in measured if b.id == ratio.backend)
+            lines.append(f"- **{ratio_sentence(ratio)}** (ratio of medians, 95% interval)")
+            lines.append(_factor_line("Median latency", ref, other))
+            if ref.throughput_per_s and other.throughput_per_s:
+                lines.append(
+                    f"  - Throughput: {other.throughput_per_s:.1f} / {ref.throughput_per_s:.1f}"
+                    f" inferences/s = {other.throughput_per_s / ref.throughput_per_s:.2f}x"
+                )
+        lines.append("")
+        lines.append(
+            "Compared like for like only where one factor differs: check the dtype and "
+            "device columns above before quoting a ratio."
+        )
+        lines.append("")
+    skipped = [b for b in snapshot.backends if b.summary is None]
+    if skipped:
+        lines += ["## Not measured", ""]
+        for b in skipped:
+            why = b.error or b.reason or b.state
+            lines.append(f"- `{b.id}`: {why}")
+        lines.append("")
+    lines += _energy_section(snapshot)
+    lines += ["## Environment", ""]
+    for key in (
+        "os",
+        "os_version",
+        "machine",
+        "cpu",
+        "cpu_count",
+        "python",
+        "torch",
+        "torchvision",
+        "coremltools",
+        "onnxruntime",
+        "anetui",
+        "threads",
+        "privileges",
+    ):
+        lines.append(f"- **{key}**: {env.get(key) if env.get(key) is not None else '–'}")
+    lines += ["", "## Method", "", *_METHOD, ""]
+    return "\n".join(lines)
+
+
+_METHOD = [
+    "- Each latency is wall-clock time around one inference call "
+    "(`time.perf_counter_ns`), device synchronisation included.",
+    "- Percentiles come from an HDR histogram (3 significant digits, so within 0.05%); "
+    "mean, stddev, min and max are exact.",
+    "- The 95% interval of the median is distribution-free, from order statistics.",
+    "- A ratio is a ratio of medians; its interval is the conservative one spanned by "
+    "both medians' intervals.",
+    "- Throughput is inferences per second of wall time including the harness.",
+    "- Load, compile and the first inference are reported apart and never enter the "
+    "statistics; agreement is max |out − ref| / max |ref| against eager fp32 PyTorch "
+    "on the CPU, same input.",
+]
+
+
+def _energy_section(snapshot: Snapshot) -> list[str]:
+    power = snapshot.power
+    if power.get("source", "none") == "none":
+        return ["## Energy", "", "Not measured: no power source was chosen for this run.", ""]
+    lines = [
+        "## Energy",
+        "",
+        f"Source: **{power.get('label')}**, state {power.get('state')}"
+        + (f" ({power['reason']})" if power.get("reason") else "")
+        + f"; {power.get('samples')} windows.",
+        "",
+    ]
+    if power.get("source") == "replay":
+        lines += ["A **replayed recording**, not this machine's own power.", ""]
+    idle = power.get("idle_w")
+    if isinstance(idle, dict) and idle:
+        watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())
+        lines += [f"Idle baseline ({power.get('idle_windows')} windows): {watts}.", ""]
+    else:
+        lines += [
+            "No idle baseline (no window with nothing running): active energy is "
+            "not shown; use `--idle-seconds N`.",
+            "",
+        ]
+    lines += [
+        "| backend | rails (total) | mean power (W) | mJ/inference | active mJ/inference "
+        "| coverage | windows | thermal |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for b in snapshot.measured():
+        e = b.energy
+        if e is None:
+            lines.append(f"| {b.id} | – | – | – | – | 0 | 0 | no window wholly inside its runs |")
+            continue
+        total_w = sum(e.mean_power_w[r] for r in e.total_rails)
+        active = e.total_active_mj_per_inference
+        lines.append(
+            f"| {b.id} | {rails_label(e.total_rails)} | {total_w:.3f} | "
+            f"{e.total_mj_per_inference:.3f} | {f'{active:.3f}' if active is not None else '–'} "
+            f"| {e.coverage:.0%} | {e.windows} | {', '.join(e.thermal_pressure) or '–'} |"
+        )
+    lines.append("")
+    for ratio in snapshot.ratios:
+        sentence = energy_sentence(ratio)
+        if sentence:
+            lines.append(
+                f"- **{sentence}** (ratio of gross energy per inference, 95% bootstrap "
+                "interval over windows)"
+            )
+    lines += ["", *_ENERGY_METHOD, ""]
+    return lines
+
+
+_ENERGY_METHOD = [
+    "Energy per inference = energy of the power windows lying wholly inside a backend's "
+    "timed runs ÷ inferences completed in them; windows that straddle a switch, warmup or "
+    "preparation are left out (coverage = share of run time in attributed windows). "
+    "Active energy subtracts idle power × time.",
+]
+
+
+def _results_table(measured: list[BackendResult]) -> list[str]:
+    lines = [
+        "## Latency",
+        "",
+        "| backend | dtype | device | inferences | total time (s) | average (ms) | p50 (ms) "
+        "| p50 95% CI | p90 | p99 | p99.9 | min | max | stddev | throughput (/s) |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for b in measured:
+        s = b.summary
+        assert s is not None
+        cell = latency_cells(s)
+        lines.append(
+            f"| {b.id} | {b.dtype} | {b.device} | {s.count} | {b.active_s:.2f} "
+            f"| {cell['mean']} | **{cell['p50']}** | {cell['p50_ci']} "
+            f"| {cell['p90']} | {cell['p99']} | {cell['p999']} | {cell['min']} "
+            f"| {cell['max']} | {cell['sd']} | {b.throughput_per_s or 0:.1f} |"
+        )
+    return [*lines, ""]
+
+
+def _prepare_table(measured: list[BackendResult]) -> list[str]:
+    lines = [
+        "## Preparation (apart from the steady state)",
+        "",
+        "| backend | runtime | load (s) | compile (s) | first inference (ms) "
+        "| agreement (max rel. err) |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for b in measured:
+        p = b.prepare
+        agreement = f"{b.agreement_max_rel_err:.2e}" if b.agreement_max_rel_err is not None else "–"
+        if p is None:
+            continue
+        lines.append(
+            f"| {b.id} | {b.runtime} | {p.load_s:.2f} | {p.compile_s:.2f} "
+            f"| {fmt_ms(p.first_inference_ms)} | {agreement} |"
+        )
+    notes = [f"- `{b.id}`: {n}" for b in measured for n in b.notes]
+    if notes:
+        lines += ["", *notes]
+    return [*lines, ""]
+
+
+def _factor_line(label: str, ref: BackendResult, other: BackendResult) -> str:
+    assert ref.summary is not None and other.summary is not None
+    a, b = ref.summary.p50_ns / 1e6, other.summary.p50_ns / 1e6
+    return f"  - {label}: {fmt_ms(a)} ms / {fmt_ms(b)} ms = {a / b:.2f}x"
+
+
+# -- files --------------------------------------------------------------------------

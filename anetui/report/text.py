@@ -1,0 +1,81 @@
+"""The wording every output shares: millisecond figures, ratio and energy sentences,
+rail labels. The terminal, the Markdown report and the dashboard all use these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from anetui.core.results import Ratio
+from anetui.core.stats import LatencySummary
+
+
+# -- formatting ---------------------------------------------------------------------
+def fmt_ms(value_ms: float | None) -> str:
+    """A latency in ms with about three significant digits."""
+    if value_ms is None:
+        return "–"
+    if value_ms >= 100:
+        return f"{value_ms:.1f}"
+    if value_ms >= 1:
+        return f"{value_ms:.2f}"
+    return f"{value_ms:.3f}"
+
+
+def latency_cells(summary: LatencySummary) -> dict[str, str]:
+    """A latency summary's figures as ms text, the one rendering every output uses:
+    p50, p50_ci ("8.32–8.34" or "–"), p90, p99, p999, mean, sd, min, max."""
+    ms = {
+        "p50": summary.p50_ns,
+        "p90": summary.quantiles_ns["p90"],
+        "p99": summary.quantiles_ns["p99"],
+        "p999": summary.quantiles_ns["p999"],
+        "mean": summary.mean_ns,
+        "sd": summary.stddev_ns,
+        "min": summary.min_ns,
+        "max": summary.max_ns,
+    }
+    cells = {name: fmt_ms(value_ns / 1e6) for name, value_ns in ms.items()}
+    ci = summary.p50_ci95_ns
+    cells["p50_ci"] = f"{fmt_ms(ci[0] / 1e6)}–{fmt_ms(ci[1] / 1e6)}" if ci else "–"
+    return cells
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def ratio_sentence(ratio: Ratio) -> str:
+    """'torch-cpu-opt ran 2.1x (1.9–2.3) faster than torch-cpu' (ratio of medians)."""
+    faster, text = factor_text(ratio.speed, ratio.speed_ci95)
+    word = "faster" if faster else "slower"
+    return f"{ratio.backend} ran {text} {word} than {ratio.reference}"
+
+
+def factor_text(value: float, interval: tuple[float, float] | None = None) -> tuple[bool, str]:
+    """(value >= 1, "2.41x (2.38–2.51)") with the factor and interval turned >= 1."""
+    up = value >= 1.0
+    factor = value if up else 1.0 / value
+    text = f"{fmt_ratio(factor)}x"
+    if interval is not None:
+        lo, hi = interval if up else (1.0 / interval[1], 1.0 / interval[0])
+        text += f" ({fmt_ratio(lo)}–{fmt_ratio(hi)})"
+    return up, text
+
+
+def energy_sentence(ratio: Ratio) -> str | None:
+    """'coreml-ane used 40x (35–46) less energy per inference than torch-cpu, CPU+GPU+ANE'."""
+    if ratio.energy is None:
+        return None
+    less, text = factor_text(ratio.energy, ratio.energy_ci95)
+    word = "less" if less else "more"
+    return (
+        f"{ratio.backend} used {text} {word} energy per inference than {ratio.reference}, "
+        f"{rails_label(ratio.energy_rails)}"
+    )
+
+
+def rails_label(rails: Sequence[str]) -> str:
+    """'CPU+GPU+ANE', 'package-0+DRAM', 'GPU0': short rail names upper-cased, numbered
+    domains (``package-0``) as the source names them."""
+    return "+".join(r if "-" in r else r.upper() for r in rails)
