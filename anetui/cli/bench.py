@@ -65,7 +65,8 @@ def _consoles() -> tuple[Console, Console]:
     default="none",
     show_default=True,
     metavar="SOURCE",
-    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), nvml "
+    help="Measure energy: auto, ioreport (macOS, no root), powermetrics (macOS, root), "
+    "rapl (Linux, root), nvml "
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
 )
 @click.option(
