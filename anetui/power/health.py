@@ -134,7 +134,7 @@ def _zero_reason(
     baseline = (idle_w or {}).get("gpu", 0.0)
     if gpu_w is not None and gpu_w - baseline > GPU_HINT_W:
         return (
-            f"{head}, while the GPU drew {gpu_w:.1f} W: Core ML most likely ran the model on "
+            f"{head} and the GPU drew {gpu_w:.1f} W: Core ML most likely ran the model on "
             "the GPU, not the Neural Engine — see `anetui plan`"
         )
     return (

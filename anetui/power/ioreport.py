@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -77,11 +78,11 @@ def metrics_to_rails(metrics: Any) -> dict[str, float]:
 
 
 def _is_core(rail: str) -> bool:
-    return rail.startswith(("cpu_e_core", "cpu_p_core"))
+    return re.fullmatch(r"cpu_[ep]_core\d+", rail) is not None
 
 
 def _is_cluster(rail: str) -> bool:
-    return rail.startswith(("cpu_e", "cpu_p")) and not _is_core(rail)
+    return re.fullmatch(r"cpu_[ep]\d+", rail) is not None
 
 
 def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
