@@ -88,6 +88,14 @@ def _consoles() -> tuple[Console, Console]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the Markdown report to this file.",
 )
+@click.option(
+    "--keep-rail",
+    "keep_rails",
+    multiple=True,
+    metavar="RAIL",
+    help="Keep this rail in totals and ratios even when the counter checks find it "
+    "suspect (repeatable). Default: suspect rails are left out, with a warning.",
+)
 @sampling_options
 def bench(
     backend_ids: tuple[str, ...] | None,
@@ -106,6 +114,7 @@ def bench(
     idle_seconds: float,
     speed: float,
     keep_root: bool,
+    keep_rails: tuple[str, ...],
     json_path: Path | None,
     markdown_path: Path | None,
 ) -> None:
@@ -138,6 +147,7 @@ def bench(
         idle_seconds=idle_seconds,
         replay_speed=speed,
         keep_root=keep_root,
+        keep_rails=keep_rails,
     )
     code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
     if code:
@@ -202,6 +212,8 @@ def _measure(
     snapshot = session.snapshot()
     session.close()
     terminal.print_results(out, snapshot)
+    for warning in snapshot.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if json_path is not None:
         files.write_json(json_path, snapshot)
         err.print(f"wrote {json_path}")

@@ -143,20 +143,70 @@ def _zero_reason(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What the session needs from the checks: the suspect rails, which of them are left
+    out of totals (all but those the user keeps), and the sentences for the results."""
+
+    suspect: tuple[SuspectRail, ...] = ()
+    kept: tuple[str, ...] = ()
+    timing: tuple[str, ...] = ()
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        return tuple(s.rail for s in self.suspect if s.rail not in self.kept)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        sentences = []
+        for s in self.suspect:
+            if s.rail in self.kept:
+                reason = s.reason.removesuffix("; left out of the totals")
+                sentences.append(f"{reason}; kept in the totals as asked (--keep-rail)")
+            else:
+                sentences.append(s.reason)
+        return (*sentences, *self.timing)
+
+    def power_fields(self) -> dict[str, object]:
+        """The results' ``power`` entries: each suspect rail, its reason, and whether it
+        was kept in the totals."""
+        return {
+            "suspect_rails": [{**s.to_json(), "kept": s.rail in self.kept} for s in self.suspect]
+        }
+
+
+def check(
+    samples: Sequence[PowerSample],
+    runs: Mapping[str, RunSpan],
+    keep: Iterable[str] = (),
+    idle_w: Mapping[str, float] | None = None,
+) -> Checked:
+    """Every check over the windows so far (cheap enough for each snapshot)."""
+    suspect = tuple(suspect_rails(samples, runs, idle_w))
+    present = {s.rail for s in suspect}
+    return Checked(
+        suspect,
+        tuple(r for r in keep if r in present),
+        tuple(timing_problems(samples)),
+    )
+
+
 def timing_problems(samples: Sequence[PowerSample]) -> list[str]:
-    """Sentences about windows whose timestamps stalled or ran backwards."""
+    """Sentences about windows whose timestamps stalled (no time passed in the window) or
+    did not move on from the window before. Small overlaps are normal for a source that
+    stamps a window when it arrives (powermetrics) and are not reported."""
     stalled = sum(1 for s in samples if s.elapsed_ns <= 0)
-    backwards = sum(1 for a, b in itertools.pairwise(samples) if b.t_start_ns < a.t_end_ns)
+    stuck = sum(1 for a, b in itertools.pairwise(samples) if b.t_end_ns <= a.t_end_ns)
     out = []
     if stalled:
         out.append(
             f"the power source's clock stalled in {stalled} window(s) (no time passed): "
             "they were not used"
         )
-    if backwards:
+    if stuck:
         out.append(
-            f"the power source's windows overlapped or went back in time {backwards} "
-            "time(s): the figures around them are less certain"
+            f"the power source's timestamps stopped or went back {stuck} time(s): the "
+            "energy figures around them are less certain"
         )
     return out
 
