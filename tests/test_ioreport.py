@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from anetui.cli.doctor import print_doctor
 from anetui.power import ioreport, registry
 from anetui.power.base import CounterSource, PowerSample, SourceState, Unavailable
 from anetui.power.health import RunSpan, excluding, suspect_rails
 from anetui.power.ioreport import IOReportSource, metrics_to_rails, total_rails
 from anetui.power.process_energy import ProcessEnergy
 from tests.ioreport_chips import ANE_BUSY_MJ, WINDOWS, sequence
+from tests.test_cli import anetui
 from tests.test_process_energy import FakeLibproc
 
 STAND_INS = Path(__file__).parent / "stand_ins"
@@ -206,3 +209,28 @@ def test_health_flags_a_zero_dram_and_is_quiet_when_healthy(zeus: Any, chip: str
     assert all(s.rails_mj["ane"] == pytest.approx(ANE_BUSY_MJ, rel=0.25) for s in healthy)
     whole = [(healthy[0].t_start_ns, healthy[-1].t_end_ns)]
     assert suspect_rails(healthy, {"coreml-ane": RunSpan("cpu+ane", whole)}) == []
+
+
+# -- doctor ----------------------------------------------------------------------------
+@pytest.mark.skipif(sys.platform == "darwin", reason="checks the Linux answer")
+def test_doctor_on_linux_lists_ioreport_as_macos_only() -> None:
+    proc = anetui("doctor")
+    assert proc.returncode == 0
+    line = next(x for x in proc.stdout.splitlines() if "ioreport " in x and "✗" in x)
+    assert line.split() == ["✗", "ioreport", "ioreport", "is", "macOS", "only"]
+    assert "--power auto " in proc.stdout
+
+
+def test_doctor_on_a_mac_shows_ioreport_available_without_root(zeus: Any) -> None:
+    zeus.Mocker.load(sequence("m3_pro", 6))
+    console = Console(record=True, width=120, color_system=None)
+    print_doctor(console)
+    text = console.export_text()
+    assert (
+        "  ✓ ioreport          CPU (clusters, cores), GPU, GPU SRAM, ANE, DRAM energy counters, "
+        "no root\n" in text
+    )
+    assert (
+        "--power auto takes ioreport: the first of ioreport, powermetrics, rapl, nvml that "
+        "runs here" in text
+    )
