@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from anetui import privileges
-from anetui.cli.options import run_config, run_options, sampling_options
+from anetui.cli.options import keep_rail_option, run_config, run_options, sampling_options
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
@@ -88,14 +88,7 @@ def _consoles() -> tuple[Console, Console]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the Markdown report to this file.",
 )
-@click.option(
-    "--keep-rail",
-    "keep_rails",
-    multiple=True,
-    metavar="RAIL",
-    help="Keep this rail in totals and ratios even when the counter checks find it "
-    "suspect (repeatable). Default: suspect rails are left out, with a warning.",
-)
+@keep_rail_option
 @sampling_options
 def bench(
     backend_ids: tuple[str, ...] | None,
