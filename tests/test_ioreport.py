@@ -14,14 +14,20 @@ import pytest
 from rich.console import Console
 
 from anetui.cli.doctor import print_doctor
+from anetui.core.config import RunConfig
+from anetui.core.session import Session
+from anetui.models.spec import ModelSpec
 from anetui.power import ioreport, registry
 from anetui.power.base import CounterSource, PowerSample, SourceState, Unavailable
 from anetui.power.health import RunSpan, excluding, suspect_rails
 from anetui.power.ioreport import IOReportSource, metrics_to_rails, total_rails
+from anetui.power.monitor import PowerMonitor
 from anetui.power.process_energy import ProcessEnergy
+from anetui.report import results_json
 from tests.ioreport_chips import ANE_BUSY_MJ, WINDOWS, sequence
 from tests.test_cli import anetui
 from tests.test_process_energy import FakeLibproc
+from tests.test_session import doubles_registry  # noqa: F401  (fixture)
 
 STAND_INS = Path(__file__).parent / "stand_ins"
 
@@ -234,3 +240,34 @@ def test_doctor_on_a_mac_shows_ioreport_available_without_root(zeus: Any) -> Non
         "--power auto takes ioreport: the first of ioreport, powermetrics, rapl, nvml that "
         "runs here" in text
     )
+
+
+# -- a whole session over the stand-in -------------------------------------------------
+def test_a_session_over_ioreport_reports_process_share_and_a_zero_dram(
+    zeus: Any,
+    doubles_registry: None,  # noqa: F811
+) -> None:
+    zeus.Mocker.load(sequence("m3_pro", 2000, zero_dram=True))
+    fake = FakeLibproc([1_000_000_000 + i * 30_000_000 for i in range(4000)])
+    source = IOReportSource(interval_ms=20, process=ProcessEnergy(call=fake.function))
+    monitor = PowerMonitor(source)
+    assert monitor.start()
+    config = RunConfig(
+        backends=("double-ok",), warmup=0, iterations=None, duration_s=1.0, power="ioreport"
+    )
+    session = Session(config, ModelSpec(name="none", kind="none", input_shape=(1,)), monitor)
+    session.prepare()
+    session.run()
+    monitor.stop()
+    snap = session.snapshot()
+    energy = snap.backends[0].energy
+    assert energy is not None and energy.total_rails == ("cpu", "gpu", "ane")
+    assert {"dram", "process", "cpu_p0", "cpu_e_core5"} <= set(energy.rails)
+    assert snap.power["source"] == "ioreport"
+    (suspect,) = snap.power["suspect_rails"]
+    assert suspect["rail"] == "dram" and not suspect["kept"]
+    assert snap.warnings == (suspect["reason"],)
+    doc = results_json.to_json(snap)
+    share = doc["backends"][0]["energy"]["process_share"]
+    expected = energy.mj_per_inference["process"] / energy.total_mj_per_inference
+    assert share == pytest.approx(expected, rel=1e-5) and 0 < share < 1
