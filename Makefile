@@ -10,17 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# apple (zeus-apple-silicon) installs on macOS only: elsewhere its marker skips it.
 # A stamp per extras set, so a changed pyproject.toml reinstalls and an unchanged one is free.
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[coreml,onnx]'
+	$(BIN)/python -m pip install -q -e '.[coreml,onnx,apple]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,dev]'
 	touch $@
 
 run: $(VENV)/.installed-base

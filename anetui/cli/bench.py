@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from anetui import privileges
-from anetui.cli.options import run_config, run_options, sampling_options
+from anetui.cli.options import keep_rail_option, run_config, run_options, sampling_options
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
@@ -65,7 +65,8 @@ def _consoles() -> tuple[Console, Console]:
     default="none",
     show_default=True,
     metavar="SOURCE",
-    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), nvml "
+    help="Measure energy: auto, ioreport (macOS, no root), powermetrics (macOS, root), "
+    "rapl (Linux, root), nvml "
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
 )
 @click.option(
@@ -87,6 +88,7 @@ def _consoles() -> tuple[Console, Console]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the Markdown report to this file.",
 )
+@keep_rail_option
 @sampling_options
 def bench(
     backend_ids: tuple[str, ...] | None,
@@ -105,6 +107,7 @@ def bench(
     idle_seconds: float,
     speed: float,
     keep_root: bool,
+    keep_rails: tuple[str, ...],
     json_path: Path | None,
     markdown_path: Path | None,
 ) -> None:
@@ -137,6 +140,7 @@ def bench(
         idle_seconds=idle_seconds,
         replay_speed=speed,
         keep_root=keep_root,
+        keep_rails=keep_rails,
     )
     code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
     if code:
@@ -201,6 +205,8 @@ def _measure(
     snapshot = session.snapshot()
     session.close()
     terminal.print_results(out, snapshot)
+    for warning in snapshot.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if json_path is not None:
         files.write_json(json_path, snapshot)
         err.print(f"wrote {json_path}")

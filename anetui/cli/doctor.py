@@ -16,6 +16,7 @@ from anetui.report.terminal import stdout_console
 from anetui.versions import package_version
 
 _POWER_WHAT = {
+    "ioreport": "CPU (clusters, cores), GPU, GPU SRAM, ANE, DRAM energy counters, no root",
     "powermetrics": "CPU, GPU, ANE energy per window and thermal pressure",
     "rapl": "package, core, uncore and DRAM energy counters",
     "nvml": "per-GPU energy counter and power",
@@ -38,7 +39,14 @@ def print_doctor(console: Console | None = None) -> None:
     )
     versions = ", ".join(
         f"{name} {package_version(name) or 'not installed'}"
-        for name in ("torch", "torchvision", "coremltools", "onnxruntime", "nvidia-ml-py")
+        for name in (
+            "torch",
+            "torchvision",
+            "coremltools",
+            "onnxruntime",
+            "nvidia-ml-py",
+            "zeus-apple-silicon",
+        )
     )
     console.print(f"packages: {versions}")
     console.print("[bold]backends[/]")
@@ -58,9 +66,11 @@ def print_doctor(console: Console | None = None) -> None:
         providers = ", ".join(onnxruntime.get_available_providers())
         console.print(f"onnxruntime providers: {providers}")
     console.print("[bold]power sources[/]")
-    for source_id, probe in power_registry.probe_all():
+    power_probes = power_registry.probe_all()
+    for source_id, probe in power_probes:
         mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
         what = _POWER_WHAT.get(source_id, "") if probe.ok else f"[red]{probe.reason}[/]"
         console.print(f"  {mark} {source_id:<17} {what}", highlight=False)
+    console.print(power_registry.auto_choice(power_probes), highlight=False)
     if "torch" in sys.modules:  # a regression guard the tests also check
         console.print("[yellow]note: torch was imported by doctor[/]")

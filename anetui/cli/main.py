@@ -21,6 +21,7 @@ from anetui.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    keep_rail_option,
     run_config,
     run_options,
     sampling_options,
@@ -67,9 +68,11 @@ class LazyGroup(click.Group):
     default="auto",
     show_default=True,
     metavar="SOURCE",
-    help="auto (the first that runs here), powermetrics, rapl, nvml, replay:FILE, or none.",
+    help="auto (the first that runs here), ioreport, powermetrics, rapl, nvml, "
+    "replay:FILE, or none.",
 )
 @sampling_options
+@keep_rail_option
 @click.option(
     "--out",
     "out_dir",
@@ -115,6 +118,7 @@ def cli(
     interval_ms: int,
     speed: float,
     keep_root: bool,
+    keep_rails: tuple[str, ...],
     out_dir: Path,
     auto_seconds: float,
     idle_seconds: float,
@@ -144,6 +148,7 @@ def cli(
         interval_ms=interval_ms,
         replay_speed=speed,
         keep_root=keep_root,
+        keep_rails=keep_rails,
         out_dir=out_dir,
     )
     from anetui.cli.dashboard import run_dashboard

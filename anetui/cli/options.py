@@ -61,6 +61,17 @@ def sampling_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+#: Suspect rails (power/health.py) leave totals and ratios unless kept; bench, dashboard.
+keep_rail_option = click.option(
+    "--keep-rail",
+    "keep_rails",
+    multiple=True,
+    metavar="RAIL",
+    help="Keep this rail in totals and ratios even when the counter checks find it "
+    "suspect (repeatable). Default: suspect rails are left out, with a warning.",
+)
+
+
 def run_options(command: Callable[..., None]) -> Callable[..., None]:
     """What to run and how: shared by `bench` and the dashboard."""
     for option in reversed(

@@ -31,7 +31,7 @@ from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
     default="auto",
     show_default=True,
     metavar="SOURCE",
-    help="auto, powermetrics, rapl, nvml or replay:FILE.",
+    help="auto, ioreport, powermetrics, rapl, nvml or replay:FILE.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (JSON lines).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many samples.")

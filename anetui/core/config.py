@@ -42,6 +42,8 @@ class RunConfig:
     replay_speed: float = 1.0
     #: Under sudo, stay root after starting the power source.
     keep_root: bool = False
+    #: Rails kept in totals and ratios even when the health checks find them suspect.
+    keep_rails: tuple[str, ...] = ()
     out_dir: Path = Path("anetui-snapshots")
 
     def __post_init__(self) -> None:

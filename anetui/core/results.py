@@ -92,6 +92,8 @@ class Snapshot:
     power: dict[str, object] = field(
         default_factory=lambda: {"source": "none", "state": "unavailable"}
     )
+    #: Plain sentences about anything that weakens the figures (a suspect rail …).
+    warnings: tuple[str, ...] = ()
 
     def measured(self) -> list[BackendResult]:
         return [b for b in self.backends if b.summary is not None]

@@ -28,6 +28,7 @@ from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapsho
 from anetui.core.stats import LatencySummary
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import INPUT_SEED, ModelSpec
+from anetui.power import health
 from anetui.power.monitor import PowerMonitor
 
 #: Called with (backend id, what is happening, timed inferences so far).
@@ -284,7 +285,7 @@ class Session:
 
     # -- snapshot -------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        report = self._energy()
+        report, checked = self._energy()
         results = tuple(self._result(s, report) for s in self._slots.values())
         measured = {r.id: r for r in results if r.summary is not None}
         reference = ratios.pick_reference(
@@ -299,7 +300,8 @@ class Session:
             backends=results,
             reference=reference,
             ratios=ratios.against(reference, measured),
-            power=self._power_dict(report),
+            power={**self._power_dict(report), **checked.power_fields()},
+            warnings=checked.warnings,
         )
 
     def _environment_once(self) -> dict[str, object]:
@@ -308,10 +310,11 @@ class Session:
             self._environment = environment.collect(self._threads_used)
         return self._environment
 
-    def _energy(self) -> EnergyReport | None:
-        """Attribute the monitor's samples to the backends' timed stretches."""
+    def _energy(self) -> tuple[EnergyReport | None, health.Checked]:
+        """Check the monitor's rails, then attribute its samples to the backends' timed
+        stretches, leaving suspect rails out of the totals."""
         if self.monitor is None:
-            return None
+            return None, health.Checked()
         # Runner stretches are on perf_counter_ns, samples on monotonic_ns: one clock on
         # Linux and macOS (the measured offset is then just the gap between two calls),
         # a constant offset elsewhere. Samples are moved onto the runner's clock.
@@ -335,7 +338,16 @@ class Session:
             runs[backend_id] = energy.RunView(
                 intervals, record.timeline.buckets(), int(record.active_s_now() * 1e9)
             )
-        return energy.attribute(samples, runs, self._busy, self.monitor.source.total_rails)
+        checked = health.check(
+            samples,
+            {
+                backend_id: health.RunSpan(slot.description.device, runs[backend_id].intervals)
+                for backend_id, slot in self._slots.items()
+            },
+            keep=self.config.keep_rails,
+        )
+        rule = health.excluding(self.monitor.source.total_rails, checked.left_out)
+        return energy.attribute(samples, runs, self._busy, rule), checked
 
     def _power_dict(self, report: EnergyReport | None) -> dict[str, object]:
         if self.monitor is None:
@@ -392,6 +404,7 @@ class Session:
             "threads": cfg.threads,
             "power": cfg.power,
             "idle_seconds": cfg.idle_seconds,
+            "keep_rails": list(cfg.keep_rails),
             "agreement_reference": agreement.REFERENCE_RUNTIME,
             "input": f"standard normal fp32, seed {INPUT_SEED}",
         }

@@ -1,7 +1,9 @@
 """Power source ids (as the CLI takes them) to sources, and cheap probes for `doctor`.
 
-``auto`` picks the first source that can run here, in the order powermetrics, RAPL,
-NVML. ``replay:FILE`` plays a recording.
+``auto`` picks the first source that can run here, in the order IOReport (macOS, no
+root, and its CPU counter advances), powermetrics (macOS, root), RAPL, NVML: on a Mac,
+powermetrics is taken when asked for by name, or when IOReport is missing or broken.
+``replay:FILE`` plays a recording.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ from anetui.errors import AnetuiError, Availability
 from anetui.power.base import PowerSource
 from anetui.power.monitor import PowerMonitor
 
-SOURCE_IDS = ("powermetrics", "rapl", "nvml")
+SOURCE_IDS = ("ioreport", "powermetrics", "rapl", "nvml")
 DEFAULT_INTERVAL_MS = 250
 
 
 def create(
     spec: str, interval_ms: int = DEFAULT_INTERVAL_MS, speed: float = 1.0, loop_replay: bool = True
 ) -> PowerSource:
-    """A source for ``spec``: powermetrics, rapl, nvml, replay:FILE or auto."""
+    """A source for ``spec``: ioreport, powermetrics, rapl, nvml, replay:FILE or auto."""
     if spec == "auto":
         return choose_auto(interval_ms)[0]
+    if spec == "ioreport":
+        from anetui.power.ioreport import IOReportSource
+
+        return IOReportSource(interval_ms)
     if spec == "powermetrics":
         from anetui.power.powermetrics import PowermetricsSource
 
@@ -42,7 +48,7 @@ def create(
             raise AnetuiError("replay needs a file: --power replay:FILE")
         return ReplaySource(Path(path), speed=speed, loop=loop_replay)
     raise AnetuiError(
-        f"unknown power source '{spec}' (auto, powermetrics, rapl, nvml, replay:FILE)"
+        f"unknown power source '{spec}' (auto, ioreport, powermetrics, rapl, nvml, replay:FILE)"
     )
 
 
@@ -56,6 +62,15 @@ def choose_auto(interval_ms: int = DEFAULT_INTERVAL_MS) -> tuple[PowerSource, li
             return source, skipped
         skipped.append(f"{source_id}: {availability.reason}")
     raise AnetuiError("no power source can run here (" + "; ".join(skipped) + ")")
+
+
+def auto_choice(probes: list[tuple[str, Availability]]) -> str:
+    """What ``--power auto`` takes given ``probe_all()``'s answers, in one sentence."""
+    for source_id, availability in probes:
+        if source_id in SOURCE_IDS and availability.ok:
+            order = ", ".join(SOURCE_IDS)
+            return f"--power auto takes {source_id}: the first of {order} that runs here"
+    return f"--power auto finds no source here (tried {', '.join(SOURCE_IDS)})"
 
 
 def probe_all() -> list[tuple[str, Availability]]:

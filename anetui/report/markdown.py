@@ -113,6 +113,9 @@ def _energy_section(snapshot: Snapshot) -> list[str]:
     ]
     if power.get("source") == "replay":
         lines += ["A **replayed recording**, not this machine's own power.", ""]
+    suspect = power.get("suspect_rails")
+    if isinstance(suspect, list) and suspect:
+        lines += [f"- **Suspect rail `{s['rail']}`**: {s['reason']}" for s in suspect] + [""]
     idle = power.get("idle_w")
     if isinstance(idle, dict) and idle:
         watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())

@@ -33,6 +33,11 @@ def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
         "window_s": _round(energy.window_s),
         "inferences_in_windows": _round(energy.inferences),
         "thermal_pressure": list(energy.thermal_pressure),
+        # Our own process's CPU energy as a share of the total (CPU+GPU+ANE …), where the
+        # source reports it (ioreport on macOS).
+        "process_share": _round(energy.mj_per_inference["process"] / energy.total_mj_per_inference)
+        if "process" in energy.mj_per_inference and energy.total_mj_per_inference > 0
+        else None,
     }
 
 
@@ -83,6 +88,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "idle_w": None,
             **snapshot.power,
         },
+        "warnings": list(snapshot.warnings),
         "backends": [backend_json(b, snapshot.input_shape[0]) for b in snapshot.backends],
         "reference": snapshot.reference,
         "ratios": [
