@@ -54,7 +54,10 @@ READ_SCREEN = """(() => {
   const t = window.__anetuiTerminal;
   if (!t) return null;
   const b = t.buffer.active, rows = [];
-  for (let i = 0; i < b.length; i++) { const l = b.getLine(i); if (l) rows.push(l.translateToString(true)); }
+  for (let i = 0; i < b.length; i++) {
+    const l = b.getLine(i);
+    if (l) rows.push(l.translateToString(true));
+  }
   return rows.join("\\n");
 })()"""
 READ_DOM = """(() => {
