@@ -3,6 +3,7 @@ exporter's server, and `anetui bench --metrics` scraped twice while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -223,3 +224,60 @@ def test_bench_serves_metrics_while_it_runs(tmp_path: Path) -> None:
     assert value(last, "anetui_inferences_total", **labels) == final
     assert counts[0] < counts[-1] <= final
     assert f"metrics: {url}" in err
+
+
+@pytest.mark.slow
+def test_dashboard_serves_metrics(tmp_path: Path) -> None:
+    """`anetui --metrics ADDR` (the dashboard, in a real pseudo-terminal) exposes the
+    session it runs; the exporter stops when the dashboard quits."""
+    import os
+    import pty
+    import threading
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    master, slave = pty.openpty()
+    args = [
+        "--backends", "torch-cpu", "--model", SMALL_MODEL, "--input-shape",
+        ",".join(map(str, SMALL_SHAPE)), "--warmup", "1", "--power", "none",
+        "--metrics", f"127.0.0.1:{port}", "--exit-after", "90", "--out", str(tmp_path),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        anetui_cmd(*args),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(slave)
+
+    def drain() -> None:  # the dashboard's screen goes nowhere, but must not block
+        with contextlib.suppress(OSError):
+            while os.read(master, 65536):
+                pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    labels = {"backend": "torch-cpu", "model": SMALL_MODEL, "device": "cpu"}
+    count = None
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                count = value(scrape(url), "anetui_inferences_total", **labels)
+            except OSError:
+                count = None
+            if count:
+                break
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        os.close(master)
+    assert count and count > 0, "the dashboard's torch-cpu count never reached /metrics"
+    with pytest.raises(OSError):
+        scrape(url)  # stopped with the dashboard

@@ -8,6 +8,7 @@ exit path. `make test` installs the package when it runs as root with apt-get.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_MODEL, SMALL_SHAPE, anetui_cmd
+from tests.conftest import REPO, SMALL_MODEL, SMALL_SHAPE, anetui_cmd
 from tests.test_energy import constant_power_recording
 from tests.test_prometheus import free_port
 
@@ -32,8 +33,9 @@ pytestmark = [
 ]
 
 
-def query(base: str, promql: str) -> list[dict[str, object]]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+def query(base: str, promql: str, at: float | None = None) -> list[dict[str, object]]:
+    params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode(params)
     with urllib.request.urlopen(url, timeout=5) as response:
         body = json.loads(response.read())
     assert body["status"] == "success", body
@@ -132,6 +134,13 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
                 'backend="torch-cpu",quantile="0.5"}[10m])',
             )
             info = query(base, 'last_over_time(anetui_info{job="anetui"}[10m])')
+            # Scrapes after the bench exited failed and marked its series stale: ask the
+            # dashboard's (instant) queries at the time of the last good scrape.
+            samples = query(base, 'anetui_info{job="anetui"}[10m]')
+            last_scrape = max(float(t) for t, _v in samples[0]["values"])  # type: ignore[attr-defined]
+            empty_panels = [
+                expr for expr in dashboard_queries() if not query(base, expr, at=last_scrape)
+            ]
         finally:
             stop(prometheus)
             prom_log.close()
@@ -146,3 +155,13 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
     assert rail == pytest.approx(expected_rail_j / 1e3, rel=1e-5)
     assert p50 == pytest.approx(backend["latency_ms"]["p50"] / 1e3, rel=1e-5)
     assert info and info[0]["metric"]["torch"] == doc["environment"]["torch"]  # type: ignore[index]
+    assert not empty_panels, f"Grafana queries with no data from a real run: {empty_panels}"
+
+
+def dashboard_queries() -> list[str]:
+    """Every query of deploy/grafana-dashboard.json, with Grafana's variables filled in
+    as Grafana would for "All" (a regex) and a 1 m rate window."""
+    dashboard = json.loads((REPO / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    fill = {"$machine": ".*", "$backend": ".*", "$__rate_interval": "1m"}
+    return [re.sub(r"\$\w+", lambda m: fill[m.group(0)], e) for e in exprs]
