@@ -26,7 +26,7 @@ from rich.progress import (
 
 from anetui import privileges
 from anetui.cli.metrics import metrics_option, start_exporter
-from anetui.cli.options import run_config, run_options, sampling_options
+from anetui.cli.options import EXIT_INTERRUPTED, run_config, run_options, sampling_options
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
@@ -186,7 +186,7 @@ def run_bench(
             err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
         # … then models
         code = _measure(config, monitor, out, err, json_path, markdown_path, exporter)
-        if exporter is not None:
+        if exporter is not None and code != EXIT_INTERRUPTED:  # Ctrl+C means leave now
             _linger(exporter, metrics_linger_s, err)
         return code
     finally:

@@ -112,7 +112,7 @@ class LazyGroup(click.Group):
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="With --serve: the address to listen on (another than loopback exposes the "
+    help="With --serve: the address to listen on (any other than loopback exposes the "
     "dashboard to the network).",
 )
 @click.option(
