@@ -40,6 +40,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.samples import Sample
 
+from anetui import __version__
 from anetui.core.results import Snapshot
 from anetui.core.stats import REPORTED_QUANTILES
 from anetui.errors import AnetuiError, one_line
@@ -152,8 +153,6 @@ def metric_families(view: View, host: str | None = None) -> Iterator[Metric]:
 
 
 def _info(snapshot: Snapshot | None, host: str) -> InfoMetricFamily:
-    from anetui import __version__
-
     info = InfoMetricFamily("anetui", "anetui, Python and runtime versions, and the machine.")
     env = snapshot.environment if snapshot is not None else {}
     labels = {"anetui": __version__, "host": host}
@@ -230,7 +229,7 @@ class _Collector:
     def collect(self) -> Iterator[Metric]:
         view = self._exporter.view()
         yield from metric_families(view)
-        self._exporter.note_scrape()
+        self._exporter.note_scrape(view)
 
 
 class MetricsExporter:
@@ -291,9 +290,10 @@ class MetricsExporter:
         except Exception:  # a scrape must not break the run: serve what is always there
             return View(None)
 
-    def note_scrape(self) -> None:
+    def note_scrape(self, view: View) -> None:
+        """A scrape has been served from ``view``: the final one, if it was frozen."""
         with self._lock:
-            if self._frozen is not None:
+            if view is self._frozen:
                 self._scraped_frozen.set()
 
     def wait_for_final_scrape(self, timeout_s: float) -> bool:
