@@ -162,6 +162,18 @@ def test_same_source_and_rails_is_said_to_be_like_for_like(tmp_path: Path) -> No
     assert "No environment, configuration or power field differs." in text
 
 
+def test_a_different_model_is_not_the_same_work(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", [backend("torch-cpu", 10.0)])
+    doc = json.loads(a.read_text())
+    doc["config"]["model"] = "resnet18"
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(doc))
+    text = comparison_markdown([a, b])
+    assert "torch-cpu: b ran 1.00x" in text
+    assert "(a different model or input: not the same work)" in text
+    assert "| **≠ model** | **mobilenet_v2** | **resnet18** |" in text
+
+
 def test_report_command_across_files(tmp_path: Path) -> None:
     before = write(tmp_path / "before.json", [backend("onnx-cpu", 10.0, spread=0.1)])
     after = write(tmp_path / "after.json", [backend("onnx-cpu", 8.9, spread=0.1)])

@@ -70,6 +70,12 @@ class Run:
     def machine(self) -> tuple[object, ...]:
         return tuple(self.environment.get(k) for k in MACHINE_FIELDS)
 
+    def work(self) -> tuple[str, ...]:
+        """What one inference computes: the model, the input shape, the dtype asked for."""
+        config = self.doc.get("config")
+        config = config if isinstance(config, dict) else {}
+        return tuple(_cell(config.get(k)) for k in ("model", "input_shape", "dtype"))
+
 
 def labels_for(paths: Sequence[Path]) -> list[str]:
     """Column labels: the file names without .json, numbered where two are the same."""
@@ -294,7 +300,12 @@ def _across_files(runs: Sequence[Run]) -> list[str]:
     lines = [f"## Across files (each against `{base.label}`)", ""]
     found = False
     for other in runs[1:]:
-        same_machine = other.machine() == base.machine()
+        caveats = []
+        if other.machine() != base.machine():
+            caveats.append("different machines")
+        if other.work() != base.work():
+            caveats.append("a different model or input: not the same work")
+        suffix = f" ({'; '.join(caveats)})" if caveats else ""
         for backend_id, ref in base.measured().items():
             oth = other.measured().get(backend_id)
             if oth is None:
@@ -303,7 +314,7 @@ def _across_files(runs: Sequence[Run]) -> list[str]:
             speed = speed_ratio(ref, oth)
             if speed is not None:
                 sentence = speed_sentence(backend_id, *speed, base.label, other.label)
-                lines.append(f"- {sentence}{'' if same_machine else ' (different machines)'}")
+                lines.append(f"- {sentence}{suffix}")
             if ref.get("energy") and oth.get("energy"):
                 text = energy_sentence(
                     f"{backend_id}: {other.label}", base.label, base, other,
@@ -323,6 +334,8 @@ def _across_machines(runs: Sequence[Run]) -> list[str]:
     for other in runs[1:]:
         if other.machine() == base.machine():
             continue
+        if other.work() != base.work():
+            lines.append(f"- `{other.label}` ran a different model or input: not the same work")
         fast_ref, fast_oth = _fastest(base), _fastest(other)
         if fast_ref and fast_oth:
             ratio, interval = speed_ratio(fast_ref, fast_oth) or (1.0, None)
