@@ -51,12 +51,21 @@ def test_public_url() -> None:
         (["--serve", "--metrics", "127.0.0.1:9464"], "--metrics with --serve"),
         (["--serve", "doctor"], "--serve serves the dashboard: give no command"),
         (["--serve", "--port", "0"], "0 is not in the range"),
+        (["--port", "8001"], "--port goes with --serve"),
     ],
 )
 def test_serve_usage_errors(args: list[str], says: str) -> None:
     done = subprocess.run(anetui_cmd(*args), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_option_fails_before_serving() -> None:
+    done = subprocess.run(
+        anetui_cmd("--serve", "--input-shape", "1,x"), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1  # an input error, the project's code for it
+    assert "bad input shape" in done.stderr and "Serving" not in done.stdout
 
 
 def test_a_port_in_use_is_one_line() -> None:

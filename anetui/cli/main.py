@@ -157,16 +157,14 @@ def cli(
         raise click.UsageError("--serve serves the dashboard: give no command")
     if ctx.invoked_subcommand is not None:
         return
-    if serve:
-        if metrics_addr is not None:
-            raise click.UsageError(
-                "--metrics with --serve: each browser session runs its own dashboard, and "
-                "they cannot share one port; use --metrics without --serve"
-            )
-        from anetui.cli.serve import serve as serve_dashboard
-
-        argv = ctx.obj.get("argv") if isinstance(ctx.obj, dict) else None
-        sys.exit(serve_dashboard(argv if argv is not None else sys.argv[1:], host, port))
+    if serve and metrics_addr is not None:
+        raise click.UsageError(
+            "--metrics with --serve: each browser session runs its own dashboard, and "
+            "they cannot share one port; use --metrics without --serve"
+        )
+    for name in ("host", "port"):
+        if not serve and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(f"--{name} goes with --serve")
     config = run_config(
         model=model,
         batch_size=batch_size,
@@ -183,7 +181,12 @@ def cli(
         replay_speed=speed,
         keep_root=keep_root,
         out_dir=out_dir,
-    )
+    )  # built (and so checked) here even when serving: a bad option fails before the page
+    if serve:
+        from anetui.cli.serve import serve as serve_dashboard
+
+        argv = ctx.obj.get("argv") if isinstance(ctx.obj, dict) else None
+        sys.exit(serve_dashboard(argv if argv is not None else sys.argv[1:], host, port))
     from anetui.cli.dashboard import run_dashboard
 
     code = run_dashboard(
