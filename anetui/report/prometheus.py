@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -47,7 +49,7 @@ from anetui.errors import AnetuiError, one_line
 from anetui.power.base import PowerSample, SourceState
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
     from anetui.core.session import Session
 
@@ -228,8 +230,38 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         view = self._exporter.view()
+        self._exporter.scraping.view = view  # which view this request thread served
         yield from metric_families(view)
-        self._exporter.note_scrape(view)
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per scrape, none of them holding the process open."""
+
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+        pass
+
+
+class _AfterSending:
+    """A WSGI response body whose ``close()`` — called by the server once the response
+    has been written — reports the view it carried."""
+
+    def __init__(self, body: Iterable[bytes], sent: Callable[[], None]) -> None:
+        self._body = body
+        self._sent = sent
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        self._sent()
 
 
 class MetricsExporter:
@@ -249,16 +281,34 @@ class MetricsExporter:
         self._scraped_frozen = threading.Event()
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+        #: Per request thread: the view the collector served.
+        self.scraping = threading.local()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
     def start(self) -> None:
+        """Bind and serve from a daemon thread (prometheus-client's WSGI app, served the
+        way its ``start_http_server`` does, plus a hook once a response is sent)."""
+        app = make_wsgi_app(self.registry)
+
+        def served(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            self.scraping.view = None
+            body: Iterable[bytes] = app(environ, start_response)
+            view = self.scraping.view
+            return _AfterSending(body, lambda: self.note_sent(view))
+
+        server_class = _Server6 if ":" in self.host else _Server
         try:
-            server, thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+            server = make_server(
+                self.host, self.port, served, server_class, handler_class=_QuietHandler
+            )
         except OSError as exc:
             raise AnetuiError(f"cannot serve metrics on {self.address}: {one_line(exc)}") from None
-        self._server, self._thread = server, thread
-        self.port = server.server_port
+        self._server, self.port = server, server.server_port
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="anetui-metrics", daemon=True
+        )
+        self._thread.start()
 
     @property
     def address(self) -> str:
@@ -290,14 +340,15 @@ class MetricsExporter:
         except Exception:  # a scrape must not break the run: serve what is always there
             return View(None)
 
-    def note_scrape(self, view: View) -> None:
-        """A scrape has been served from ``view``: the final one, if it was frozen."""
+    def note_sent(self, view: View | None) -> None:
+        """A response built from ``view`` has been written: the final figures have
+        reached a scraper if that view was the frozen one."""
         with self._lock:
-            if view is self._frozen:
+            if view is not None and view is self._frozen:
                 self._scraped_frozen.set()
 
     def wait_for_final_scrape(self, timeout_s: float) -> bool:
-        """Block until a scrape has read the frozen snapshot, or ``timeout_s`` passes."""
+        """Block until a scrape of the frozen snapshot has been sent, or ``timeout_s``."""
         return self._scraped_frozen.wait(timeout_s)
 
     def stop(self) -> None:
