@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test check lint typecheck imports bench-harness screenshots clean
+.PHONY: run test test-deps check lint typecheck imports bench-harness screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,22 +13,36 @@ $(BIN)/python:
 # apple (zeus-apple-silicon) installs on macOS only: elsewhere its marker skips it.
 # A stamp per extras set, so a changed pyproject.toml reinstalls and an unchanged one is free.
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[coreml,onnx,apple]'
+	$(BIN)/python -m pip install -q -e '.[coreml,onnx,apple,serve]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,serve]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,serve,dev]'
 	touch $@
 
 run: $(VENV)/.installed-base
 	$(BIN)/anetui $(ARGS)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The real-Prometheus and real-browser tests need Debian's prometheus and chromium. Installed
+# here when missing and this runs as root with apt-get (CI's fresh machine); otherwise those
+# tests skip and say how to install them.
+TEST_DEBS := prometheus chromium
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (apt-get)"; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$missing >/dev/null \
+			|| echo "could not install$$missing: the tests that need them will skip"; \
+	elif [ -n "$$missing" ]; then \
+		echo "missing$$missing: those tests skip (sudo apt-get install$$missing)"; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check anetui tests benchmarks scripts

@@ -5,11 +5,13 @@ keeps the progress display live and turns Ctrl+C into a clean stop with partial 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -23,7 +25,14 @@ from rich.progress import (
 )
 
 from anetui import privileges
-from anetui.cli.options import keep_rail_option, run_config, run_options, sampling_options
+from anetui.cli.metrics import metrics_option, start_exporter
+from anetui.cli.options import (
+    EXIT_INTERRUPTED,
+    keep_rail_option,
+    run_config,
+    run_options,
+    sampling_options,
+)
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
@@ -32,6 +41,9 @@ from anetui.power import registry as power_registry
 from anetui.power.monitor import PowerMonitor
 from anetui.report import files, terminal
 from anetui.report.text import fmt_ms
+
+if TYPE_CHECKING:
+    from anetui.report.prometheus import MetricsExporter
 
 #: How often the progress display is refreshed from the session (s).
 POLL_S = 0.25
@@ -90,6 +102,17 @@ def _consoles() -> tuple[Console, Console]:
 )
 @keep_rail_option
 @sampling_options
+@metrics_option
+@click.option(
+    "--metrics-linger",
+    "metrics_linger_s",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --metrics: after the run, serve the final figures until one more scrape "
+    "has read them, for at most this long (0: stop at once).",
+)
 def bench(
     backend_ids: tuple[str, ...] | None,
     model: str,
@@ -110,6 +133,8 @@ def bench(
     keep_rails: tuple[str, ...],
     json_path: Path | None,
     markdown_path: Path | None,
+    metrics_addr: tuple[str, int] | None,
+    metrics_linger_s: float,
 ) -> None:
     """Benchmark backends headlessly and print a results table and ratio summary.
 
@@ -142,24 +167,54 @@ def bench(
         keep_root=keep_root,
         keep_rails=keep_rails,
     )
-    code = run_bench(config, json_path=json_path, markdown_path=markdown_path)
+    code = run_bench(
+        config,
+        json_path=json_path,
+        markdown_path=markdown_path,
+        metrics_addr=metrics_addr,
+        metrics_linger_s=metrics_linger_s,
+    )
     if code:
         sys.exit(code)
 
 
 def run_bench(
-    config: RunConfig, *, json_path: Path | None = None, markdown_path: Path | None = None
+    config: RunConfig,
+    *,
+    json_path: Path | None = None,
+    markdown_path: Path | None = None,
+    metrics_addr: tuple[str, int] | None = None,
+    metrics_linger_s: float = 0.0,
 ) -> int:
     """Measure, print and write results. Returns the exit code (1 if a backend failed)."""
     out, err = _consoles()
     monitor = start_power(config, err)  # privileged work first …
+    exporter = None
     try:
+        exporter = start_exporter(metrics_addr, err) if metrics_addr else None
         if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
             err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
-        return _measure(config, monitor, out, err, json_path, markdown_path)  # … then models
+        # … then models
+        code = _measure(config, monitor, out, err, json_path, markdown_path, exporter)
+        if exporter is not None and code != EXIT_INTERRUPTED:  # Ctrl+C means leave now
+            _linger(exporter, metrics_linger_s, err)
+        return code
     finally:
+        if exporter is not None:
+            exporter.stop()
         if monitor is not None:
             monitor.stop()
+
+
+def _linger(exporter: MetricsExporter, timeout_s: float, err: Console) -> None:
+    """Serve the final figures until a scrape reads them (or timeout_s, or Ctrl+C)."""
+    if timeout_s <= 0:
+        return
+    err.print(
+        f"[dim]metrics: serving the final figures until the next scrape (≤ {timeout_s:g} s)[/]"
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: stop waiting, keep the exit code
+        exporter.wait_for_final_scrape(timeout_s)
 
 
 def start_power(config: RunConfig, err: Console) -> PowerMonitor | None:
@@ -185,11 +240,14 @@ def _measure(
     err: Console,
     json_path: Path | None,
     markdown_path: Path | None,
+    exporter: MetricsExporter | None = None,
 ) -> int:
     spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
     for note in spec.notes:
         err.print(f"[yellow]note:[/] {note}")
     session = Session(config, spec, monitor)
+    if exporter is not None:
+        exporter.follow(lambda: session)
     if config.backends is not None:
         session.require_available()  # asked for by name: say why not, exit non-zero
     if not session.runnable():
@@ -203,6 +261,8 @@ def _measure(
     if monitor is not None:
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
+    if exporter is not None:
+        exporter.freeze(snapshot, session)
     session.close()
     terminal.print_results(out, snapshot)
     for warning in snapshot.warnings:

@@ -6,6 +6,7 @@ only when the dashboard is actually opened.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from anetui.core.config import RunConfig
@@ -20,8 +21,12 @@ def run_dashboard(
     idle_seconds: float,
     snapshot_on_exit: bool,
     exit_after_s: float | None = None,
+    metrics_addr: tuple[str, int] | None = None,
 ) -> int:
-    if not sys.stdout.isatty():
+    # Under `anetui --serve` (textual-serve sets TEXTUAL_DRIVER) stdout is the browser's
+    # stream, not a terminal, and must carry nothing else.
+    served = bool(os.environ.get("TEXTUAL_DRIVER"))
+    if not sys.stdout.isatty() and not served:
         raise AnetuiError("the dashboard needs a terminal; use `anetui bench` in scripts")
     from anetui.ui.app import make_app
 
@@ -37,7 +42,19 @@ def run_dashboard(
         startup_notes=notes,
         exit_after_s=exit_after_s,
     )
-    code = app.run()
+    exporter = None
+    if metrics_addr is not None:
+        from rich.console import Console
+
+        from anetui.cli.metrics import start_exporter
+
+        exporter = start_exporter(metrics_addr, Console(stderr=True))
+        exporter.follow(lambda: app.session)  # None until the app has built its session
+    try:
+        code = app.run()
+    finally:
+        if exporter is not None:
+            exporter.stop()
     for path in app.saved:
-        print(path)
+        print(path, file=sys.stderr if served else sys.stdout)
     return code or 0

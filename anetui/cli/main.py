@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from anetui import __version__
+from anetui.cli.metrics import metrics_option
 from anetui.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -103,6 +104,27 @@ class LazyGroup(click.Group):
     metavar="SECONDS",
     help="Quit after this many seconds (scripted captures, benchmarks).",
 )
+@metrics_option
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve the dashboard to a web browser (textual-serve) instead of this terminal: "
+    "each browser session runs `anetui` with these options.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --serve: the address to listen on (any other than loopback exposes the "
+    "dashboard to the network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="With --serve: the TCP port.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -124,6 +146,10 @@ def cli(
     idle_seconds: float,
     snapshot_on_exit: bool,
     exit_after_s: float | None,
+    metrics_addr: tuple[str, int] | None,
+    serve: bool,
+    host: str,
+    port: int,
 ) -> None:
     """Measure how fast, and at what energy per inference, a model runs on each backend
     of this machine (PyTorch CPU/CUDA/MPS, Core ML, ONNX Runtime).
@@ -131,8 +157,18 @@ def cli(
     With no command, open the live dashboard (`sudo anetui` for root-only power
     sources). `anetui doctor` shows what can run here; `anetui bench` measures headlessly.
     """
+    if serve and ctx.invoked_subcommand is not None:
+        raise click.UsageError("--serve serves the dashboard: give no command")
     if ctx.invoked_subcommand is not None:
         return
+    if serve and metrics_addr is not None:
+        raise click.UsageError(
+            "--metrics with --serve: each browser session runs its own dashboard, and "
+            "they cannot share one port; use --metrics without --serve"
+        )
+    for name in ("host", "port"):
+        if not serve and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(f"--{name} goes with --serve")
     config = run_config(
         model=model,
         batch_size=batch_size,
@@ -150,7 +186,12 @@ def cli(
         keep_root=keep_root,
         keep_rails=keep_rails,
         out_dir=out_dir,
-    )
+    )  # built (and so checked) here even when serving: a bad option fails before the page
+    if serve:
+        from anetui.cli.serve import serve as serve_dashboard
+
+        argv = ctx.obj.get("argv") if isinstance(ctx.obj, dict) else None
+        sys.exit(serve_dashboard(argv if argv is not None else sys.argv[1:], host, port))
     from anetui.cli.dashboard import run_dashboard
 
     code = run_dashboard(
@@ -159,6 +200,7 @@ def cli(
         idle_seconds=idle_seconds,
         snapshot_on_exit=snapshot_on_exit,
         exit_after_s=exit_after_s,
+        metrics_addr=metrics_addr,
     )
     if code:
         sys.exit(code)
@@ -167,7 +209,9 @@ def cli(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit code (errors become one line on stderr)."""
     try:
-        cli.main(args=argv, prog_name="anetui", standalone_mode=False)
+        # The raw arguments travel along: --serve hands them to the served dashboard.
+        raw = list(argv) if argv is not None else sys.argv[1:]
+        cli.main(args=argv, prog_name="anetui", standalone_mode=False, obj={"argv": raw})
     except click.exceptions.Abort:
         click.echo("anetui: interrupted", err=True)
         return EXIT_INTERRUPTED

@@ -1,5 +1,5 @@
-"""`anetui report`: saved results (bench --json, dashboard snapshots) as one Markdown
-comparison."""
+"""`anetui report`: saved results (bench --json, dashboard snapshots) from one or several
+machines as one Markdown comparison (anetui.report.compare)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import click
     help="Write the Markdown here instead of stdout.",
 )
 def report(files: tuple[Path, ...], out: Path | None) -> None:
-    """Turn saved results (bench --json, dashboard snapshots) into one Markdown comparison."""
+    """Compare saved results (bench --json, dashboard snapshots) in one Markdown report.
+
+    Each file is a column. The same backend is compared across files, each against the
+    first ("onnx-cpu: after ran 1.12x (1.08–1.15) faster than before"); environment
+    fields that differ are marked; files from different machines get each machine's
+    fastest and least-energy backend compared, with the caveat on power sources.
+    """
     from anetui.report.compare import comparison_markdown
     from anetui.report.files import write_atomic
 
