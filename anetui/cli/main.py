@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from anetui import __version__
+from anetui import __version__, privileges
 from anetui.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -36,6 +36,12 @@ COMMANDS = {
     "report": "anetui.cli.report:report",
     "doctor": "anetui.cli.doctor:doctor",
 }
+
+
+#: Commands that never need root: under sudo they drop to the invoking user before doing
+#: anything (reading a model, writing a file). bench, power and the dashboard drop
+#: themselves, right after starting a root-only power source.
+ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report", "doctor"})
 
 
 class LazyGroup(click.Group):
@@ -128,6 +134,8 @@ def cli(
     sources). `anetui doctor` shows what can run here; `anetui bench` measures headlessly.
     """
     if ctx.invoked_subcommand is not None:
+        if ctx.invoked_subcommand in ROOTLESS_COMMANDS:
+            privileges.drop_to_sudo_user()
         return
     config = run_config(
         model=model,

@@ -72,6 +72,7 @@ def power(
     share 0–1). Rails a source does not report are absent, never 0.
     """
     if parse_path is not None:
+        privileges.drop_to_sudo_user()  # parsing a file needs no root: read it as the user
         code = parse_file(parse_path, fmt)
     else:
         code = live(spec, interval_ms, as_json, count, duration_s, speed, keep_root)
