@@ -160,7 +160,7 @@ def _check_program(program: Any, refuse: Any) -> None:
         target = item.get("target")
         is_node = isinstance(target, str) and "inputs" in item and "outputs" in item
         if is_node and (not _SAFE_TARGET.match(str(target)) or "__" in str(target)):
-            raise refuse(f"the graph calls {target[:80]!r}, which is not a torch operator")
+            raise refuse(f"the graph calls {str(target)[:80]!r}, which is not a torch operator")
         expr = item.get("expr_str")
         if expr is not None and not _safe_expression(expr):
             raise refuse(f"a shape expression is not arithmetic: {str(expr)[:80]!r}")
