@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -11,6 +14,45 @@ from anetui.core.config import RunConfig
 from anetui.models.spec import parse_input_shape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Signals that stop a run the way Ctrl+C does: partial results kept, exit 128 + N.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequests:
+    """Turns SIGINT, SIGTERM and SIGHUP into a clean stop: remembers the first signal and
+    sets the stop events registered (a session's), so the run ends with partial results
+    kept and the exit code 128 + that signal's number (130, 143, 129)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._events: list[threading.Event] = []
+
+    def stop(self, event: threading.Event) -> None:
+        """Set ``event`` on a stop signal (at once if one already came)."""
+        self._events.append(event)
+        if self.signum is not None:
+            event.set()
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        for event in self._events:
+            event.set()
+
+    @contextlib.contextmanager
+    def handling(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+        """Install the handler for ``signals`` in this block (main thread only, as
+        ``signal.signal`` requires; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handle) for s in signals}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def backend_list(
