@@ -21,7 +21,7 @@ from anetui.cli.options import sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import PowerSample, PowerSource, PowerSourceError
-from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
+from anetui.power.powermetrics_parse import detect_format, make_parser, windows_to_samples
 
 
 @click.command()
@@ -48,6 +48,13 @@ from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
     help="Parse a recorded powermetrics file instead: one JSON object per sample.",
 )
 @click.option(
+    "--parse-limit-mb",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Stop reading a --parse file past this size (MiB): an endless stream is an error.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["plist", "text"]),
@@ -63,6 +70,7 @@ def power(
     speed: float,
     keep_root: bool,
     parse_path: Path | None,
+    parse_limit_mb: int,
     fmt: str | None,
 ) -> None:
     """Show power samples live, or parse a powermetrics recording (--parse).
@@ -73,22 +81,45 @@ def power(
     """
     if parse_path is not None:
         privileges.drop_to_sudo_user()  # parsing a file needs no root: read it as the user
-        code = parse_file(parse_path, fmt)
+        code = parse_file(parse_path, fmt, parse_limit_mb << 20)
     else:
         code = live(spec, interval_ms, as_json, count, duration_s, speed, keep_root)
     if code:
         sys.exit(code)
 
 
-def parse_file(path: Path, fmt: str | None) -> int:
-    """Print every window of a recording as a JSON line; 1 with a one-line error if none."""
+def parse_file(path: Path, fmt: str | None, limit_bytes: int = 1 << 30) -> int:
+    """Print every window of a recording as a JSON line; 1 with a one-line error if none.
+
+    Read in chunks through the streaming parser, so memory is bounded by the windows,
+    and never past ``limit_bytes`` (``/dev/zero`` or an endless pipe is an error)."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise AnetuiError(f"cannot read {path}: {one_line(exc)}") from None
-    windows, errors = parse_bytes(data, fmt)
-    for error in errors:
+    with handle:
+        try:
+            data = handle.read(min(limit_bytes + 1, 1 << 16))
+            parser = make_parser(fmt or detect_format(data))
+            total = 0
+            windows = []
+            while data:
+                total += len(data)
+                if total > limit_bytes:
+                    raise AnetuiError(
+                        f"{path} goes on past {limit_bytes >> 20} MiB: stopped reading "
+                        "(not a recording? --parse-limit-mb raises the limit)"
+                    )
+                windows += parser.feed(data)
+                data = handle.read(min(limit_bytes + 1 - total, 1 << 20))
+        except OSError as exc:
+            raise AnetuiError(f"cannot read {path}: {one_line(exc)}") from None
+    windows += parser.close()
+    for error in parser.errors:
         print(f"anetui: warning: {path.name}: {error}", file=sys.stderr)
+    if parser.error_count > len(parser.errors):
+        more = parser.error_count - len(parser.errors)
+        print(f"anetui: warning: {path.name}: … and {more} more skipped", file=sys.stderr)
     if not windows:
         raise AnetuiError(f"{path} holds no powermetrics sample")
     out = sys.stdout

@@ -25,7 +25,11 @@ from pathlib import Path
 from anetui.errors import Availability, one_line
 from anetui.power import supervisor
 from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
-from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
+from anetui.power.powermetrics_parse import (
+    MAX_DOCUMENT_BYTES,
+    PlistStreamParser,
+    max_window_ns_for,
+)
 
 POWERMETRICS = "/usr/bin/powermetrics"
 WANTED_SAMPLERS = ("cpu_power", "gpu_power", "ane_power", "thermal")
@@ -86,6 +90,8 @@ class PowermetricsSource:
         self.state = SourceState.IDLE
         self.reason: str | None = None
         self.samplers: list[str] = []
+        #: Documents skipped as unparsable or impossible (the source's error tally).
+        self.skipped = 0
         self._proc: supervisor.Supervised | None = None
         self._stdout: asyncio.StreamReader | None = None
         self._stdout_transport: asyncio.BaseTransport | None = None
@@ -179,7 +185,7 @@ class PowermetricsSource:
         if self._proc is None:
             await self.start()
         assert self._stdout is not None
-        parser = PlistStreamParser()
+        parser = PlistStreamParser(max_window_ns_for(self.interval_ms))
         reported = 0
         while chunk := await self._stdout.read(65536):
             for window in parser.feed(chunk):
@@ -199,10 +205,14 @@ class PowermetricsSource:
         self.state, self.reason = SourceState.LOST, f"powermetrics {exit_text}: {tail}"
 
     def _note_errors(self, parser: PlistStreamParser, reported: int) -> int:
-        # A bad document is skipped; remember the last problem for the UI.
-        if len(parser.errors) > reported:
-            self.reason = f"skipped a bad powermetrics document: {parser.errors[-1]}"
-        return len(parser.errors)
+        # A bad document is skipped and counted; remember the tally for the UI.
+        if parser.error_count > reported:
+            self.skipped = parser.error_count
+            self.reason = (
+                f"skipped {parser.error_count} bad powermetrics document(s); "
+                f"last: {parser.last_error}"
+            )
+        return parser.error_count
 
     async def _wait(self, timeout_s: float) -> int | None:
         """The child's exit code, or None if it is still running after timeout_s."""
