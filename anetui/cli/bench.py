@@ -24,7 +24,9 @@ from rich.progress import (
 
 from anetui import privileges
 from anetui.cli.options import (
+    FiniteFloatRange,
     StopRequests,
+    check_output_path,
     run_config,
     run_options,
     sampling_options,
@@ -56,7 +58,7 @@ def _consoles() -> tuple[Console, Console]:
 @click.option(
     "--duration",
     "duration_s",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Seconds of timed inference per backend.  [default: 10]",
 )
 @click.option(
@@ -75,7 +77,7 @@ def _consoles() -> tuple[Console, Console]:
 )
 @click.option(
     "--idle-seconds",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.0,
     show_default=True,
     help="Measure the idle baseline (power with nothing running) for this long first.",
@@ -162,6 +164,9 @@ def run_bench(
         try:
             if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
                 err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
+            # Fail now, as the user who will write them, not after the whole run.
+            check_output_path(json_path, "--json")
+            check_output_path(markdown_path, "--markdown")
             return _measure(config, monitor, out, err, json_path, markdown_path, stops)
         finally:
             if monitor is not None:

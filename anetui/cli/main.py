@@ -21,6 +21,7 @@ from anetui.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    FiniteFloatRange,
     run_config,
     run_options,
     sampling_options,
@@ -86,14 +87,14 @@ class LazyGroup(click.Group):
 )
 @click.option(
     "--auto-seconds",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5),
     default=5.0,
     show_default=True,
     help="Seconds per backend when auto-cycling (a).",
 )
 @click.option(
     "--idle-seconds",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5),
     default=5.0,
     show_default=True,
     help="Length of an idle-baseline measurement (i).",
@@ -102,7 +103,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--exit-after",
     "exit_after_s",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     metavar="SECONDS",
     help="Quit after this many seconds (scripted captures, benchmarks).",
 )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,6 +58,39 @@ class StopRequests:
                 signal.signal(signum, handler)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses NaN and infinity (which pass its min/max
+    comparisons: every comparison with NaN is false), so `--duration nan` is a usage
+    error at once, not a failure, or an endless run, later."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """Fail now, not after a long measurement, when ``path`` cannot be written: it must
+    not be a folder, and the nearest folder that exists on its way (missing ones are
+    created when writing) must be a folder this process may write in."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a file name", param_hint=option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise click.BadParameter(f"{path} is not writable", param_hint=option)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot create files in {folder}", param_hint=option)
+
+
 def backend_list(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> tuple[str, ...] | None:
@@ -86,7 +122,7 @@ def sampling_options(command: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--speed",
-                type=click.FloatRange(min=0, min_open=True),
+                type=FiniteFloatRange(min=0, min_open=True),
                 default=1.0,
                 show_default=True,
                 help="Replay speed for replay:FILE.",

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from anetui import privileges
-from anetui.cli.options import sampling_options
+from anetui.cli.options import FiniteFloatRange, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import PowerSample, PowerSource, PowerSourceError
@@ -38,7 +38,7 @@ from anetui.power.powermetrics_parse import detect_format, make_parser, windows_
 @click.option(
     "--duration",
     "duration_s",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Stop after this many seconds.",
 )
 @click.option(
