@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from anetui import privileges
+from anetui.errors import AnetuiError, one_line
 from anetui.models.spec import ModelSpec
 
 #: Bump when the layout of an entry changes.
@@ -127,8 +128,14 @@ class Cache:
         ``build`` writes the artefact at the path it is given and returns what it learnt
         (e.g. the conversion method), which joins ``meta`` in ``meta.json``.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.dir))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.dir))
+        except OSError as exc:  # e.g. a cache folder (or a symlink) the user cannot write
+            raise AnetuiError(
+                f"cannot write the cache at {self.dir}: {one_line(exc)} "
+                "(ANETUI_CACHE_DIR chooses another folder)"
+            ) from None
         try:
             learnt = build(staging / artefact)
             record = {**meta, **learnt}
