@@ -232,3 +232,25 @@ def test_keep_root_writes_results_as_the_invoking_user(shared_dir: Path) -> None
     error = json.loads(result.stdout)["error"]
     assert "as the invoking user" in error and "Permission denied" in error
     assert not (shared_dir / "rootonly" / "r.json").exists()
+
+
+def test_bench_keep_root_writes_its_results_as_the_user(shared_dir: Path) -> None:
+    """End to end: `sudo anetui bench --keep-root --json …` stays root to measure, but
+    the results file is the user's, created by the user."""
+    out = shared_dir / "out"
+    out.mkdir()
+    os.chown(out, USER, USER)
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "anetui", "bench", "--keep-root",
+            "--model", "mobilenet_v3_small", "--input-shape", "1,3,32,32",
+            "--backends", "torch-cpu", "--warmup", "1", "--iterations", "3",
+            "--json", str(out / "r.json"), "--markdown", str(out / "r.md"),
+        ],
+        env={**os.environ, "SUDO_UID": str(USER), "SUDO_GID": str(USER), "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "r.json").read_text())["environment"]["privileges"] == "root"
+    assert (out / "r.json").stat().st_uid == USER and (out / "r.md").stat().st_uid == USER
+    assert list(out.iterdir()) != [] and all(p.stat().st_uid == USER for p in out.iterdir())
