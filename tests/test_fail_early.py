@@ -54,12 +54,37 @@ def test_an_unwritable_output_fails_before_measuring(tmp_path: Path, option: str
     assert_one_line_error(proc, 2, "is not a folder")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_a_read_only_folder_fails_before_measuring(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir(mode=0o500)
-    proc = anetui("bench", *TINY_RUN, "--duration", "30", "--json", str(folder / "r.json"))
-    assert_one_line_error(proc, 2, "cannot create files in")
+def test_a_folder_the_user_cannot_write_fails_before_measuring() -> None:
+    """As a user (here: root simulating `sudo`, so the check runs after the drop to
+    uid 65534), a results path in a folder the user may not write is refused at once."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.conftest import REPO, anetui_cmd
+
+    if os.geteuid() != 0:
+        folder = Path(tempfile.mkdtemp())
+        folder.chmod(0o500)
+        env = dict(os.environ)
+    else:
+        folder = Path(tempfile.mkdtemp())  # root's; mode 0755: the user may look, not write
+        folder.chmod(0o755)
+        env = {**os.environ, "SUDO_UID": "65534", "SUDO_GID": "65534", "PYTHONPATH": str(REPO)}
+    try:
+        proc = subprocess.run(
+            anetui_cmd("bench", *TINY_RUN, "--duration", "30", "--json", str(folder / "r.json")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        assert_one_line_error(proc, 2, f"cannot create files in {folder}")
+        assert "preparing" not in proc.stderr and not (folder / "r.json").exists()
+    finally:
+        folder.chmod(0o700)
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize(
