@@ -7,8 +7,8 @@ fields of DESIGN.md §6. Without ``--json`` the live samples are a table on stdo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from anetui import privileges
-from anetui.cli.options import FiniteFloatRange, sampling_options
+from anetui.cli.options import STOP_SIGNALS, FiniteFloatRange, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import PowerSample, PowerSource, PowerSourceError
@@ -155,7 +155,8 @@ async def _live(
     err.print(f"[dim]{source.label}; Ctrl+C to stop[/]")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    for signum in STOP_SIGNALS:  # Ctrl+C, SIGTERM, SIGHUP: stop and close the source
+        loop.add_signal_handler(signum, stop.set)
     deadline = time.monotonic() + duration_s if duration_s else None
     seen = 0
     stream = source.samples()
@@ -170,6 +171,10 @@ async def _live(
             stopper.cancel()
             if next_sample not in done:
                 next_sample.cancel()
+                # Let the cancellation reach the generator before it is closed (closing a
+                # generator that is still running is a RuntimeError).
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_sample
                 break
             try:
                 sample = next_sample.result()
@@ -180,7 +185,8 @@ async def _live(
             if count is not None and seen >= count:
                 break
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
         await stream.aclose()  # type: ignore[attr-defined]
         await source.aclose()
     if source.state == "lost":
