@@ -17,7 +17,8 @@ carries a non-finite, negative or impossible value (a window under 1 ms or beyon
 described in ``errors``). Bytes can arrive in chunks of any size, and the output is the
 same; memory is bounded (``MAX_DOCUMENT_BYTES``, ``MAX_LINE_BYTES``) and every byte is
 scanned a bounded number of times. A text stream cut off inside its last window drops
-that window and says so.
+that window and says so. (Both formats stay in this one module, over the usual length:
+they share Window, the plausibility checks and the error tally.)
 """
 
 from __future__ import annotations
