@@ -8,8 +8,10 @@ FAKE_PM_RECORDING  file to write (default: the 5-window M4 Pro gpu_power plist)
 FAKE_PM_CHUNK      bytes per write (default 700); FAKE_PM_DELAY seconds between writes
 FAKE_PM_END        exit (default) | crash (stop halfway, message on stderr, exit 3)
                    | hang (stay alive after writing) | loop (repeat until stopped)
+                   | silent (write nothing at all and stay alive: SIGPIPE never comes)
 FAKE_PM_IGNORE_TERM=1  ignore SIGTERM (to test the escalation to SIGKILL)
 FAKE_PM_ARGV       append our argv, one JSON line per run, to this file
+FAKE_PM_PIDFILE    write our pid to this file when started (not for --help)
 """
 
 import json
@@ -31,6 +33,12 @@ def main() -> int:
         return 0
     if os.environ.get("FAKE_PM_IGNORE_TERM") == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("FAKE_PM_PIDFILE"):
+        Path(os.environ["FAKE_PM_PIDFILE"]).write_text(str(os.getpid()))
+    end = os.environ.get("FAKE_PM_END", "exit")
+    if end == "silent":
+        while True:
+            time.sleep(1)
     recording = Path(
         os.environ.get(
             "FAKE_PM_RECORDING",
@@ -39,7 +47,6 @@ def main() -> int:
     ).read_bytes()
     chunk = int(os.environ.get("FAKE_PM_CHUNK", "700"))
     delay = float(os.environ.get("FAKE_PM_DELAY", "0.005"))
-    end = os.environ.get("FAKE_PM_END", "exit")
     if end == "crash":
         recording = recording[: len(recording) // 2]
     out = sys.stdout.buffer

@@ -28,6 +28,9 @@ from anetui import privileges
 from anetui.cli.metrics import metrics_option, start_exporter
 from anetui.cli.options import (
     EXIT_INTERRUPTED,
+    FiniteFloatRange,
+    StopRequests,
+    check_output_path,
     keep_rail_option,
     run_config,
     run_options,
@@ -63,7 +66,7 @@ def _consoles() -> tuple[Console, Console]:
 @click.option(
     "--duration",
     "duration_s",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Seconds of timed inference per backend.  [default: 10]",
 )
 @click.option(
@@ -83,7 +86,7 @@ def _consoles() -> tuple[Console, Console]:
 )
 @click.option(
     "--idle-seconds",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.0,
     show_default=True,
     help="Measure the idle baseline (power with nothing running) for this long first.",
@@ -106,7 +109,7 @@ def _consoles() -> tuple[Console, Console]:
 @click.option(
     "--metrics-linger",
     "metrics_linger_s",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=15.0,
     show_default=True,
     metavar="SECONDS",
@@ -188,22 +191,30 @@ def run_bench(
 ) -> int:
     """Measure, print and write results. Returns the exit code (1 if a backend failed)."""
     out, err = _consoles()
-    monitor = start_power(config, err)  # privileged work first …
-    exporter = None
-    try:
-        exporter = start_exporter(metrics_addr, err) if metrics_addr else None
-        if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
-            err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
-        # … then models
-        code = _measure(config, monitor, out, err, json_path, markdown_path, exporter)
-        if exporter is not None and code != EXIT_INTERRUPTED:  # Ctrl+C means leave now
-            _linger(exporter, metrics_linger_s, err)
-        return code
-    finally:
-        if exporter is not None:
-            exporter.stop()
-        if monitor is not None:
-            monitor.stop()
+    # SIGTERM (timeout, kill, a CI runner) and SIGHUP (a closed terminal) stop the run
+    # as Ctrl+C does, from the start: one arriving while models load stops the session
+    # as soon as it exists, and the (partial) results are still printed and written.
+    stops = StopRequests()
+    with stops.handling((signal.SIGTERM, signal.SIGHUP)):
+        monitor = start_power(config, err)  # privileged work first …
+        exporter = None
+        try:
+            exporter = start_exporter(metrics_addr, err) if metrics_addr else None
+            if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
+                err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
+            # Fail now, as the user who will write them, not after the whole run.
+            check_output_path(json_path, "--json")
+            check_output_path(markdown_path, "--markdown")
+            # … then models
+            code = _measure(config, monitor, out, err, json_path, markdown_path, stops, exporter)
+            if exporter is not None and code != EXIT_INTERRUPTED:  # Ctrl+C means leave now
+                _linger(exporter, metrics_linger_s, err)
+            return code
+        finally:
+            if exporter is not None:
+                exporter.stop()
+            if monitor is not None:
+                monitor.stop()
 
 
 def _linger(exporter: MetricsExporter, timeout_s: float, err: Console) -> None:
@@ -240,12 +251,14 @@ def _measure(
     err: Console,
     json_path: Path | None,
     markdown_path: Path | None,
+    stops: StopRequests,
     exporter: MetricsExporter | None = None,
 ) -> int:
     spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
     for note in spec.notes:
         err.print(f"[yellow]note:[/] {note}")
     session = Session(config, spec, monitor)
+    stops.stop(session.stop_event)
     if exporter is not None:
         exporter.follow(lambda: session)
     if config.backends is not None:
@@ -257,7 +270,7 @@ def _measure(
         if not availability.ok:
             err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
 
-    interrupted = _run_with_progress(session, err)
+    stopped_by = _run_with_progress(session, err, stops)
     if monitor is not None:
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
@@ -275,17 +288,19 @@ def _measure(
         err.print(f"wrote {markdown_path}")
     if monitor is not None and monitor.state == "lost":
         err.print(f"[red]power source lost:[/] {monitor.reason}")
-    if interrupted:
-        err.print("[yellow]interrupted: the results above are partial[/]")
-        return 130
+    if stopped_by is not None:
+        name = signal.Signals(stopped_by).name
+        err.print(f"[yellow]interrupted ({name}): the results above are partial[/]")
+        return 128 + stopped_by
     failed = [b for b in snapshot.backends if b.state == "error"]
     for b in failed:
         err.print(f"[red]error:[/] {b.error}")
     return 1 if failed else 0
 
 
-def _run_with_progress(session: Session, err: Console) -> bool:
-    """Prepare and run the session in a thread; True if the user interrupted it."""
+def _run_with_progress(session: Session, err: Console, stops: StopRequests) -> int | None:
+    """Prepare and run the session in a thread; the number of the signal that stopped it
+    (SIGINT, SIGTERM, SIGHUP), or None when it ran to its end."""
     failure: list[BaseException] = []
 
     log = None if err.is_terminal else _log_to(err)  # plain lines when stderr is a log
@@ -312,31 +327,19 @@ def _run_with_progress(session: Session, err: Console) -> bool:
         i: progress.add_task(i, total=_planned(session.config), status="waiting")
         for i in session.runnable()
     }
-    interrupted = threading.Event()
-
-    def on_interrupt(_signum: int, _frame: object) -> None:
-        # Stop the loop from the signal handler instead of raising KeyboardInterrupt
-        # into the middle of whatever the main thread is doing.
-        interrupted.set()
-        session.stop_event.set()
-
-    in_main = threading.current_thread() is threading.main_thread()  # signal's own rule
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
-    try:
-        with progress:
-            worker.start()
-            while worker.is_alive():
-                worker.join(POLL_S)
-                _update(progress, tasks, session)
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+    # Ctrl+C, SIGTERM and SIGHUP stop the loop from the signal handler instead of
+    # raising KeyboardInterrupt into the middle of whatever the main thread is doing.
+    with stops.handling(), progress:
+        worker.start()
+        while worker.is_alive():
+            worker.join(POLL_S)
+            _update(progress, tasks, session)
     if failure:
         exc = failure[0]
         if isinstance(exc, AnetuiError):
             raise exc
         raise AnetuiError(f"the benchmark failed: {one_line(exc)}") from exc
-    return interrupted.is_set()
+    return stops.signum
 
 
 def _planned(config: RunConfig) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from anetui.cli.options import check_output_path
 from anetui.errors import AnetuiError
 from anetui.models.resolve import resolve_model
 
@@ -92,6 +93,9 @@ def convert_command(
     from anetui.models.spec import parse_input_shape
 
     err = Console(stderr=True, soft_wrap=True)
+    if out is not None and out.exists():
+        raise AnetuiError(f"{out} already exists; choose another --out")
+    check_output_path(out, "--out")  # before a conversion that may take minutes
     spec = resolve_model(
         model,
         batch_size=batch_size,

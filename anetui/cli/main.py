@@ -16,12 +16,13 @@ from pathlib import Path
 
 import click
 
-from anetui import __version__
+from anetui import __version__, privileges
 from anetui.cli.metrics import metrics_option
 from anetui.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    FiniteFloatRange,
     keep_rail_option,
     run_config,
     run_options,
@@ -38,6 +39,12 @@ COMMANDS = {
     "report": "anetui.cli.report:report",
     "doctor": "anetui.cli.doctor:doctor",
 }
+
+
+#: Commands that never need root: under sudo they drop to the invoking user before doing
+#: anything (reading a model, writing a file). bench, power and the dashboard drop
+#: themselves, right after starting a root-only power source.
+ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report", "doctor"})
 
 
 class LazyGroup(click.Group):
@@ -84,14 +91,14 @@ class LazyGroup(click.Group):
 )
 @click.option(
     "--auto-seconds",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5),
     default=5.0,
     show_default=True,
     help="Seconds per backend when auto-cycling (a).",
 )
 @click.option(
     "--idle-seconds",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloatRange(min=0.5),
     default=5.0,
     show_default=True,
     help="Length of an idle-baseline measurement (i).",
@@ -100,7 +107,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--exit-after",
     "exit_after_s",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     metavar="SECONDS",
     help="Quit after this many seconds (scripted captures, benchmarks).",
 )
@@ -160,6 +167,8 @@ def cli(
     if serve and ctx.invoked_subcommand is not None:
         raise click.UsageError("--serve serves the dashboard: give no command")
     if ctx.invoked_subcommand is not None:
+        if ctx.invoked_subcommand in ROOTLESS_COMMANDS:
+            privileges.drop_to_sudo_user()
         return
     if serve and metrics_addr is not None:
         raise click.UsageError(

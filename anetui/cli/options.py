@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import math
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +17,78 @@ from anetui.core.config import RunConfig
 from anetui.models.spec import parse_input_shape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Signals that stop a run the way Ctrl+C does: partial results kept, exit 128 + N.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequests:
+    """Turns SIGINT, SIGTERM and SIGHUP into a clean stop: remembers the first signal and
+    sets the stop events registered (a session's), so the run ends with partial results
+    kept and the exit code 128 + that signal's number (130, 143, 129)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._events: list[threading.Event] = []
+
+    def stop(self, event: threading.Event) -> None:
+        """Set ``event`` on a stop signal (at once if one already came)."""
+        self._events.append(event)
+        if self.signum is not None:
+            event.set()
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        for event in self._events:
+            event.set()
+
+    @contextlib.contextmanager
+    def handling(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+        """Install the handler for ``signals`` in this block (main thread only, as
+        ``signal.signal`` requires; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handle) for s in signals}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses NaN and infinity (which pass its min/max
+    comparisons: every comparison with NaN is false), so `--duration nan` is a usage
+    error at once, not a failure, or an endless run, later."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """Fail now, not after a long measurement, when ``path`` cannot be written: it must
+    not be a folder, and the nearest folder that exists on its way (missing ones are
+    created when writing) must be a folder this process may write in."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a file name", param_hint=option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise click.BadParameter(f"{path} is not writable", param_hint=option)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot create files in {folder}", param_hint=option)
 
 
 def backend_list(
@@ -44,7 +122,7 @@ def sampling_options(command: Callable[..., None]) -> Callable[..., None]:
             ),
             click.option(
                 "--speed",
-                type=click.FloatRange(min=0, min_open=True),
+                type=FiniteFloatRange(min=0, min_open=True),
                 default=1.0,
                 show_default=True,
                 help="Replay speed for replay:FILE.",

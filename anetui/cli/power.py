@@ -7,8 +7,8 @@ fields of DESIGN.md §6. Without ``--json`` the live samples are a table on stdo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -17,11 +17,11 @@ import click
 from rich.console import Console
 
 from anetui import privileges
-from anetui.cli.options import sampling_options
+from anetui.cli.options import STOP_SIGNALS, FiniteFloatRange, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import PowerSample, PowerSource, PowerSourceError
-from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
+from anetui.power.powermetrics_parse import detect_format, make_parser, windows_to_samples
 
 
 @click.command()
@@ -38,7 +38,7 @@ from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
 @click.option(
     "--duration",
     "duration_s",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     help="Stop after this many seconds.",
 )
 @click.option(
@@ -46,6 +46,13 @@ from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
     "parse_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Parse a recorded powermetrics file instead: one JSON object per sample.",
+)
+@click.option(
+    "--parse-limit-mb",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Stop reading a --parse file past this size (MiB): an endless stream is an error.",
 )
 @click.option(
     "--format",
@@ -63,6 +70,7 @@ def power(
     speed: float,
     keep_root: bool,
     parse_path: Path | None,
+    parse_limit_mb: int,
     fmt: str | None,
 ) -> None:
     """Show power samples live, or parse a powermetrics recording (--parse).
@@ -72,22 +80,46 @@ def power(
     share 0–1). Rails a source does not report are absent, never 0.
     """
     if parse_path is not None:
-        code = parse_file(parse_path, fmt)
+        privileges.drop_to_sudo_user()  # parsing a file needs no root: read it as the user
+        code = parse_file(parse_path, fmt, parse_limit_mb << 20)
     else:
         code = live(spec, interval_ms, as_json, count, duration_s, speed, keep_root)
     if code:
         sys.exit(code)
 
 
-def parse_file(path: Path, fmt: str | None) -> int:
-    """Print every window of a recording as a JSON line; 1 with a one-line error if none."""
+def parse_file(path: Path, fmt: str | None, limit_bytes: int = 1 << 30) -> int:
+    """Print every window of a recording as a JSON line; 1 with a one-line error if none.
+
+    Read in chunks through the streaming parser, so memory is bounded by the windows,
+    and never past ``limit_bytes`` (``/dev/zero`` or an endless pipe is an error)."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise AnetuiError(f"cannot read {path}: {one_line(exc)}") from None
-    windows, errors = parse_bytes(data, fmt)
-    for error in errors:
+    with handle:
+        try:
+            data = handle.read(min(limit_bytes + 1, 1 << 16))
+            parser = make_parser(fmt or detect_format(data))
+            total = 0
+            windows = []
+            while data:
+                total += len(data)
+                if total > limit_bytes:
+                    raise AnetuiError(
+                        f"{path} goes on past {limit_bytes >> 20} MiB: stopped reading "
+                        "(not a recording? --parse-limit-mb raises the limit)"
+                    )
+                windows += parser.feed(data)
+                data = handle.read(min(limit_bytes + 1 - total, 1 << 20))
+        except OSError as exc:
+            raise AnetuiError(f"cannot read {path}: {one_line(exc)}") from None
+    windows += parser.close()
+    for error in parser.errors:
         print(f"anetui: warning: {path.name}: {error}", file=sys.stderr)
+    if parser.error_count > len(parser.errors):
+        more = parser.error_count - len(parser.errors)
+        print(f"anetui: warning: {path.name}: … and {more} more skipped", file=sys.stderr)
     if not windows:
         raise AnetuiError(f"{path} holds no powermetrics sample")
     out = sys.stdout
@@ -123,7 +155,8 @@ async def _live(
     err.print(f"[dim]{source.label}; Ctrl+C to stop[/]")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    for signum in STOP_SIGNALS:  # Ctrl+C, SIGTERM, SIGHUP: stop and close the source
+        loop.add_signal_handler(signum, stop.set)
     deadline = time.monotonic() + duration_s if duration_s else None
     seen = 0
     stream = source.samples()
@@ -138,6 +171,10 @@ async def _live(
             stopper.cancel()
             if next_sample not in done:
                 next_sample.cancel()
+                # Let the cancellation reach the generator before it is closed (closing a
+                # generator that is still running is a RuntimeError).
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_sample
                 break
             try:
                 sample = next_sample.result()
@@ -148,7 +185,8 @@ async def _live(
             if count is not None and seen >= count:
                 break
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
         await stream.aclose()  # type: ignore[attr-defined]
         await source.aclose()
     if source.state == "lost":

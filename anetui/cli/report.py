@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from anetui.errors import AnetuiError
+
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -23,10 +25,16 @@ def report(files: tuple[Path, ...], out: Path | None) -> None:
     fields that differ are marked; files from different machines get each machine's
     fastest and least-energy backend compared, with the caveat on power sources.
     """
+    from anetui.cli.options import check_output_path
     from anetui.report.compare import comparison_markdown
     from anetui.report.files import write_atomic
 
-    text = comparison_markdown(list(files))
+    check_output_path(out, "--out")
+    try:
+        text = comparison_markdown(list(files))
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # load_results checks each file's shape; this is the net for a field it missed.
+        raise AnetuiError(f"a results file is malformed: {type(exc).__name__}: {exc}") from None
     if out is None:
         click.echo(text)
     else:

@@ -9,10 +9,10 @@ temporary directory beside it and renamed into place, so a crash leaves no half 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from anetui import privileges
+from anetui.errors import AnetuiError, one_line
 from anetui.models.spec import ModelSpec
 
 #: Bump when the layout of an entry changes.
@@ -31,20 +32,23 @@ CACHE_FORMAT = 1
 def cache_root() -> Path:
     """$ANETUI_CACHE_DIR, else the platform's user cache folder (platformdirs) + /anetui.
 
-    Under sudo (before or without the privilege drop) it is the invoking user's folder,
-    so entries land where that user will look for them.
+    It is always the folder of the user this process runs as: after the privilege drop
+    the invoking user's; while still root (``--keep-root``) root's own, never the
+    invoking user's, whose folder root must not write into (a symlink there could point
+    anywhere). Nothing in the cache is ever chowned.
     """
     if os.environ.get("ANETUI_CACHE_DIR"):
         return Path(os.environ["ANETUI_CACHE_DIR"])
     path = Path(platformdirs.user_cache_dir("anetui", appauthor=False))
-    invoking_home = privileges.sudo_user_home()
-    if invoking_home is None:
+    if privileges.sudo_user() is None:
         return path
-    # platformdirs answered for root: the same place in the invoking user's home.
+    # Root under sudo: sudo may have kept the user's HOME or XDG_CACHE_HOME (macOS keeps
+    # HOME), which would point platformdirs into the user's folder. Use root's home.
+    root_home = Path(pwd.getpwuid(os.geteuid()).pw_dir)
     try:
-        return invoking_home / path.relative_to(Path.home())
-    except ValueError:  # root's XDG_CACHE_HOME outside its home: the default place
-        return invoking_home / ".cache" / "anetui"
+        return root_home / path.relative_to(Path.home())
+    except ValueError:  # an XDG_CACHE_HOME outside HOME: the default place
+        return root_home / ".cache" / "anetui"
 
 
 def file_digest(path: Path) -> str:
@@ -124,8 +128,14 @@ class Cache:
         ``build`` writes the artefact at the path it is given and returns what it learnt
         (e.g. the conversion method), which joins ``meta`` in ``meta.json``.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.dir))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.dir))
+        except OSError as exc:  # e.g. a cache folder (or a symlink) the user cannot write
+            raise AnetuiError(
+                f"cannot write the cache at {self.dir}: {one_line(exc)} "
+                "(ANETUI_CACHE_DIR chooses another folder)"
+            ) from None
         try:
             learnt = build(staging / artefact)
             record = {**meta, **learnt}
@@ -137,17 +147,4 @@ class Cache:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _give_to_invoking_user(self.dir.parent, entry)
         return entry / artefact
-
-
-def _give_to_invoking_user(root: Path, entry: Path) -> None:
-    """Still root under sudo (--keep-root): hand the cache back to the invoking user."""
-    target = privileges.sudo_user()
-    if target is None:
-        return
-    uid, gid = target
-    paths = [root, *root.glob("*"), entry, *entry.rglob("*")]
-    for path in paths:
-        with contextlib.suppress(OSError):
-            os.chown(path, uid, gid, follow_symlinks=False)

@@ -5,8 +5,13 @@ Imports torch only when called.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,22 +23,57 @@ if TYPE_CHECKING:
 
 
 def load_exported(path: Path) -> Any:
+    """A torch.export program from a .pt2 file, loaded so that it cannot run code.
+
+    The bytes are read once, checked (:func:`check_export_archive`: no pickles, no
+    compiled code, no expression sympy would ``eval``, only torch operators) and loaded
+    from that same buffer, so the file cannot change between the check and the load;
+    during the load ``torch.load`` is forced to ``weights_only`` as a second guard.
+    """
     import torch
 
+    from anetui.models.pt2_inspect import check_export_archive
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {one_line(exc)}") from None
+    check_export_archive(data, path.name)
     export_log = logging.getLogger("torch.export")
     level = export_log.level
     # On a bad archive torch.export logs a traceback at WARNING before raising; the
     # user gets our one-line error instead.
     export_log.setLevel(logging.ERROR)
     try:
-        # torch.export's own archive format: no arbitrary pickle is executed.
-        return torch.export.load(str(path))
+        with _weights_only_torch_load():
+            return torch.export.load(io.BytesIO(data))
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(
             f"cannot load {path.name} as a torch.export program: {one_line(exc)}"
         ) from None
     finally:
         export_log.setLevel(level)
+
+
+_FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"  # torch/serialization.py reads it per call
+_force_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _weights_only_torch_load() -> Iterator[None]:
+    """Every torch.load in this block uses weights_only=True, whatever its caller asks."""
+    with _force_lock:
+        previous = os.environ.get(_FORCE_WEIGHTS_ONLY)
+        os.environ[_FORCE_WEIGHTS_ONLY] = "1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ[_FORCE_WEIGHTS_ONLY]
+            else:
+                os.environ[_FORCE_WEIGHTS_ONLY] = previous
 
 
 def load_torchscript(path: Path) -> Any:

@@ -1,10 +1,13 @@
 """The powermetrics source: launches ``/usr/bin/powermetrics -f plist`` and reads its
 stdout through a pipe (never a file), parsing windows as they arrive.
 
-Clean-up runs on every exit path and is idempotent: close → terminate → wait 2 s → kill,
-plus a ``weakref.finalize`` for an interpreter that exits without closing. After a
-privilege drop the (root) child can no longer be signalled; closing its stdout then ends
-it with SIGPIPE at its next write, one interval later.
+powermetrics runs under a root supervisor (:mod:`anetui.power.supervisor`) forked
+before the privilege drop: anetui holds the write end of a pipe to it, and when that
+pipe closes (``aclose``, interpreter exit, or anetui killed by any signal) the
+supervisor stops powermetrics (SIGTERM, SIGKILL 2 s later) and reaps it. So no root
+child outlives anetui, and a dropped anetui never has to signal a root process.
+Clean-up is idempotent: close → wait 2 s → kill, plus a ``weakref.finalize`` that closes
+the pipe for an interpreter that exits without closing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,8 +23,13 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from anetui.errors import Availability, one_line
+from anetui.power import supervisor
 from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
-from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
+from anetui.power.powermetrics_parse import (
+    MAX_DOCUMENT_BYTES,
+    PlistStreamParser,
+    max_window_ns_for,
+)
 
 POWERMETRICS = "/usr/bin/powermetrics"
 WANTED_SAMPLERS = ("cpu_power", "gpu_power", "ane_power", "thermal")
@@ -59,12 +66,6 @@ def choose_samplers(help_text: str | None) -> list[str]:
     return [s for s in WANTED_SAMPLERS if s != "ane_power"]
 
 
-def _reap(pid: int) -> None:
-    """Last-resort clean-up at interpreter exit: kill the child if it is still ours."""
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-
-
 def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
     """CPU+GPU+ANE (``combined`` and ``package`` contain them); on macOS 12 and older,
     which reports ``package`` and ``dram`` instead, the package."""
@@ -89,7 +90,9 @@ class PowermetricsSource:
         self.state = SourceState.IDLE
         self.reason: str | None = None
         self.samplers: list[str] = []
-        self._proc: subprocess.Popen[bytes] | None = None
+        #: Documents skipped as unparsable or impossible (the source's error tally).
+        self.skipped = 0
+        self._proc: supervisor.Supervised | None = None
         self._stdout: asyncio.StreamReader | None = None
         self._stdout_transport: asyncio.BaseTransport | None = None
         self._stderr_transport: asyncio.BaseTransport | None = None
@@ -127,21 +130,19 @@ class PowermetricsSource:
             "plist",
         ]
         try:
-            # An absolute path and an argument list: no shell, no PATH lookup.
-            self._proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
+            # An absolute path and an argument list: no shell, no PATH lookup; run by a
+            # root supervisor that stops it when this process goes away.
+            self._proc = supervisor.spawn(args)
         except OSError as exc:
             self.state, self.reason = (
                 SourceState.UNAVAILABLE,
                 f"cannot start powermetrics: {one_line(exc)}",
             )
             raise Unavailable(self.reason) from None
-        self._finalizer = weakref.finalize(self, _reap, self._proc.pid)
+        self._finalizer = weakref.finalize(self, self._proc.terminate)
         loop = asyncio.get_running_loop()
         assert self._proc.stdout is not None and self._proc.stderr is not None
-        # Our own read transports: closing the stdout one is how a child we may no
-        # longer signal (after a privilege drop) is told to go (SIGPIPE).
+        # Our own read transports over the pipes the supervisor relays.
         stdout = self._stdout = asyncio.StreamReader(limit=MAX_DOCUMENT_BYTES)
         self._stdout_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(stdout), self._proc.stdout
@@ -184,7 +185,7 @@ class PowermetricsSource:
         if self._proc is None:
             await self.start()
         assert self._stdout is not None
-        parser = PlistStreamParser()
+        parser = PlistStreamParser(max_window_ns_for(self.interval_ms))
         reported = 0
         while chunk := await self._stdout.read(65536):
             for window in parser.feed(chunk):
@@ -204,10 +205,14 @@ class PowermetricsSource:
         self.state, self.reason = SourceState.LOST, f"powermetrics {exit_text}: {tail}"
 
     def _note_errors(self, parser: PlistStreamParser, reported: int) -> int:
-        # A bad document is skipped; remember the last problem for the UI.
-        if len(parser.errors) > reported:
-            self.reason = f"skipped a bad powermetrics document: {parser.errors[-1]}"
-        return len(parser.errors)
+        # A bad document is skipped and counted; remember the tally for the UI.
+        if parser.error_count > reported:
+            self.skipped = parser.error_count
+            self.reason = (
+                f"skipped {parser.error_count} bad powermetrics document(s); "
+                f"last: {parser.last_error}"
+            )
+        return parser.error_count
 
     async def _wait(self, timeout_s: float) -> int | None:
         """The child's exit code, or None if it is still running after timeout_s."""
@@ -225,14 +230,12 @@ class PowermetricsSource:
         proc = self._proc
         if proc is not None:
             if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    proc.terminate()
+                proc.terminate()  # closes the life pipe: the supervisor stops it
                 if await self._wait(TERMINATE_WAIT_S) is None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        proc.kill()
+                    proc.kill()
             for transport in (self._stdout_transport, self._stderr_transport):
                 if transport is not None:
-                    transport.close()  # a child we could not signal gets SIGPIPE
+                    transport.close()
             if await self._wait(TERMINATE_WAIT_S + self.interval_ms / 1000) is None:
                 self.reason = f"powermetrics (pid {proc.pid}) did not exit"
             if self._stderr_task is not None:

@@ -1,21 +1,32 @@
-"""Files written atomically (temporary file + rename): results, reports, snapshots."""
+"""Files written atomically (temporary file + rename): results, reports, snapshots.
+
+Under sudo with ``--keep-root`` the process is still root, but the paths it writes are
+the user's to choose: each file is then written by a forked child that has dropped to
+the invoking user, so root never creates or replaces anything in a user-controlled
+place (a symlink planted there cannot redirect a root write), and nothing needs chown.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from anetui import privileges
 from anetui.core.results import Snapshot
-from anetui.errors import AnetuiError
+from anetui.errors import AnetuiError, one_line
 from anetui.report.markdown import to_markdown
 from anetui.report.results_json import to_json
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write text to path via a temporary file in the same folder and os.replace."""
-    path = Path(path)
+    as_invoking_user(lambda: _write_atomic(Path(path), text), path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -26,6 +37,39 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def as_invoking_user(write: Callable[[], None], path: Path) -> None:
+    """Run ``write`` here, or, while root under sudo, in a child that first drops to the
+    invoking user (the child imports nothing: the parent built the text). Errors come
+    back as the same exception types where they are the usual ones."""
+    if privileges.sudo_user() is None:
+        write()
+        return
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop, write, report, exit without running any clean-up
+        code = 0
+        try:
+            os.close(read_end)
+            privileges.drop_to_sudo_user()
+            write()
+        except FileExistsError as exc:
+            code, message = 3, one_line(exc)
+        except BaseException as exc:
+            code, message = 1, one_line(exc)
+        if code:
+            os.write(write_end, message.encode(errors="replace")[:2000])
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 3:
+        raise FileExistsError(message)
+    if code:
+        raise AnetuiError(f"cannot write {path} as the invoking user: {message or code}")
 
 
 def write_json(path: Path, snapshot: Snapshot) -> None:
@@ -40,6 +84,10 @@ def write_markdown(path: Path, snapshot: Snapshot) -> None:
 def write_new(path: Path, text: str) -> None:
     """Write a file that must not exist yet: written aside, then hard-linked into place
     (which fails rather than replace an existing file)."""
+    as_invoking_user(lambda: _write_new(path, text), path)
+
+
+def _write_new(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
