@@ -144,9 +144,16 @@ class CoreMLBackend:
 
     def _plan_share(self, ct: Any, notes: list[str]) -> dict[str, float] | None:
         """Cost-weighted share per device from Core ML's compute plan, where available."""
-        from anetui.models.convert.coreml_plan import PlanUnavailable, compute_plan
+        from anetui.models.convert.coreml_plan import (
+            PlanUnavailable,
+            compute_plan,
+            plan_unavailable_reason,
+        )
 
         try:
+            reason = plan_unavailable_reason()  # the same answer compute_plan would give
+            if reason is not None:
+                raise PlanUnavailable(reason)
             return compute_plan(ct, self._compiled_path(), self.compute_unit).share  # macOS only
         except PlanUnavailable as exc:
             notes.append(f"no compute plan: {exc}")

@@ -5,6 +5,7 @@ keeps the progress display live and turns Ctrl+C into a clean stop with partial 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from rich.progress import (
 )
 
 from anetui import privileges
-from anetui.cli.options import run_config, run_options, sampling_options
+from anetui.cli.options import EXIT_INTERRUPTED, run_config, run_options, sampling_options
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
@@ -35,6 +36,10 @@ from anetui.report.text import fmt_ms
 
 #: How often the progress display is refreshed from the session (s).
 POLL_S = 0.25
+#: After Ctrl+C, how long the worker gets to reach a stop point before it is abandoned (s):
+#: a timed loop stops at its next inference, but a conversion or compilation in progress
+#: cannot be interrupted, so the worker (a daemon thread) is left to die with the process.
+ABANDON_AFTER_S = 0.75
 
 
 def _consoles() -> tuple[Console, Console]:
@@ -195,7 +200,7 @@ def _measure(
         if not availability.ok:
             err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
 
-    interrupted = _run_with_progress(session, err)
+    interrupted, abandoned = _run_with_progress(session, err)
     if monitor is not None:
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
@@ -211,15 +216,23 @@ def _measure(
         err.print(f"[red]power source lost:[/] {monitor.reason}")
     if interrupted:
         err.print("[yellow]interrupted: the results above are partial[/]")
-        return 130
+        if abandoned:
+            # The worker is still inside a conversion or compilation (native code): an
+            # interpreter shutting down around it aborts the process. Everything is written
+            # and the power source is stopped, so leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     failed = [b for b in snapshot.backends if b.state == "error"]
     for b in failed:
         err.print(f"[red]error:[/] {b.error}")
     return 1 if failed else 0
 
 
-def _run_with_progress(session: Session, err: Console) -> bool:
-    """Prepare and run the session in a thread; True if the user interrupted it."""
+def _run_with_progress(session: Session, err: Console) -> tuple[bool, bool]:
+    """Prepare and run the session in a thread: (interrupted by the user, worker abandoned
+    mid-preparation)."""
     failure: list[BaseException] = []
 
     log = None if err.is_terminal else _log_to(err)  # plain lines when stderr is a log
@@ -256,21 +269,33 @@ def _run_with_progress(session: Session, err: Console) -> bool:
 
     in_main = threading.current_thread() is threading.main_thread()  # signal's own rule
     previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    abandoned = False
     try:
         with progress:
             worker.start()
+            interrupted_at: float | None = None
             while worker.is_alive():
-                worker.join(POLL_S)
+                worker.join(POLL_S / 5 if interrupted.is_set() else POLL_S)
                 _update(progress, tasks, session)
+                if interrupted.is_set():
+                    interrupted_at = interrupted_at or time.monotonic()
+                    if time.monotonic() - interrupted_at >= ABANDON_AFTER_S:
+                        abandoned = worker.is_alive()
+                        break
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)
+    if abandoned:
+        busy = [i for i, live in session.live().items() if live.state == "preparing"]
+        what = f" (abandoned while preparing {', '.join(busy)})" if busy else ""
+        err.print(f"[yellow]stopped{what}[/]")
+        return True, True
     if failure:
         exc = failure[0]
         if isinstance(exc, AnetuiError):
             raise exc
         raise AnetuiError(f"the benchmark failed: {one_line(exc)}") from exc
-    return interrupted.is_set()
+    return interrupted.is_set(), False
 
 
 def _planned(config: RunConfig) -> float:
