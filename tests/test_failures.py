@@ -199,6 +199,7 @@ def test_bench_survives_every_option_combination(tmp_path: Path) -> None:
             code = main(argv)
             label = f"dtype={dtype} threads={threads} batch={batch} power={power[:6]}"
             assert code in (0, 1), f"{label}: exit {code}"
+            assert out.exists(), f"{label}: exit {code} without results (a crash)"
             data = json.loads(out.read_text())
             rows = data["backends"]
             assert [r["id"] for r in rows] == list(backends.REGISTRY), label
