@@ -3,7 +3,8 @@
 What it changes, all through ``monkeypatch`` (undone after the test):
 
 - ``sys.platform`` is ``"darwin"``; ``platform.mac_ver()``, ``platform.system()``,
-  ``platform.release()`` and ``platform.machine()`` answer as macOS 15.5 on arm64 does;
+  ``platform.release()`` and ``platform.machine()`` answer as macOS 15.5 on arm64 does,
+  and so does a ``sw_vers`` first on the PATH (coremltools asks it);
   ``platformdirs`` answers with its real macOS class (``~/Library/Caches/…``).
 - The ``os`` functions that macOS's Python lacks are removed (:data:`MACOS_LACKS`, from
   the availability notes of CPython's ``os`` documentation: "not macOS", or Linux only),
@@ -24,6 +25,7 @@ What it cannot give: Apple hardware. Predictions return :attr:`FakeCoreML.output
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -123,6 +125,17 @@ class FakeCoreML:
     instances: list[Any] = field(default_factory=list)
 
 
+#: What only a Core ML runtime (macOS) can answer: the stand-ins provide it.
+RUNTIME_ONLY = {
+    "predict",
+    "get_compiled_model_path",
+    "last_predict_duration_in_nano_seconds",
+    "load_duration_in_nano_seconds",
+    "make_state",
+    "get_available_compute_devices",
+}
+
+
 def _check_compute_units(ct: Any, compute_units: Any) -> None:
     # The real classes' own check (CompiledMLModel._init_check, MLModel.__init__).
     if not isinstance(compute_units, ct.ComputeUnit):
@@ -174,9 +187,19 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
             return MLModel(model, *args, **kwargs)
         units = kwargs.get("compute_units", ct.ComputeUnit.ALL)
         _check_compute_units(ct, units)
-        if not isinstance(model, str) or not Path(model).exists():
-            raise FileNotFoundError(f"no model at {model!r}")
+        # Everything but the runtime (spec, save, descriptions) is the real class's, which
+        # works on any OS with skip_model_load; the runtime part is the autospec's.
+        real = MLModel(model, *args, **{**kwargs, "skip_model_load": True})
         instance = mock.create_autospec(MLModel, instance=True)
+        for name in dir(MLModel):
+            if name.startswith("__") or name in RUNTIME_ONLY:
+                continue
+            attribute = getattr(MLModel, name)
+            if isinstance(attribute, property):
+                with contextlib.suppress(Exception):
+                    setattr(instance, name, getattr(real, name))
+            elif callable(attribute):
+                getattr(instance, name).side_effect = getattr(real, name)
         # Core ML compiles the package into a temporary folder when it loads it.
         compiled = _make_compiled(work_dir / f"tmp{len(fake.loads)}" / "model.mlmodelc")
         instance.get_compiled_model_path.return_value = str(compiled)
@@ -188,7 +211,7 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
 
         instance.predict.side_effect = timed_predict
         instance.last_predict_duration_in_nano_seconds = None  # no prediction yet
-        fake.loads.append(("MLModel", model, units.name))
+        fake.loads.append(("MLModel", str(model), units.name))
         fake.instances.append(instance)
         return instance
 
@@ -310,6 +333,14 @@ def apply(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> MacOS:
     import platformdirs
     import platformdirs.macos
 
+    # Native libraries are loaded before the platform changes: torch picks its shared
+    # libraries by sys.platform when first imported (a .dylib on "darwin").
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+
+    from anetui.models.convert.coreml import import_coremltools
+
+    import_coremltools()
     monkeypatch.setattr(sys, "platform", "darwin")
     removed = [name for name in MACOS_LACKS if hasattr(os, name)]
     for name in removed:
@@ -323,6 +354,16 @@ def apply(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> MacOS:
     monkeypatch.setattr(platform, "release", lambda: DARWIN_RELEASE)
     monkeypatch.setattr(platform, "machine", lambda: MACHINE)
     monkeypatch.setattr(platformdirs, "PlatformDirs", platformdirs.macos.MacOS)
+    # macOS's own `sw_vers`, which coremltools runs to learn the version.
+    bin_dir = work_dir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    sw_vers = bin_dir / "sw_vers"
+    sw_vers.write_text(
+        '#!/bin/sh\ncase "$1" in\n  -productVersion) echo ' + MAC_VER + " ;;\n"
+        "  *) printf 'ProductName:\\tmacOS\\nProductVersion:\\t" + MAC_VER + "\\n' ;;\nesac\n"
+    )
+    sw_vers.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     coreml = install_coreml(monkeypatch, work_dir)
     mps = install_mps(monkeypatch)
