@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -221,3 +222,46 @@ def test_bench_survives_every_option_combination(tmp_path: Path) -> None:
         torch.set_num_threads(threads_before)
         os.environ.pop("ANETUI_CACHE_DIR", None)
     assert failures == [], failures
+
+
+def test_model_thread_runs_in_order_and_is_abandoned_without_waiting() -> None:
+    """The API a quitting dashboard needs: queued work cancelled, the running job left
+    behind (its stop event set), the caller never blocked, the process free to exit."""
+    from anetui.core.session import ModelThread
+
+    worker = ModelThread()
+    order: list[int] = []
+    assert [worker.submit(order.append, i).result(timeout=60) for i in range(3)] == [None] * 3
+    assert order == [0, 1, 2]
+    failing = worker.submit(int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result(timeout=60)
+
+    started, release, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def preparation() -> bool:  # one that does not look at `stop`
+        started.set()
+        return release.wait()
+
+    running = worker.submit(preparation)
+    queued = worker.submit(order.append, 99)
+    assert started.wait(60)
+    worker.abandon(stop)
+    assert stop.is_set() and queued.cancelled() and not running.done()
+    assert worker.submit(order.append, 100).cancelled()
+    release.set()
+    assert running.result(timeout=60) is True
+    assert order == [0, 1, 2]
+
+    code = (
+        "import threading\n"
+        "from anetui.core.session import ModelThread\n"
+        "worker = ModelThread()\n"
+        "worker.submit(threading.Event().wait)\n"  # never returns
+        "worker.abandon()\n"
+        "print('left')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0 and proc.stdout == "left\n", proc.stderr

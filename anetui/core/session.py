@@ -9,6 +9,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -444,3 +445,53 @@ def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
 
 def _p99(summary: LatencySummary | None) -> float | None:
     return summary.quantiles_ns["p99"] if summary else None
+
+
+class ModelThread:
+    """One daemon thread that runs model work (prepare, run) in submission order, and that
+    a quitting program need not wait for: a conversion or compilation in native code cannot
+    be interrupted, so ``abandon()`` sets the stop events it was given, cancels what has not
+    started and returns at once. (A process leaving with such a thread still inside native
+    code should end with ``os._exit`` once its files are written: an interpreter shutting
+    down around it can abort — `bench` does so.) A ThreadPoolExecutor would not do: Python
+    joins its threads at exit."""
+
+    def __init__(self, name: str = "anetui-model") -> None:
+        import queue
+
+        self._jobs: queue.SimpleQueue[tuple[Future[object], Callable[[], object]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+        self._abandoned = False
+
+    def submit(self, function: Callable[..., object], *args: object) -> Future[object]:
+        """Run ``function(*args)`` after the jobs before it; its Future has the result."""
+        future: Future[object] = Future()
+        if self._abandoned:
+            future.cancel()
+        else:
+            self._jobs.put((future, lambda: function(*args)))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def abandon(self, *stops: threading.Event) -> None:
+        """Stop asking for work: set ``stops``, cancel queued jobs, never wait."""
+        self._abandoned = True
+        for stop in stops:
+            stop.set()
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if job is not None:
+                job[0].cancel()
+        self._jobs.put(None)
