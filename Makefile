@@ -52,15 +52,10 @@ bench-harness: $(VENV)/.installed-test
 screenshots: $(VENV)/.installed-test
 	$(BIN)/python scripts/screenshots.py
 
-# Which lines of the Mac path the macOS-personality tests execute (child processes too,
-# those that drop root included: their data goes to a world-writable folder).
-MAC_PATH = anetui/backends/coreml.py,anetui/backends/torch.py,anetui/models/convert/coreml_plan.py,$\
-anetui/cli/convert.py,anetui/privileges.py,anetui/models/cache.py,anetui/power/powermetrics.py
+# Which lines of the Mac path (tests/coverage-mac.cfg) the macOS-personality tests run.
 coverage-mac: $(VENV)/.installed-test
 	mkdir -p /tmp/anetui-coverage && chmod 1777 /tmp/anetui-coverage
 	rm -f /tmp/anetui-coverage/.coverage*
-	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report= \
+	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report=term-missing \
 		tests/test_macos.py tests/test_privileges.py tests/test_doctor_deep.py \
 		tests/test_powermetrics_source.py -k "not new_user"
-	$(BIN)/python -m coverage combine --rcfile=tests/coverage-mac.cfg
-	$(BIN)/python -m coverage report --rcfile=tests/coverage-mac.cfg -m --include=$(MAC_PATH)
