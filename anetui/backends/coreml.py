@@ -79,7 +79,7 @@ class CoreMLBackend:
         self._has_runtime_duration = hasattr(self._model, "last_predict_duration_in_nano_seconds")
         if not self._has_runtime_duration:
             notes.append(
-                f"no Core ML prediction duration: {type(self._model).__name__} does not "
+                f"no Core ML prediction duration: {self._model.__class__.__name__} does not "
                 "offer it; only wall-clock latency"
             )
         self._inputs = {input_name: spec.make_input()}  # built once, outside the timed loop
