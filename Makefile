@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test test-deps check lint typecheck imports bench-harness screenshots clean
+.PHONY: run test test-deps check lint typecheck imports bench-harness screenshots clean coverage-mac
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,11 @@ bench-harness: $(VENV)/.installed-test
 # screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run.
 screenshots: $(VENV)/.installed-test
 	$(BIN)/python scripts/screenshots.py
+
+# Which lines of the Mac path (tests/coverage-mac.cfg) the macOS-personality tests run.
+coverage-mac: $(VENV)/.installed-test
+	mkdir -p /tmp/anetui-coverage && chmod 1777 /tmp/anetui-coverage
+	rm -f /tmp/anetui-coverage/.coverage*
+	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report=term-missing \
+		tests/test_macos.py tests/test_privileges.py tests/test_doctor_deep.py \
+		tests/test_powermetrics_source.py -k "not new_user"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from anetui.errors import AnetuiError
 
@@ -60,24 +62,45 @@ def sudo_user_home() -> Path | None:
         return None
 
 
+class PrivilegeDropError(AnetuiError):
+    """The drop to the sudo user failed before anything changed; nothing was dropped."""
+
+
 def drop_to_sudo_user() -> Privileges:
-    """Become the sudo user for good (groups, gid, then uid); no-op when not under sudo."""
+    """Become the sudo user for good; a no-op when not running as root under sudo.
+
+    The order is the one both Linux and macOS need: the invoking user's supplementary
+    groups (``initgroups``), then ``setgid``, then ``setuid`` — each sets the real,
+    effective and saved ids when called as root (POSIX), so no ``setres*id`` is needed
+    (macOS has none). Afterwards the drop is checked: every id is the user's and neither
+    ``setuid(0)`` nor ``seteuid(0)`` works. Fail closed: an error before anything changed
+    raises :class:`PrivilegeDropError`; one after a partial change ends the process with
+    a one-line message and exit status 1, since it must never go on half-dropped.
+    """
     target = sudo_user()
     if target is None:
         return current()
     uid, gid = target
     try:
         entry = pwd.getpwuid(uid)
-        name, home = entry.pw_name, entry.pw_dir
-    except KeyError:
+        name: str | None = entry.pw_name
+        home: str | None = entry.pw_dir
+    except KeyError:  # a uid without a passwd entry: its primary group only
         name, home = None, None
-    groups = os.getgrouplist(name, gid) if name else [gid]
-    # Order matters: groups and gid need root, so they go before the uid.
-    os.setgroups(groups)
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if os.geteuid() != uid or os.getuid() != uid:
-        raise AnetuiError("privilege drop failed: still running as root")
+    try:
+        _set_groups(name, gid)  # setgroups/initgroups change all or nothing
+    except OSError as exc:
+        raise PrivilegeDropError(
+            f"cannot drop root to uid {uid}: setting its groups failed: {exc}"
+        ) from None
+    try:
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        _abort(f"dropping root to uid {uid}/gid {gid} failed: {exc}")
+    problem = _still_privileged(uid, gid)
+    if problem:
+        _abort(f"dropping root to uid {uid}/gid {gid} is incomplete: {problem}")
     if home:
         # Caches (model conversions, torch's hub dir) then go to the user's home.
         os.environ["HOME"] = home
@@ -86,3 +109,44 @@ def drop_to_sudo_user() -> Privileges:
     global _dropped
     _dropped = Privileges("dropped", uid, name)
     return _dropped
+
+
+def _set_groups(name: str | None, gid: int) -> None:
+    """The invoking user's supplementary groups (with ``gid``), as login would set them."""
+    if name is None:
+        os.setgroups([gid])
+        return
+    try:
+        os.initgroups(name, gid)
+    except OSError:
+        # initgroups refused (e.g. more groups than the kernel allows): the same list,
+        # cut to the limit (16 on macOS), the primary group first.
+        limit = os.sysconf("SC_NGROUPS_MAX")
+        limit = limit if limit > 0 else 16
+        groups = [gid, *(g for g in os.getgrouplist(name, gid) if g != gid)]
+        os.setgroups(groups[:limit])
+
+
+def _still_privileged(uid: int, gid: int) -> str | None:
+    """What is left of root after the drop, or None when nothing is."""
+    if (os.getuid(), os.geteuid()) != (uid, uid):
+        return f"uid/euid are {os.getuid()}/{os.geteuid()}"
+    if (os.getgid(), os.getegid()) != (gid, gid):
+        return f"gid/egid are {os.getgid()}/{os.getegid()}"
+    getresuid = getattr(os, "getresuid", None)  # Linux has it, macOS has not
+    if getresuid is not None and 0 in getresuid():
+        return f"saved uid still 0 ({getresuid()})"
+    for regain in (os.setuid, os.seteuid):
+        try:
+            regain(0)
+        except PermissionError:
+            continue
+        return f"{regain.__name__}(0) still works"
+    return None
+
+
+def _abort(message: str) -> NoReturn:
+    """Half-dropped is worse than any error: say so and end the process now."""
+    sys.stderr.write(f"anetui: error: {message}; exiting rather than running half-dropped\n")
+    sys.stderr.flush()
+    os._exit(1)

@@ -37,3 +37,11 @@ def fake_powermetrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PM_ARGV", str(tmp_path / "argv.jsonl"))
     return str(wrapper)
+
+
+@pytest.fixture
+def macos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the test as on an Apple-silicon Mac (tests/macos.py says what that changes)."""
+    from tests import macos as personality
+
+    return personality.apply(monkeypatch, tmp_path / "macos")

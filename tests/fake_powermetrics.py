@@ -12,6 +12,7 @@ FAKE_PM_END        exit (default) | crash (stop halfway, message on stderr, exit
 FAKE_PM_IGNORE_TERM=1  ignore SIGTERM (to test the escalation to SIGKILL)
 FAKE_PM_ARGV       append our argv, one JSON line per run, to this file
 FAKE_PM_PIDFILE    write our pid to this file when started (not for --help)
+FAKE_PM_HELP       the recorded `powermetrics --help` to print for --help
 """
 
 import json
@@ -29,7 +30,10 @@ def main() -> int:
         with open(os.environ["FAKE_PM_ARGV"], "a") as f:
             f.write(json.dumps(sys.argv[1:]) + "\n")
     if "--help" in sys.argv or "-h" in sys.argv:
-        sys.stdout.write((DATA / "m1_macmini9-1_macos11-2_powermetrics_help.txt").read_text())
+        help_file = os.environ.get(
+            "FAKE_PM_HELP", DATA / "m1_macmini9-1_macos11-2_powermetrics_help.txt"
+        )
+        sys.stdout.write(Path(help_file).read_text())
         return 0
     if os.environ.get("FAKE_PM_IGNORE_TERM") == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -164,3 +164,46 @@ def test_start_failure_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="cannot start powermetrics"):
         asyncio.run(source.start())
     assert POWERMETRICS == "/usr/bin/powermetrics"
+
+
+#: Every recorded `powermetrics --help` (tests/data/powermetrics/*_help.txt) and the
+#: samplers anetui must ask of it. A new recording needs a row here.
+HELP_EXPECTED = {
+    # macOS 11.2, M1 Mac mini: no ane_power sampler yet (cpu_power prints the ANE line).
+    "m1_macmini9-1_macos11-2_powermetrics_help.txt": ["cpu_power", "gpu_power", "thermal"],
+}
+
+
+def recorded_help_texts() -> list[Path]:
+    return sorted((HERE / "data/powermetrics").glob("*_help.txt"))
+
+
+def test_every_recorded_help_text_has_an_expectation() -> None:
+    assert recorded_help_texts(), "no recorded powermetrics --help"
+    assert sorted(p.name for p in recorded_help_texts()) == sorted(HELP_EXPECTED)
+
+
+@pytest.mark.parametrize("help_file", recorded_help_texts(), ids=lambda p: p.name)
+def test_the_launcher_asks_only_for_the_samplers_a_recorded_help_lists(
+    help_file: Path, fake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started twice, the source asks --help once and requests exactly what it lists."""
+    monkeypatch.setenv("FAKE_PM_HELP", str(help_file))
+    expected = HELP_EXPECTED[help_file.name]
+    assert set(expected) <= supported_samplers(help_file.read_text())
+
+    async def start_and_close() -> list[str]:
+        source = PowermetricsSource(interval_ms=100, executable=fake)
+        await source.start()
+        await collect(source, limit=1)
+        await source.aclose()
+        return source.samplers
+
+    assert asyncio.run(start_and_close()) == expected
+    assert asyncio.run(start_and_close()) == expected
+    runs = [json.loads(line) for line in (tmp_path / "argv.jsonl").read_text().splitlines()]
+    assert runs == [
+        ["--help"],
+        ["--samplers", ",".join(expected), "-i", "100", "-f", "plist"],
+        ["--samplers", ",".join(expected), "-i", "100", "-f", "plist"],
+    ]

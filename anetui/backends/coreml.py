@@ -3,7 +3,10 @@
 Prediction needs macOS; everything up to it (conversion, caching, the input) runs
 anywhere. ``predict`` blocks until Core ML is done, so wall-clock time around it is the
 latency a caller sees; Core ML's own prediction duration, where coremltools offers it
-(``MLModel.last_predict_duration_in_nano_seconds``), is recorded beside it.
+(``MLModel.last_predict_duration_in_nano_seconds``), is recorded beside it. A model
+loaded from the compiled cache is a ``CompiledMLModel``, which in coremltools 9.0 has no
+such duration (and no path): the path is kept here, and a note says the duration is
+missing.
 
 Lines that only run on macOS are marked ``# macOS only``.
 """
@@ -49,6 +52,9 @@ class CoreMLBackend:
         self._inputs: dict[str, np.ndarray] = {}
         self._output_name = OUTPUT_NAME
         self._has_runtime_duration = False
+        #: The compiled model (.mlmodelc) in use, recorded when it is loaded: a
+        #: CompiledMLModel cannot say where it came from.
+        self._compiled: Path | None = None
 
     def available(self) -> Availability:
         return self._description.probe()
@@ -69,12 +75,28 @@ class CoreMLBackend:
             raise BackendError(f"{self.id} could not load the model: {one_line(exc)}") from None
         loaded = time.perf_counter()
         self._predict = self._model.predict
+        # MLModel has it; CompiledMLModel (a compiled-cache hit) has not, in coremltools 9.0.
         self._has_runtime_duration = hasattr(self._model, "last_predict_duration_in_nano_seconds")
+        if not self._has_runtime_duration:
+            notes.append(
+                f"no Core ML prediction duration: {self._model.__class__.__name__} does not "
+                "offer it; only wall-clock latency"
+            )
         self._inputs = {input_name: spec.make_input()}  # built once, outside the timed loop
         first_start = time.perf_counter_ns()
-        self.infer()
+        try:
+            self.infer()
+        except Exception as exc:
+            raise BackendError(f"{self.id}: the first prediction failed: {one_line(exc)}") from None
         first_ns = time.perf_counter_ns() - first_start
-        info: dict[str, object] = {"compute_units": self.compute_unit, "package": str(package)}
+        info: dict[str, object] = {
+            "compute_units": self.compute_unit,
+            "package": str(package),
+            "compiled": str(self._compiled) if self._compiled else None,
+            "runtime_latency": (
+                "Core ML prediction duration" if self._has_runtime_duration else None
+            ),
+        }
         share = self._plan_share(ct, notes)
         if share is not None:
             info["compute_plan_share"] = share
@@ -98,36 +120,54 @@ class CoreMLBackend:
         return conversion.path, conversion.input_name, OUTPUT_NAME
 
     def _load(self, ct: Any, package: Path, notes: list[str]) -> Any:  # macOS only
-        """Load the compiled model from the cache when there is one (fast); otherwise load
-        the package, which compiles it, and keep the compiled copy for next time."""
+        """Load the compiled model from the cache when there is one (fast, a
+        ``CompiledMLModel``); otherwise load the package, which compiles it (an ``MLModel``),
+        and keep the compiled copy for next time. Either way ``self._compiled`` is set."""
         units = getattr(ct.ComputeUnit, self.compute_unit)
         cache = Cache("coreml-compiled")
         key = file_digest(package)[:24]
         compiled = cache.lookup(key, COMPILED, lambda p: (p / "coremldata.bin").exists())
         if compiled is not None:
             notes.append("loaded the compiled model from the cache")
-            return ct.models.CompiledMLModel(str(compiled), units)
+            model = ct.models.CompiledMLModel(str(compiled), units)
+            self._compiled = compiled
+            return model
         model = ct.models.MLModel(str(package), compute_units=units)
+        # Valid while ``model`` lives; the cached copy (when stored) outlives it.
         source = Path(model.get_compiled_model_path())
+        self._compiled = source
         with contextlib.suppress(OSError):  # caching is an optimisation, never an error
-            cache.store(
+            self._compiled = cache.store(
                 key, COMPILED, lambda target: _copy(source, target), {"package": str(package)}
             )
         return model
 
     def _plan_share(self, ct: Any, notes: list[str]) -> dict[str, float] | None:
         """Cost-weighted share per device from Core ML's compute plan, where available."""
-        from anetui.models.convert.coreml_plan import PlanUnavailable, compute_plan
+        from anetui.models.convert.coreml_plan import (
+            PlanUnavailable,
+            compute_plan,
+            plan_unavailable_reason,
+        )
 
         try:
+            reason = plan_unavailable_reason()  # the same answer compute_plan would give
+            if reason is not None:
+                raise PlanUnavailable(reason)
             return compute_plan(ct, self._compiled_path(), self.compute_unit).share  # macOS only
         except PlanUnavailable as exc:
             notes.append(f"no compute plan: {exc}")
-            return None
+        except Exception as exc:  # the plan is a nicety: Core ML failing it is a note
+            notes.append(f"no compute plan: Core ML failed to make one: {one_line(exc)}")
+        return None
 
     def _compiled_path(self) -> Path:
-        path = getattr(self._model, "get_compiled_model_path", None)
-        return Path(path()) if path else Path(getattr(self._model, "path", ""))
+        """The compiled model loaded by prepare() (recorded then, never asked of Core ML)."""
+        from anetui.models.convert.coreml_plan import PlanUnavailable
+
+        if self._compiled is None:
+            raise PlanUnavailable("no compiled model loaded")
+        return self._compiled
 
     def infer(self) -> None:
         self._predict(self._inputs)  # blocking: returns when Core ML is done
@@ -150,6 +190,7 @@ class CoreMLBackend:
 
     def close(self) -> None:
         self._model = self._predict = None
+        self._compiled = None
 
 
 def _copy(source: Path, target: Path) -> dict[str, object]:

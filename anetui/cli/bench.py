@@ -6,6 +6,7 @@ keeps the progress display live and turns Ctrl+C into a clean stop with partial 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 
 #: How often the progress display is refreshed from the session (s).
 POLL_S = 0.25
+#: After Ctrl+C, how long the worker gets to reach a stop point before it is abandoned (s):
+#: a timed loop stops at its next inference, but a conversion or compilation in progress
+#: cannot be interrupted, so the worker (a daemon thread) is left to die with the process.
+ABANDON_AFTER_S = 0.75
 
 
 def _consoles() -> tuple[Console, Console]:
@@ -270,7 +275,7 @@ def _measure(
         if not availability.ok:
             err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
 
-    stopped_by = _run_with_progress(session, err, stops)
+    stopped_by, abandoned = _run_with_progress(session, err, stops)
     if monitor is not None:
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
@@ -291,6 +296,13 @@ def _measure(
     if stopped_by is not None:
         name = signal.Signals(stopped_by).name
         err.print(f"[yellow]interrupted ({name}): the results above are partial[/]")
+        if abandoned:
+            # The worker is still inside a conversion or compilation (native code): an
+            # interpreter shutting down around it aborts the process. Everything is written
+            # and the power source is stopped, so leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + stopped_by)
         return 128 + stopped_by
     failed = [b for b in snapshot.backends if b.state == "error"]
     for b in failed:
@@ -298,9 +310,12 @@ def _measure(
     return 1 if failed else 0
 
 
-def _run_with_progress(session: Session, err: Console, stops: StopRequests) -> int | None:
-    """Prepare and run the session in a thread; the number of the signal that stopped it
-    (SIGINT, SIGTERM, SIGHUP), or None when it ran to its end."""
+def _run_with_progress(
+    session: Session, err: Console, stops: StopRequests
+) -> tuple[int | None, bool]:
+    """Prepare and run the session in a thread: (the number of the signal that stopped it
+    — SIGINT, SIGTERM, SIGHUP — or None when it ran to its end; whether the worker was
+    abandoned mid-preparation)."""
     failure: list[BaseException] = []
 
     log = None if err.is_terminal else _log_to(err)  # plain lines when stderr is a log
@@ -329,17 +344,29 @@ def _run_with_progress(session: Session, err: Console, stops: StopRequests) -> i
     }
     # Ctrl+C, SIGTERM and SIGHUP stop the loop from the signal handler instead of
     # raising KeyboardInterrupt into the middle of whatever the main thread is doing.
+    abandoned = False
     with stops.handling(), progress:
         worker.start()
+        stopped_at: float | None = None
         while worker.is_alive():
-            worker.join(POLL_S)
+            worker.join(POLL_S / 5 if stops.signum is not None else POLL_S)
             _update(progress, tasks, session)
+            if stops.signum is not None:
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at >= ABANDON_AFTER_S:
+                    abandoned = worker.is_alive()
+                    break
+    if abandoned:
+        busy = [i for i, live in session.live().items() if live.state == "preparing"]
+        what = f" (abandoned while preparing {', '.join(busy)})" if busy else ""
+        err.print(f"[yellow]stopped{what}[/]")
+        return stops.signum, True
     if failure:
         exc = failure[0]
         if isinstance(exc, AnetuiError):
             raise exc
         raise AnetuiError(f"the benchmark failed: {one_line(exc)}") from exc
-    return stops.signum
+    return stops.signum, False
 
 
 def _planned(config: RunConfig) -> float:

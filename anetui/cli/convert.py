@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -136,8 +137,10 @@ def plan_command(model: str, compute_units: str, precision: str) -> int:
     package = spec.path if spec.kind == "mlpackage" else convert(spec, precision).path
     assert package is not None
     ct = import_coremltools()
-    compiled = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, unit))
-    plan = compute_plan(ct, Path(compiled.get_compiled_model_path()), unit)
+    with tempfile.TemporaryDirectory(prefix="anetui-plan-") as work:
+        # Compiled without loading: the plan needs the .mlmodelc, not a model in memory.
+        compiled = ct.utils.compile_model(str(package), str(Path(work) / "model.mlmodelc"))
+        plan = compute_plan(ct, Path(compiled), unit)
     out = Console()
     shares = ", ".join(f"{device} {share:.1%}" for device, share in plan.share.items())
     out.print(f"{spec.describe()}, compute units {unit}: cost-weighted share {shares}")

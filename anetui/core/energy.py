@@ -210,8 +210,14 @@ def energy_ratio(
     oth = np.asarray(other.per_window)
     i = rng.integers(0, len(ref), size=(BOOTSTRAP_RESAMPLES, len(ref)))
     j = rng.integers(0, len(oth), size=(BOOTSTRAP_RESAMPLES, len(oth)))
-    ref_ratio = ref[i, 0].sum(axis=1) / ref[i, 1].sum(axis=1)
-    oth_ratio = oth[j, 0].sum(axis=1) / oth[j, 1].sum(axis=1)
-    boot = ref_ratio / oth_ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref_ratio = ref[i, 0].sum(axis=1) / ref[i, 1].sum(axis=1)
+        oth_ratio = oth[j, 0].sum(axis=1) / oth[j, 1].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = ref_ratio / oth_ratio
+    # A resample of windows without completed inferences has no ratio (0/0, x/0).
+    boot = boot[np.isfinite(boot)]
+    if len(boot) < BOOTSTRAP_RESAMPLES // 2:
+        return ratio, None
     low, high = np.percentile(boot, [2.5, 97.5])
     return ratio, (float(low), float(high))

@@ -9,6 +9,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,15 +78,21 @@ class Session:
             self._slots[backend_id] = self._probe(backend_id)
 
     def _probe(self, backend_id: str) -> _Slot:
+        """Whether the backend can run here with these options: an answer, never an
+        exception (a probe that fails, or options it cannot take, make it unavailable)."""
         description = registry.describe(backend_id)
-        availability = description.probe()
+        availability = _ask(description.probe, "its availability check failed")
         if availability.ok and self.spec.kind not in description.accepts:
             availability = Availability.no(_cannot_run(description, self.spec))
         slot = _Slot(backend_id, description, availability)
         if availability.ok:
-            backend = registry.create(backend_id, self._options)
-            slot.availability = backend.available()
-            slot.backend = backend if slot.availability.ok else None
+            try:
+                backend = registry.create(backend_id, self._options)
+            except Exception as exc:  # e.g. --dtype bf16 for a backend computing in fp32
+                slot.availability = Availability.no(_reason(backend_id, exc))
+            else:
+                slot.availability = _ask(backend.available, "its availability check failed")
+                slot.backend = backend if slot.availability.ok else None
         if not slot.availability.ok:
             slot.state = BackendState.UNAVAILABLE
         return slot
@@ -128,15 +135,18 @@ class Session:
             return True
         if progress:
             progress(slot.id, "preparing", 0)
+        if self.stop_event.is_set():
+            return False
         slot.state = BackendState.PREPARING
         started = time.perf_counter_ns()
         try:
+            # Any exception, the runtime's own included, is this backend's failure alone.
             slot.prepare = slot.backend.prepare(self.spec)
             slot.notes.extend(slot.prepare.notes)
             slot.agreement = self._agreement(slot)
             slot.state = BackendState.READY
-        except BackendError as exc:
-            self._fail(slot, str(exc))
+        except Exception as exc:
+            self._fail(slot, _failure(slot.id, "failed to prepare", exc))
         self._busy.append((started, time.perf_counter_ns()))
         if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
@@ -225,8 +235,8 @@ class Session:
                 duration_s=seconds,
             )
             slot.state = BackendState.DONE
-        except BackendError as exc:
-            self._fail(slot, str(exc))
+        except Exception as exc:
+            self._fail(slot, _failure(slot.id, "failed while running", exc))
         self._note_busy(slot, started, stretches)
         if progress:
             progress(slot.id, slot.state, slot.record.count)
@@ -242,8 +252,8 @@ class Session:
         try:
             runner.run(slot.backend, slot.record, stop, warmup=self.config.warmup)
             slot.state = BackendState.PAUSED
-        except BackendError as exc:
-            self._fail(slot, str(exc))
+        except Exception as exc:
+            self._fail(slot, _failure(slot.id, "failed while running", exc))
         self._note_busy(slot, started, stretches)
 
     def _note_busy(self, slot: _Slot, started: int, stretches: int) -> None:
@@ -410,6 +420,34 @@ class Session:
         }
 
 
+def _ask(probe: Callable[[], Availability], what: str) -> Availability:
+    """A probe's answer; a probe that raises answers "no" with its error."""
+    try:
+        return probe()
+    except Exception as exc:
+        return Availability.no(f"{what}: {type(exc).__name__}: {one_line(exc)}")
+
+
+def _reason(backend_id: str, exc: Exception) -> str:
+    """A backend's refusal as an unavailability reason, without repeating its id."""
+    text = (
+        one_line(exc)
+        if isinstance(exc, BackendError)
+        else (f"{type(exc).__name__}: {one_line(exc)}")
+    )
+    for prefix in (f"{backend_id}: ", f"{backend_id} "):
+        if text.startswith(prefix):
+            return text.removeprefix(prefix)
+    return text
+
+
+def _failure(backend_id: str, what: str, exc: Exception) -> str:
+    """One line naming the backend and the runtime's own message."""
+    if isinstance(exc, BackendError):  # already says which backend, in the user's terms
+        return one_line(exc, 300)
+    return f"{backend_id} {what}: {type(exc).__name__}: {one_line(exc)}"
+
+
 def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
     """Why a backend cannot run this kind of model, in the user's terms."""
     what = {"mlpackage": "a Core ML package", "onnx": "an ONNX file"}.get(spec.kind, spec.kind)
@@ -420,3 +458,53 @@ def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
 
 def _p99(summary: LatencySummary | None) -> float | None:
     return summary.quantiles_ns["p99"] if summary else None
+
+
+class ModelThread:
+    """One daemon thread that runs model work (prepare, run) in submission order, and that
+    a quitting program need not wait for: a conversion or compilation in native code cannot
+    be interrupted, so ``abandon()`` sets the stop events it was given, cancels what has not
+    started and returns at once. (A process leaving with such a thread still inside native
+    code should end with ``os._exit`` once its files are written: an interpreter shutting
+    down around it can abort — `bench` does so.) A ThreadPoolExecutor would not do: Python
+    joins its threads at exit."""
+
+    def __init__(self, name: str = "anetui-model") -> None:
+        import queue
+
+        self._jobs: queue.SimpleQueue[tuple[Future[object], Callable[[], object]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+        self._abandoned = False
+
+    def submit(self, function: Callable[..., object], *args: object) -> Future[object]:
+        """Run ``function(*args)`` after the jobs before it; its Future has the result."""
+        future: Future[object] = Future()
+        if self._abandoned:
+            future.cancel()
+        else:
+            self._jobs.put((future, lambda: function(*args)))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def abandon(self, *stops: threading.Event) -> None:
+        """Stop asking for work: set ``stops``, cancel queued jobs, never wait."""
+        self._abandoned = True
+        for stop in stops:
+            stop.set()
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if job is not None:
+                job[0].cancel()
+        self._jobs.put(None)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 from anetui.errors import Availability, one_line
@@ -64,6 +64,22 @@ def choose_samplers(help_text: str | None) -> list[str]:
         if known:
             return [s for s in WANTED_SAMPLERS if s in known]
     return [s for s in WANTED_SAMPLERS if s != "ane_power"]
+
+
+#: Samplers chosen per powermetrics executable: its --help is asked and parsed once per
+#: process (an unknown sampler makes powermetrics refuse the whole command line).
+_SAMPLERS: dict[str, list[str]] = {}
+
+
+def samplers_for(executable: str, help_text: Callable[[], str | None]) -> list[str]:
+    """The samplers to request from ``executable``, from its ``--help`` (asked once)."""
+    chosen = _SAMPLERS.get(executable)
+    if chosen is None:
+        text = help_text()
+        chosen = choose_samplers(text)
+        if text:  # a failed --help is asked again next time
+            _SAMPLERS[executable] = chosen
+    return list(chosen)
 
 
 def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
@@ -119,7 +135,7 @@ class PowermetricsSource:
         availability = self.available()
         if not availability.ok:
             refuse(self, availability.reason)
-        self.samplers = choose_samplers(self._help_text())
+        self.samplers = samplers_for(self.executable, self._help_text)
         args = [
             self.executable,
             "--samplers",

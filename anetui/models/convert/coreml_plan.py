@@ -126,4 +126,10 @@ def compute_plan(ct: Any, compiled_path: Path, compute_unit: str) -> Plan:  # ma
 
 
 def _device(device: Any) -> str:
-    return _DEVICES.get(type(device).__name__, type(device).__name__)
+    """Our name for a coremltools compute device (by class, subclasses included)."""
+    from coremltools.models import compute_device
+
+    for class_name, name in _DEVICES.items():
+        if isinstance(device, getattr(compute_device, class_name)):
+            return name
+    return type(device).__name__
