@@ -65,7 +65,8 @@ def _consoles() -> tuple[Console, Console]:
     default="none",
     show_default=True,
     metavar="SOURCE",
-    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), nvml "
+    help="Measure energy: auto, powermetrics (macOS, root), rapl (Linux, root), rapl:DIR "
+    "(a powercap tree at DIR), nvml "
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
 )
 @click.option(
@@ -200,13 +201,17 @@ def _measure(
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
     session.close()
-    terminal.print_results(out, snapshot)
+    written = []  # the files first: nothing that follows may lose them
     if json_path is not None:
         files.write_json(json_path, snapshot)
-        err.print(f"wrote {json_path}")
+        written.append(json_path)
     if markdown_path is not None:
         files.write_markdown(markdown_path, snapshot)
-        err.print(f"wrote {markdown_path}")
+        written.append(markdown_path)
+    terminal.print_results(out, snapshot, warnings=False)
+    terminal.print_warnings(err, snapshot)  # on stderr: stdout keeps only the results
+    for path in written:
+        err.print(f"wrote {path}")
     if monitor is not None and monitor.state == "lost":
         err.print(f"[red]power source lost:[/] {monitor.reason}")
     if interrupted:

@@ -30,6 +30,12 @@ REPORTED_QUANTILES: tuple[tuple[str, float], ...] = (
 )
 #: Below this many samples no distribution-free 95% interval for the median exists.
 MIN_COUNT_FOR_CI = 6
+#: Fewer timed inferences than this in either backend: no speed ratio is claimed.
+MIN_COUNT_FOR_RATIO = 30
+#: Each median's confidence in a ratio interval: 0.975² ≥ 0.95 jointly.
+RATIO_MEDIAN_CONFIDENCE = 0.975
+#: Two-sided normal quantiles for the confidences used here.
+_NORMAL_QUANTILES = {0.95: 1.959963984540054, 0.975: 2.241402727604947}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class LatencySummary:
     stddev_ns: float
     quantiles_ns: dict[str, float]
     p50_ci95_ns: tuple[float, float] | None
+    #: The median's 97.5 % interval: two of them bound a ratio of medians at >= 95 %.
+    p50_ci975_ns: tuple[float, float] | None = None
 
     @property
     def p50_ns(self) -> float:
@@ -91,7 +99,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
             return None
     else:
         # Normal approximation with continuity correction: P(Bin <= j - 1) ~ alpha/2.
-        z = 1.959963984540054  # two-sided 95% normal quantile
+        z = _NORMAL_QUANTILES[confidence]
         j = math.floor(n / 2.0 + 0.5 - z * math.sqrt(n) / 2.0)
     k = n - j + 1
     if j < 1 or k > n:
@@ -155,11 +163,16 @@ class LatencyStats:
         variance = (total_sq * n - total * total) / (n * (n - 1)) if n > 1 else 0.0
         ranks = [max(1, math.ceil(q * n)) for _name, q in REPORTED_QUANTILES]
         ci_ranks = median_ci_ranks(n)
-        if ci_ranks is not None:
-            ranks.extend(ci_ranks)
+        ratio_ranks = median_ci_ranks(n, RATIO_MEDIAN_CONFIDENCE)
+        for pair in (ci_ranks, ratio_ranks):
+            if pair is not None:
+                ranks.extend(pair)
         values = self._values_at_ranks(counts, ranks, lo, hi)
         quantiles = {name: values[i] for i, (name, _q) in enumerate(REPORTED_QUANTILES)}
-        ci = (values[-2], values[-1]) if ci_ranks is not None else None
+        at = len(REPORTED_QUANTILES)
+        ci = (values[at], values[at + 1]) if ci_ranks is not None else None
+        at += 2 if ci_ranks is not None else 0
+        ci975 = (values[at], values[at + 1]) if ratio_ranks is not None else None
         return LatencySummary(
             count=n,
             min_ns=lo,
@@ -168,6 +181,7 @@ class LatencyStats:
             stddev_ns=math.sqrt(variance),
             quantiles_ns=quantiles,
             p50_ci95_ns=ci,
+            p50_ci975_ns=ci975,
         )
 
     def _midpoint(self, value: int) -> int:
@@ -221,12 +235,22 @@ class LatencyStats:
 
 def ratio_with_interval(
     numerator: LatencySummary, denominator: LatencySummary
-) -> tuple[float, tuple[float, float] | None]:
-    """numerator.p50 / denominator.p50 with a conservative interval from both medians'
-    95% intervals (lowest over highest, highest over lowest). None if either lacks one."""
+) -> tuple[float, tuple[float, float] | None, str | None]:
+    """numerator.p50 / denominator.p50 with an interval that holds at >= 95 %: each
+    median's distribution-free 97.5 % interval, lowest over highest and highest over
+    lowest (both intervals hold at once with probability >= 0.975² > 0.95). The third
+    item says why there is no interval (too few inferences), else None."""
     ratio = numerator.p50_ns / denominator.p50_ns
-    if numerator.p50_ci95_ns is None or denominator.p50_ci95_ns is None:
-        return ratio, None
-    n_lo, n_hi = numerator.p50_ci95_ns
-    d_lo, d_hi = denominator.p50_ci95_ns
-    return ratio, (n_lo / d_hi, n_hi / d_lo)
+    fewest = min(numerator.count, denominator.count)
+    if fewest < MIN_COUNT_FOR_RATIO:
+        return (
+            ratio,
+            None,
+            f"{numerator.count} and {denominator.count} inferences: too few for a ratio "
+            f"(needs {MIN_COUNT_FOR_RATIO} each)",
+        )
+    if numerator.p50_ci975_ns is None or denominator.p50_ci975_ns is None:
+        return ratio, None, "too few inferences for an interval"
+    n_lo, n_hi = numerator.p50_ci975_ns
+    d_lo, d_hi = denominator.p50_ci975_ns
+    return ratio, (n_lo / d_hi, n_hi / d_lo), None
