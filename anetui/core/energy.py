@@ -361,6 +361,8 @@ class EnergyLedger:
             idle_w, method = self._idle_power(open_phase, live)
             backends: dict[str, BackendEnergy] = {}
             owners = dict.fromkeys([*self._windows, *self._counter_totals])
+            if open_phase is not None and open_phase.owner is not None:
+                owners[open_phase.owner] = None  # its first stretch is still running
             for owner in owners:
                 counters = self._counters_with_live(owner, open_phase, live)
                 energy = self._backend(owner, counters, idle_w, (active_ns or {}).get(owner, 0))
@@ -443,11 +445,7 @@ class EnergyLedger:
         else:
             energy, ns, inferences = dict(windows.energy_mj), windows.ns, windows.inferences
         if inferences <= 0 or ns <= 0 or not energy:
-            if windows.windows or (counters is not None and counters.stretches):
-                self._notes[
-                    f"{owner}: no inference completed inside a measured stretch: no energy figure"
-                ] = None
-            return None
+            return None  # the caveats say so for a backend that ran
         rails = tuple(sorted(energy))
         totals = self._total_rails(rails)
         energy["total"] = sum(energy[r] for r in totals)
