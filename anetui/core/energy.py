@@ -34,8 +34,9 @@ from anetui.core.runner import BUCKET_NS, CompletionTimeline
 from anetui.errors import one_line
 from anetui.power.base import CounterReading, CounterSource, PowerSample
 
-#: Per-window figures kept per backend; beyond, neighbours are merged in pairs.
-MAX_ITEMS = 2048
+#: Per-window figures kept per backend; beyond, neighbours are merged in pairs (the
+#: interval sums them into at most 10 groups of consecutive windows anyway).
+MAX_ITEMS = 512
 #: Closed phases kept for windows that arrive late; older ones are forgotten.
 MAX_PHASES = 64
 #: A counter idle baseline needs at least this much idle time (ns).

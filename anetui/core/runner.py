@@ -9,6 +9,7 @@ by ``benchmarks/harness.py``, ``make bench-harness``).
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -21,8 +22,9 @@ from anetui.errors import one_line
 
 #: Width of a completion-count bucket (ns), the grain of energy attribution.
 BUCKET_NS = 100_000_000
-#: Buckets kept: 24 h at 100 ms; older ones fall off so memory stays bounded.
-MAX_BUCKETS = 24 * 3600 * 10
+#: Buckets kept: 10 minutes at 100 ms, far more than a power window can lag (the energy
+#: ledger reads each bucket within seconds); older ones fall off, memory stays flat.
+MAX_BUCKETS = 10 * 60 * 10
 
 
 class CompletionTimeline:
@@ -61,10 +63,13 @@ class CompletionTimeline:
                     counts[bucket] = count
         return counts, newest
 
-    def mean_latency_series(self) -> list[tuple[int, float]]:
-        """(bucket, mean latency in ns) per 100 ms with completions, oldest first."""
+    def mean_latency_series(self, last: int | None = None) -> list[tuple[int, float]]:
+        """(bucket, mean latency in ns) per 100 ms with completions, oldest first; only
+        the ``last`` most recent when given (cheap: read from the newest end)."""
         with self._lock:
-            return list(self._means)
+            if last is None:
+                return list(self._means)
+            return list(itertools.islice(reversed(self._means), last))[::-1]
 
     def buckets(self) -> list[tuple[int, int]]:
         """(bucket index, completions) pairs in time order."""

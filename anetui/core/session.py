@@ -395,7 +395,7 @@ class Session:
             energy=report.backends.get(slot.id) if report else None,
             runtime_summary=slot.record.runtime_stats.summary(),
             histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
-            latency_series=tuple(slot.record.timeline.mean_latency_series()[-LATENCY_POINTS:]),
+            latency_series=tuple(slot.record.timeline.mean_latency_series(LATENCY_POINTS)),
             contention=contention.get(slot.id),
         )
 
