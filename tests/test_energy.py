@@ -165,9 +165,8 @@ class FakeCounters:
     """A counter source whose counters step in 100 mJ: what the ledger reads at the
     edges of phases (the periodic windows are fed separately)."""
 
-    resolution_mj = {"gpu0": 100.0}
-
     def __init__(self, clock: Clock) -> None:
+        self.resolution_mj = {"gpu0": 100.0}
         self.clock = clock
         self.energy_mj = 0.0
 

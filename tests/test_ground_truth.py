@@ -119,7 +119,7 @@ def test_bench_matches_a_known_power_within_3_percent(tmp_path: Path) -> None:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         truth.pid = proc.pid
         try:
-            stdout, stderr = proc.communicate(timeout=300)
+            _stdout, stderr = proc.communicate(timeout=300)
         finally:
             if proc.poll() is None:
                 proc.kill()
