@@ -250,6 +250,8 @@ class Session:
         assert backend is not None
         try:
             runner.warm_up(backend, slot.record, self.config.warmup, stop)
+        except BackendError:
+            raise
         except Exception as exc:  # a runtime's own error: one line, the others go on
             raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
         record = slot.record
