@@ -245,3 +245,23 @@ def test_rapl_counters_are_cumulative_across_wraparound(powercap: Path) -> None:
 def test_rapl_dir_needs_a_directory() -> None:
     with pytest.raises(AnetuiError, match="rapl: needs a directory"):
         create("rapl:")
+
+
+def test_nvml_counters_since_start_with_their_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    source = NvmlSource(interval_ms=50)
+    assert isinstance(source, CounterSource)
+    asyncio.run(source.start())
+    try:
+        first = source.read_counters()
+        time.sleep(0.02)
+        second = source.read_counters()
+    finally:
+        asyncio.run(source.aclose())
+    assert first.energy_mj["gpu0"] == 0.0
+    assert second.energy_mj["gpu0"] == 30_000.0  # the fake's counter moves 30 J a read
+    assert source.resolution_mj["gpu0"] == 30_000.0  # no figure finer than its step
+    elapsed_ms = (second.t_ns - first.t_ns) / 1e6
+    assert second.energy_mj["gpu1"] == pytest.approx(60.0 * elapsed_ms)  # 60 W integrated
