@@ -67,7 +67,8 @@ class LazyGroup(click.Group):
     default="auto",
     show_default=True,
     metavar="SOURCE",
-    help="auto (the first that runs here), powermetrics, rapl, nvml, replay:FILE, or none.",
+    help="auto (the first that runs here), powermetrics, rapl, rapl:DIR, nvml, replay:FILE, "
+    "or none.",
 )
 @sampling_options
 @click.option(
