@@ -109,4 +109,5 @@ def test_zero_energy_is_a_note_not_a_crash(tmp_path: Path, slow_registry: None) 
     json.dumps(doc, allow_nan=False)
     ratio = doc["ratios"][0]
     assert ratio["energy"] is None and ratio["energy_note"] is not None
-    assert ratio["energy_note"].startswith("no energy measured on cpu+gpu+ane")
+    assert ratio["energy_note"] == "no energy measured on cpu+gpu+ane"
+    assert any(w.startswith("double-ok: cpu+gpu+ane measured no energy") for w in doc["warnings"])

@@ -139,8 +139,9 @@ def test_bench_with_a_replayed_recording_reports_energy(tmp_path: Path) -> None:
         assert "energy per inference" in ratio["energy_summary"]
     else:
         assert ratio["energy_note"] and ratio["energy_note"] in ratio["energy_summary"]
-    assert ratio["energy_summary"].endswith("CPU+GPU+ANE") or "CPU+GPU+ANE:" in (
-        ratio["energy_summary"]
+    assert (
+        ratio["energy_summary"].endswith("CPU+GPU+ANE")
+        or "CPU+GPU+ANE:" in (ratio["energy_summary"])
     )
     assert ratio["energy_summary"] in proc.stdout
     assert "a replayed recording" in proc.stdout

@@ -32,7 +32,7 @@ def collect(
             ] = None
         if ratio.energy_note:
             out[
-                f"no energy ratio claimed for {ratio.backend} against {ratio.reference}: "
+                f"no energy ratio for {ratio.backend} against {ratio.reference}: "
                 f"{ratio.energy_note}"
             ] = None
     if report is not None:
@@ -69,6 +69,11 @@ def _energy_warnings(
         )
     for result in results:
         energy = result.energy
+        if energy is not None and energy.total_mj_per_inference <= 0:
+            out.append(
+                f"{result.id}: {'+'.join(energy.total_rails)} measured no energy while it "
+                "ran: a stalled or unpowered counter?"
+            )
         if result.summary is None or energy is not None:
             continue
         if result.active_s > 0:

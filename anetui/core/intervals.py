@@ -67,7 +67,7 @@ def energy_ratio(
     ref_mj, other_mj = reference.total_mj_per_inference, other.total_mj_per_inference
     if not (math.isfinite(ref_mj) and math.isfinite(other_mj)) or ref_mj <= 0 or other_mj <= 0:
         which = other if other_mj <= 0 or not math.isfinite(other_mj) else reference
-        return None, None, f"no energy measured on {'+'.join(which.total_rails)}: no ratio"
+        return None, None, f"no energy measured on {'+'.join(which.total_rails)}"
     ratio = ref_mj / other_mj
     fewest = min(len(reference.per_window), len(other.per_window))
     if fewest < MIN_WINDOWS_FOR_CI:

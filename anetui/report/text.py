@@ -88,7 +88,7 @@ def energy_sentence(ratio: Ratio) -> str | None:
     if ratio.energy is None:
         if ratio.energy_note is None:
             return None
-        return f"{ratio.backend} against {ratio.reference}: {ratio.energy_note}"
+        return f"{ratio.backend} against {ratio.reference}: no energy ratio: {ratio.energy_note}"
     rails = rails_label(ratio.energy_rails)
     if ratio.energy_ci95 is None:
         why = f": {ratio.energy_note}" if ratio.energy_note else ""
