@@ -119,7 +119,8 @@ class ContentionSampler:
         self._last: _Reading | None = None
         self._totals: dict[str, _Totals] = {}
         self._threads: dict[str, int | None] = {}
-        self._stop = threading.Event()
+        # One short-lived thread per owned period: no thread outlives a timed stretch.
+        self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def _read(self) -> _Reading:
@@ -133,23 +134,35 @@ class ContentionSampler:
         return _Reading(time.monotonic(), busy, own.user + own.system, steal)
 
     def set_owner(self, backend_id: str | None, threads: int | None = None) -> None:
-        """Time from now on belongs to ``backend_id`` (None: to nobody)."""
+        """Time from now on belongs to ``backend_id`` (None: to nobody). A reading
+        thread runs while someone owns the time and is joined when nobody does."""
         with self._lock:
             self._tick_locked()
             self._owner = backend_id
             if backend_id is not None:
                 self._threads[backend_id] = threads
-        if backend_id is not None and self._thread is None:
+        if backend_id is None:
+            self._join()
+        elif self._thread is None:
+            stop = self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._loop, name="anetui-contention", daemon=True
+                target=self._loop, args=(stop,), name="anetui-contention", daemon=True
             )
             self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval_s):
             with self._lock:
                 if self._owner is not None:
                     self._tick_locked()
+
+    def _join(self) -> None:
+        thread, stop = self._thread, self._stop
+        self._thread = self._stop = None
+        if stop is not None:
+            stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
 
     def _tick_locked(self) -> None:
         now = self._read()
@@ -201,9 +214,7 @@ class ContentionSampler:
             self._totals = {}
 
     def close(self) -> None:
-        """Stop the sampling thread (idempotent)."""
-        self._stop.set()
+        """Stop the reading thread (idempotent)."""
         with self._lock:
             self._owner = None
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        self._join()
