@@ -313,3 +313,19 @@ def test_constant_power_replay_gives_power_over_throughput(
     assert abs(result.energy.total_active_mj_per_inference or 0) < 0.02 * expected_mj
     assert snap.power["label"] == "replay of constant.plist (looped)"
     assert not any(t.name == "anetui-power" and t.is_alive() for t in threading.enumerate())
+
+
+def test_windows_ahead_of_the_clock_are_nobodys_and_pending_stays_small() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(1000)
+    steady(timeline, 0, 1000, 10)
+    for i in range(5000):  # a source whose documents arrive faster than their windows
+        ledger.add(sample(1000 + i * 250, 1250 + i * 250, cpu=250.0))
+    assert len(ledger._pending) <= 4  # noqa: SLF001  (only those within a second)
+    clock.at(2000)
+    steady(timeline, 1000, 2000, 10)
+    ledger.end()
+    assert ledger.report({"a": 2000 * MS}).backends["a"].windows == 4

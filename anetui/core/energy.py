@@ -39,6 +39,11 @@ from anetui.power.base import CounterReading, CounterSource, PowerSample
 MAX_ITEMS = 512
 #: Closed phases kept for windows that arrive late; older ones are forgotten.
 MAX_PHASES = 64
+#: Windows waiting for their buckets are few; beyond this many the oldest are dropped.
+MAX_PENDING = 256
+#: A window ending further than this in the future (ns) cannot be placed (a source whose
+#: documents run ahead of real time): it is attributed to nobody.
+MAX_AHEAD_NS = 1_000_000_000
 #: A counter idle baseline needs at least this much idle time (ns).
 MIN_IDLE_NS = 500_000_000
 
@@ -310,7 +315,7 @@ class EnergyLedger:
             self._process()
 
     def _process(self) -> None:
-        self._pending = [s for s in self._pending if not self._decide(s)]
+        self._pending = [s for s in self._pending if not self._decide(s)][-MAX_PENDING:]
 
     def _decide(self, sample: PowerSample) -> bool:
         """Attribute ``sample`` if its fate is known; False to look again later."""
@@ -318,7 +323,10 @@ class EnergyLedger:
             return True
         phase = self._open
         if phase is not None and sample.t_start_ns >= phase.start_ns:
-            if sample.t_end_ns > self._clock():
+            ahead_ns = sample.t_end_ns - self._clock()
+            if ahead_ns > MAX_AHEAD_NS:
+                return True  # a window that ends in the future is misplaced: nobody's
+            if ahead_ns > 0:
                 return False  # may still straddle the phase's end
             return self._attribute(sample, phase)
         i = bisect.bisect_right(self._starts, sample.t_start_ns) - 1
