@@ -324,7 +324,7 @@ def test_windows_ahead_of_the_clock_are_nobodys_and_pending_stays_small() -> Non
     steady(timeline, 0, 1000, 10)
     for i in range(5000):  # a source whose documents arrive faster than their windows
         ledger.add(sample(1000 + i * 250, 1250 + i * 250, cpu=250.0))
-    assert len(ledger._pending) <= 4  # noqa: SLF001  (only those within a second)
+    assert len(ledger._pending) <= 4  # only those within a second of the clock wait
     clock.at(2000)
     steady(timeline, 1000, 2000, 10)
     ledger.end()
