@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from anetui.core.config import RunConfig
-from anetui.core.energy import RunView, attribute, completions_in, energy_ratio
-from anetui.core.runner import BUCKET_NS
+from anetui.core.energy import MAX_ITEMS, BackendEnergy, EnergyLedger, completions
+from anetui.core.intervals import energy_ratio
+from anetui.core.runner import BUCKET_NS, CompletionTimeline
 from anetui.core.session import Session
 from anetui.models.spec import ModelSpec
 from anetui.power import nvml, powermetrics, rapl
-from anetui.power.base import PowerSample
+from anetui.power.base import CounterReading, PowerSample
 from anetui.power.monitor import PowerMonitor
 from anetui.power.replay import ReplaySource
 from anetui.report.text import rails_label
@@ -23,12 +24,6 @@ MS = 1_000_000
 
 def sample(start_ms: float, end_ms: float, **rails_mj: float) -> PowerSample:
     return PowerSample(int(start_ms * MS), int(end_ms * MS), rails_mj)
-
-
-def steady_run(start_ms: int, end_ms: int, per_bucket: int) -> RunView:
-    """A backend that completed `per_bucket` inferences in every 100 ms it ran."""
-    buckets = [(b, per_bucket) for b in range(start_ms * MS // BUCKET_NS, end_ms * MS // BUCKET_NS)]
-    return RunView([(start_ms * MS, end_ms * MS)], buckets, (end_ms - start_ms) * MS)
 
 
 @pytest.mark.parametrize(
@@ -62,64 +57,212 @@ def test_rails_label() -> None:
     assert rails_label(("package-0", "dram")) == "package-0+DRAM"
 
 
-def test_windows_are_attributed_only_when_wholly_inside_one_run() -> None:
-    runs = {"a": steady_run(1000, 2000, 10), "b": steady_run(2000, 3000, 5)}
-    samples = [
-        sample(0, 250, cpu=250.0),  # idle: 1 W
-        sample(250, 500, cpu=250.0),  # idle
-        sample(1000, 1500, cpu=2500.0),  # a: 5 W
-        sample(1500, 2000, cpu=2500.0),  # a
-        sample(1900, 2100, cpu=999.0),  # straddles the switch: nobody's
-        sample(2000, 3000, cpu=3000.0),  # b: 3 W
-        sample(2900, 3500, cpu=999.0),  # straddles b's end: not idle either
-        sample(500, 900, cpu=999.0),  # idle by time, but busy (preparing)
-    ]
-    report = attribute(samples, runs, busy=[(600 * MS, 800 * MS)])
-    assert report.idle_windows == 2 and report.idle_w == pytest.approx({"cpu": 1.0})
-    a, b = report.backends["a"], report.backends["b"]
-    assert a.windows == 2 and a.inferences == pytest.approx(100)
-    assert a.mj_per_inference["cpu"] == pytest.approx(
-        50.0
-    ) and a.total_mj_per_inference == pytest.approx(50.0)
-    assert a.active_mj_per_inference == pytest.approx(
-        {"cpu": 40.0, "total": 40.0}
-    )  # 5 W − 1 W idle
-    assert a.mean_power_w == pytest.approx({"cpu": 5.0}) and a.coverage == pytest.approx(1.0)
-    assert b.inferences == pytest.approx(50) and b.mj_per_inference["cpu"] == pytest.approx(60.0)
-    ratio, ci = energy_ratio(a, b)
-    assert ratio == pytest.approx(50 / 60)  # reference ÷ other: a used less
-    assert ci is None  # too few windows for an interval
+class Clock:
+    """A hand-moved perf_counter for the ledger (ns)."""
+
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def at(self, ms: float) -> None:
+        self.now_ns = int(ms * MS)
 
 
-def test_completions_are_prorated_over_the_running_part_of_a_bucket() -> None:
-    # The run started 50 ms into a bucket and completed 10 inferences in those 50 ms.
-    run = RunView([(1050 * MS, 1300 * MS)], [(10, 10), (11, 20), (12, 20)], 250 * MS)
-    assert completions_in(sample(1050, 1100, cpu=1), run, dict(run.buckets)) == pytest.approx(10)
-    assert completions_in(sample(1075, 1250, cpu=1), run, dict(run.buckets)) == pytest.approx(
-        5 + 20 + 10
-    )
+def steady(timeline: CompletionTimeline, start_ms: int, end_ms: int, per_bucket: int) -> None:
+    """The runner's view of a backend that completed ``per_bucket`` inferences in every
+    100 ms of [start_ms, end_ms)."""
+    for bucket in range(start_ms * MS // BUCKET_NS, end_ms * MS // BUCKET_NS):
+        timeline.publish(bucket, per_bucket)
 
 
-def test_no_idle_windows_means_no_active_energy() -> None:
-    report = attribute([sample(1000, 2000, cpu=5000.0)], {"a": steady_run(1000, 2000, 10)})
-    assert report.idle_w is None
+class Counted:
+    """count_now for a phase: inferences so far."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def test_only_explicit_idle_phases_make_the_baseline_and_windows_need_a_whole_run() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    # Startup, imports, preparation: windows in nobody's time, never idle.
+    clock.at(1000)
+    for t in range(0, 1000, 250):
+        ledger.add(sample(t, t + 250, cpu=2000.0))  # 8 W while torch imports
+    ledger.begin_idle()
+    clock.at(2000)
+    ledger.add(sample(1000, 1250, cpu=250.0))  # idle: 1 W
+    ledger.add(sample(1250, 1500, cpu=250.0))
+    ledger.add(sample(1500, 1750, cpu=250.0))
+    ledger.end()
+    ledger.add(sample(1750, 2000, cpu=250.0))  # arrives after the end: still idle
+    timeline, counted = CompletionTimeline(), Counted()
+    clock.at(2100)
+    ledger.begin_run("a", timeline, counted)
+    clock.at(3100)
+    steady(timeline, 2100, 3100, 10)
+    counted.count = 100
+    ledger.add(sample(2000, 2250, cpu=999.0))  # straddles the start: nobody's
+    ledger.add(sample(2250, 2750, cpu=2500.0))  # 5 W, 50 inferences
+    ledger.add(sample(2750, 3000, cpu=1250.0))  # 5 W, 25 inferences
+    ledger.end()
+    ledger.add(sample(3000, 3250, cpu=999.0))  # straddles the end
+    report = ledger.report({"a": 1000 * MS})
+    assert report.idle_windows == 4 and report.idle_w == pytest.approx({"cpu": 1.0})
+    assert report.idle_s == pytest.approx(1.0) and report.idle_method == "windows"
+    a = report.backends["a"]
+    assert a.windows == 2 and a.inferences == pytest.approx(75)
+    assert a.mj_per_inference["cpu"] == pytest.approx(50.0)
+    assert a.active_mj_per_inference == pytest.approx({"cpu": 40.0, "total": 40.0})  # 5 − 1 W
+    assert a.coverage == pytest.approx(0.75) and a.method == "windows"
+
+
+def test_without_an_idle_phase_there_is_no_baseline_and_no_active_energy() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    clock.at(500)
+    ledger.add(sample(0, 250, cpu=250.0))  # before anything: not idle
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(1500)
+    steady(timeline, 500, 1500, 10)
+    counted.count = 100
+    ledger.end()
+    ledger.add(sample(500, 1500, cpu=5000.0))
+    report = ledger.report({"a": 1000 * MS})
+    assert report.idle_w is None and report.idle_windows == 0 and report.idle_s == 0
     assert report.backends["a"].active_mj_per_inference is None
 
 
-def test_energy_ratio_interval_from_windows() -> None:
-    runs = {"a": steady_run(0, 5000, 10), "b": steady_run(5000, 10000, 10)}
-    samples = [
-        sample(t, t + 250, gpu0=250.0 * (1 + 0.05 * (i % 3)))
-        for i, t in enumerate(range(0, 5000, 250))
-    ]
-    samples += [
-        sample(t, t + 250, gpu0=50.0 * (1 + 0.05 * (i % 2)))
-        for i, t in enumerate(range(5000, 10000, 250))
-    ]
-    report = attribute(samples, runs)
-    ratio, ci = energy_ratio(report.backends["a"], report.backends["b"])
-    assert ci is not None and ci[0] < ratio < ci[1]
-    assert ci[0] > 4.5 and ci[1] < 5.5
+def test_a_window_waits_until_the_runner_has_counted_its_last_bucket() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(1000)
+    steady(timeline, 0, 500, 10)  # buckets up to 400–500 ms are final
+    ledger.add(sample(250, 750, cpu=500.0))  # its 600–700 ms bucket is not yet
+    assert ledger.report({"a": 1000 * MS}).backends == {}
+    steady(timeline, 500, 800, 10)
+    a = ledger.report({"a": 1000 * MS}).backends["a"]
+    assert a.windows == 1 and a.inferences == pytest.approx(50)
+
+
+def test_completions_are_prorated_over_the_running_part_of_a_bucket() -> None:
+    # A phase from 1050 to 1300 ms; buckets 10 (1000–1100), 11, 12 (1200–1300).
+    counts = {10: 10, 11: 20, 12: 20}
+    # Bucket 10 ran only 1050–1100: its 10 completions happened there.
+    assert completions(1050 * MS, 1100 * MS, 1050 * MS, 1300 * MS, counts) == pytest.approx(10)
+    assert completions(1100 * MS, 1150 * MS, 1050 * MS, 1300 * MS, counts) == pytest.approx(10)
+
+
+class FakeCounters:
+    """A counter source whose counters step in 100 mJ: what the ledger reads at the
+    edges of phases (the periodic windows are fed separately)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.resolution_mj = {"gpu0": 100.0}
+        self.clock = clock
+        self.energy_mj = 0.0
+
+    def read_counters(self) -> CounterReading:
+        stepped = self.energy_mj // 100 * 100
+        return CounterReading(self.clock.now_ns, {"gpu0": stepped})
+
+
+def test_counter_sources_measure_each_stretch_exactly() -> None:
+    clock = Clock()
+    counters = FakeCounters(clock)
+    ledger = EnergyLedger(nvml.total_rails, counters, clock=clock)  # type: ignore[arg-type]
+    ledger.begin_idle()
+    clock.at(2000)
+    counters.energy_mj += 100_000  # 50 W idle for 2 s
+    ledger.end()
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(6000)
+    counters.energy_mj += 4 * 250_000  # 250 W for 4 s
+    counted.count = 400
+    steady(timeline, 2000, 6000, 10)
+    # Windows of a stepping counter: uneven, some straddle; they do not set the figure.
+    ledger.add(sample(2100, 3100, gpu0=300_000.0))
+    ledger.add(sample(3100, 4100, gpu0=200_000.0))
+    ledger.end()
+    report = ledger.report({"a": 4000 * MS})
+    assert report.idle_method == "counters" and report.idle_w == pytest.approx({"gpu0": 50.0})
+    a = report.backends["a"]
+    assert a.method == "counters" and a.stretches == 1 and a.coverage == pytest.approx(1.0)
+    assert a.total_mj_per_inference == pytest.approx(2500.0)  # 1000 J / 400
+    assert a.total_active_mj_per_inference == pytest.approx(2000.0)  # (250 − 50) W
+    assert a.windows == 2  # kept for the interval only
+    assert a.resolution_mj_per_inference == pytest.approx(100.0 / 400)
+    assert report.resolution_mj == {"gpu0": 100.0}
+
+
+def test_a_stretch_in_progress_counts_up_to_now_with_counters() -> None:
+    clock = Clock()
+    counters = FakeCounters(clock)
+    ledger = EnergyLedger(nvml.total_rails, counters, clock=clock)  # type: ignore[arg-type]
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(1000)
+    counters.energy_mj += 10_000
+    counted.count = 20
+    a = ledger.report({"a": 1000 * MS}).backends["a"]
+    assert a.total_mj_per_inference == pytest.approx(500.0)
+
+
+def test_per_window_figures_stay_bounded_however_long_the_run() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    windows = 3 * MAX_ITEMS
+    clock.at(windows * 100 + 100)
+    steady(timeline, 0, windows * 100 + 100, 2)
+    for i in range(windows):
+        ledger.add(sample(i * 100, (i + 1) * 100, cpu=100.0))
+    a = ledger.report({"a": windows * 100 * MS}).backends["a"]
+    assert a.windows == windows and len(a.per_window) <= MAX_ITEMS
+    assert sum(n for _e, n in a.per_window) == pytest.approx(2 * windows)
+    assert a.mj_per_inference["cpu"] == pytest.approx(50.0)
+
+
+def test_gaps_between_windows_are_counted_as_missed() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock, interval_ms=250)
+    clock.at(5000)
+    ledger.add(sample(0, 250, cpu=1.0))
+    ledger.add(sample(1250, 1500, cpu=1.0))  # a second lost
+    assert ledger.report().missed_s == pytest.approx(1.0)
+
+
+def test_zero_energy_gives_no_ratio_and_a_reason_not_an_exception() -> None:
+    def energy(mj: float, items: int) -> BackendEnergy:
+        return BackendEnergy(
+            rails=("gpu0",),
+            total_rails=("gpu0",),
+            windows=items,
+            window_s=items * 0.25,
+            inferences=10.0 * items,
+            mj_per_inference={"gpu0": mj, "total": mj},
+            active_mj_per_inference=None,
+            mean_power_w={"gpu0": 0.0},
+            coverage=1.0,
+            thermal_pressure=(),
+            per_window=tuple((mj * 10, 10.0) for _ in range(items)),
+        )
+
+    ratio, ci, note = energy_ratio(energy(5.0, 40), energy(0.0, 40))
+    assert ratio is None and ci is None and note == "no energy measured on gpu0"
+    ratio, ci, note = energy_ratio(energy(5.0, 4), energy(1.0, 4))
+    assert ratio == pytest.approx(5.0) and ci is None
+    assert note == "4 windows: too few for an interval (needs 30)"
 
 
 def constant_power_recording(
@@ -170,3 +313,19 @@ def test_constant_power_replay_gives_power_over_throughput(
     assert abs(result.energy.total_active_mj_per_inference or 0) < 0.02 * expected_mj
     assert snap.power["label"] == "replay of constant.plist (looped)"
     assert not any(t.name == "anetui-power" and t.is_alive() for t in threading.enumerate())
+
+
+def test_windows_ahead_of_the_clock_are_nobodys_and_pending_stays_small() -> None:
+    clock = Clock()
+    ledger = EnergyLedger(clock=clock)
+    timeline, counted = CompletionTimeline(), Counted()
+    ledger.begin_run("a", timeline, counted)
+    clock.at(1000)
+    steady(timeline, 0, 1000, 10)
+    for i in range(5000):  # a source whose documents arrive faster than their windows
+        ledger.add(sample(1000 + i * 250, 1250 + i * 250, cpu=250.0))
+    assert len(ledger._pending) <= 4  # only those within a second of the clock wait
+    clock.at(2000)
+    steady(timeline, 1000, 2000, 10)
+    ledger.end()
+    assert ledger.report({"a": 2000 * MS}).backends["a"].windows == 4

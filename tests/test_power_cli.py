@@ -142,9 +142,17 @@ def test_bench_with_a_replayed_recording_reports_energy(tmp_path: Path) -> None:
         assert energy["mj_per_inference"] > 0 and 0 < energy["coverage"] <= 1
         assert energy["mean_power_w"]["cpu"] == pytest.approx(0.954)
     ratio = doc["ratios"][0]
-    assert ratio["energy"] > 0 and ratio["energy_rails"] == ["cpu", "gpu", "ane"]
-    assert " energy per inference than torch-cpu, CPU+GPU+ANE" in ratio["energy_summary"]
-    assert "energy per inference than torch-cpu, CPU+GPU+ANE" in proc.stdout
+    assert ratio["energy_rails"] == ["cpu", "gpu", "ane"]
+    if ratio["energy"] is not None:  # claimed only with an interval (>= 30 windows each)
+        assert ratio["energy"] > 0 and ratio["energy_ci95"] is not None
+        assert "energy per inference" in ratio["energy_summary"]
+    else:
+        assert ratio["energy_note"] and ratio["energy_note"] in ratio["energy_summary"]
+    assert (
+        ratio["energy_summary"].endswith("CPU+GPU+ANE")
+        or "CPU+GPU+ANE:" in (ratio["energy_summary"])
+    )
+    assert ratio["energy_summary"] in proc.stdout
     assert "a replayed recording" in proc.stdout
     assert "A **replayed recording**" in (tmp_path / "r.md").read_text()
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from anetui.power.base import NeedsRoot, SourceState, Unavailable
 from anetui.power.powermetrics import (
     POWERMETRICS,
     PowermetricsSource,
+    WindowChain,
     choose_samplers,
     supported_samplers,
 )
@@ -207,3 +209,43 @@ def test_the_launcher_asks_only_for_the_samplers_a_recorded_help_lists(
         ["--samplers", ",".join(expected), "-i", "100", "-f", "plist"],
         ["--samplers", ",".join(expected), "-i", "100", "-f", "plist"],
     ]
+
+
+def test_windows_chain_on_the_streams_own_clock() -> None:
+    """Several documents in one read, then a read two seconds late: the windows lie end
+    to end from their own elapsed_ns, anchored once by the first read."""
+    windows, _ = parse_bytes(GPU_RECORDING.read_bytes())
+    chain = WindowChain()
+    first = chain.place(windows[:3], arrived_ns=10_000_000_000)
+    late = chain.place(windows[3:4], arrived_ns=20_000_000_000)
+    placed = first + late
+    assert first[-1].t_end_ns == 10_000_000_000  # the first read anchors its last window
+    assert all(a.t_end_ns == b.t_start_ns for a, b in itertools.pairwise(placed))
+    assert [s.elapsed_ns for s in placed] == [w.elapsed_ns for w in windows[:4]]
+    assert late[0].t_end_ns == 10_000_000_000 + windows[3].elapsed_ns  # not 20 s: no drift
+
+
+def test_a_busy_event_loop_does_not_move_windows(
+    fake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two documents per write; the consumer blocks its loop after the first window, so
+    # the next read finds several documents waiting.
+    monkeypatch.setenv("FAKE_PM_CHUNK", str(len(GPU_RECORDING.read_bytes()) // 2 + 1))
+    monkeypatch.setenv("FAKE_PM_DELAY", "0.1")
+
+    async def scenario() -> list:
+        source = PowermetricsSource(interval_ms=250, executable=fake)
+        await source.start()
+        samples = []
+        async for sample in source:
+            samples.append(sample)
+            if len(samples) == 1:
+                time.sleep(0.5)  # a redraw holding the loop: the reads come late
+        await source.aclose()
+        return samples
+
+    samples = asyncio.run(scenario())
+    expected, _ = parse_bytes(GPU_RECORDING.read_bytes())
+    assert len(samples) == len(expected)
+    assert [s.elapsed_ns for s in samples] == [w.elapsed_ns for w in expected]
+    assert all(a.t_end_ns == b.t_start_ns for a, b in itertools.pairwise(samples))

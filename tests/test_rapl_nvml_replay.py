@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from anetui.power.base import NeedsRoot, SourceState, Unavailable
+from anetui.errors import AnetuiError
+from anetui.power.base import CounterSource, NeedsRoot, SourceState, Unavailable
 from anetui.power.nvml import NvmlSource
 from anetui.power.rapl import RaplSource, discover, energy_delta_uj
+from anetui.power.registry import create
 from anetui.power.replay import ReplaySource
 
 DATA = Path(__file__).parent / "data" / "powermetrics"
@@ -217,3 +219,49 @@ def test_replay_of_a_file_without_samples_is_unavailable(tmp_path: Path) -> None
         asyncio.run(ReplaySource(empty).start())
     with pytest.raises(Unavailable, match="recording not found"):
         asyncio.run(ReplaySource(tmp_path / "absent.plist").start())
+
+
+def test_rapl_counters_are_cumulative_across_wraparound(powercap: Path) -> None:
+    source = create(f"rapl:{powercap}", 100)
+    assert isinstance(source, RaplSource) and isinstance(source, CounterSource)
+    assert source.root == powercap and source.label == f"RAPL at {powercap} (100 ms)"
+    asyncio.run(source.start())
+    try:
+        start = source.read_counters()
+        assert start.energy_mj == {"package-0": 0.0, "core": 0.0, "dram": 0.0}
+        dram = powercap / "intel-rapl:0:1" / "energy_uj"
+        for value in ("9999500", "20000", "520000"):  # wraps at 10 J between the first two
+            dram.write_text(f"{value}\n")
+            reading = source.read_counters()
+        assert reading.energy_mj["dram"] == pytest.approx(0.5 + 20.5 + 500.0)
+        assert reading.t_ns >= start.t_ns
+        # The smallest step seen (0.5 mJ) is the dram counter's resolution here.
+        assert source.resolution_mj["dram"] == pytest.approx(0.5)
+        assert source.resolution_mj["package-0"] == pytest.approx(0.001)  # µJ: no step yet
+    finally:
+        asyncio.run(source.aclose())
+
+
+def test_rapl_dir_needs_a_directory() -> None:
+    with pytest.raises(AnetuiError, match="rapl: needs a directory"):
+        create("rapl:")
+
+
+def test_nvml_counters_since_start_with_their_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    source = NvmlSource(interval_ms=50)
+    assert isinstance(source, CounterSource)
+    asyncio.run(source.start())
+    try:
+        first = source.read_counters()
+        time.sleep(0.02)
+        second = source.read_counters()
+    finally:
+        asyncio.run(source.aclose())
+    assert first.energy_mj["gpu0"] == 0.0
+    assert second.energy_mj["gpu0"] == 30_000.0  # the fake's counter moves 30 J a read
+    assert source.resolution_mj["gpu0"] == 30_000.0  # no figure finer than its step
+    elapsed_ms = (second.t_ns - first.t_ns) / 1e6
+    assert second.energy_mj["gpu1"] == pytest.approx(60.0 * elapsed_ms)  # 60 W integrated

@@ -94,7 +94,14 @@ def test_two_real_backends_interleaved_give_a_full_snapshot(small_spec: ModelSpe
         assert key in entry
     for key in ("p50", "p50_ci95", "p90", "p99", "p999", "mean", "stddev", "min", "max"):
         assert key in entry["latency_ms"]
-    assert doc["ratios"][0]["summary"].startswith("torch-cpu-opt ran ")
+    # 12 inferences each: too few for a ratio, so none is claimed, and the JSON says why.
+    ratio = doc["ratios"][0]
+    assert ratio["speed"] is None and ratio["speed_ci95"] is None
+    assert ratio["speed_note"] == "12 and 12 inferences: too few for a ratio (needs 30 each)"
+    assert ratio["summary"] == (
+        "torch-cpu-opt against torch-cpu: no speed ratio claimed: " + ratio["speed_note"]
+    )
+    assert any(w.startswith("no speed ratio for torch-cpu-opt") for w in doc["warnings"])
 
 
 def test_a_failing_backend_is_reported_and_the_others_go_on(doubles_registry: None) -> None:

@@ -181,10 +181,23 @@ def test_ratio_interval_brackets_the_ratio() -> None:
     slow = recorded(rng.normal(20e6, 1e6, 500).astype(np.int64)).summary()
     fast = recorded(rng.normal(10e6, 0.5e6, 500).astype(np.int64)).summary()
     assert slow is not None and fast is not None
-    ratio, ci = ratio_with_interval(slow, fast)
+    ratio, ci, note = ratio_with_interval(slow, fast)
     assert ratio == pytest.approx(slow.p50_ns / fast.p50_ns)
-    assert ci is not None and ci[0] < ratio < ci[1]
+    assert ci is not None and ci[0] < ratio < ci[1] and note is None
     assert ci[0] > 1.8 and ci[1] < 2.2
+    # Each median's 97.5 % interval is wider than its 95 % one: the ratio's is honest.
+    assert slow.p50_ci975_ns is not None and slow.p50_ci95_ns is not None
+    assert slow.p50_ci975_ns[0] <= slow.p50_ci95_ns[0] <= slow.p50_ci95_ns[1]
+    assert slow.p50_ci95_ns[1] <= slow.p50_ci975_ns[1]
+
+
+def test_no_ratio_below_the_minimum_sample() -> None:
+    slow = recorded(np.array([20_000_000] * 2)).summary()
+    fast = recorded(np.array([10_000_000] * 3)).summary()
+    assert slow is not None and fast is not None
+    ratio, ci, note = ratio_with_interval(slow, fast)
+    assert ratio == pytest.approx(2.0) and ci is None
+    assert note == "2 and 3 inferences: too few for a ratio (needs 30 each)"
 
 
 def test_buckets_can_leave_the_tail_out() -> None:

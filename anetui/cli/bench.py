@@ -86,7 +86,7 @@ def _consoles() -> tuple[Console, Console]:
     show_default=True,
     metavar="SOURCE",
     help="Measure energy: auto, ioreport (macOS, no root), powermetrics (macOS, root), "
-    "rapl (Linux, root), nvml "
+    "rapl (Linux, root), rapl:DIR (a powercap tree at DIR), nvml "
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
 )
 @click.option(
@@ -282,15 +282,17 @@ def _measure(
     if exporter is not None:
         exporter.freeze(snapshot, session)
     session.close()
-    terminal.print_results(out, snapshot)
-    for warning in snapshot.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    written = []  # the files first: nothing that follows may lose them
     if json_path is not None:
         files.write_json(json_path, snapshot)
-        err.print(f"wrote {json_path}")
+        written.append(json_path)
     if markdown_path is not None:
         files.write_markdown(markdown_path, snapshot)
-        err.print(f"wrote {markdown_path}")
+        written.append(markdown_path)
+    terminal.print_results(out, snapshot, warnings=False)
+    terminal.print_warnings(err, snapshot)  # on stderr: stdout keeps only the results
+    for path in written:
+        err.print(f"wrote {path}")
     if monitor is not None and monitor.state == "lost":
         err.print(f"[red]power source lost:[/] {monitor.reason}")
     if stopped_by is not None:

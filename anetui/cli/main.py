@@ -76,7 +76,7 @@ class LazyGroup(click.Group):
     default="auto",
     show_default=True,
     metavar="SOURCE",
-    help="auto (the first that runs here), ioreport, powermetrics, rapl, nvml, "
+    help="auto (the first that runs here), ioreport, powermetrics, rapl, rapl:DIR, nvml, "
     "replay:FILE, or none.",
 )
 @sampling_options

@@ -20,7 +20,7 @@ from anetui import privileges
 from anetui.cli.options import STOP_SIGNALS, FiniteFloatRange, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
-from anetui.power.base import PowerSample, PowerSource, PowerSourceError
+from anetui.power.base import CounterSource, PowerSample, PowerSource, PowerSourceError
 from anetui.power.powermetrics_parse import detect_format, make_parser, windows_to_samples
 
 
@@ -31,7 +31,8 @@ from anetui.power.powermetrics_parse import detect_format, make_parser, windows_
     default="auto",
     show_default=True,
     metavar="SOURCE",
-    help="auto, ioreport, powermetrics, rapl, nvml or replay:FILE.",
+    help="auto, ioreport, powermetrics, rapl, rapl:DIR (a powercap tree at DIR), nvml or "
+    "replay:FILE.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (JSON lines).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many samples.")
@@ -188,6 +189,9 @@ async def _live(
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await stream.aclose()  # type: ignore[attr-defined]
+        if isinstance(source, CounterSource) and seen:  # the steps seen while streaming
+            steps = ", ".join(f"{r} {mj:g} mJ" for r, mj in source.resolution_mj.items())
+            err.print(f"[dim]counter resolution: {steps} (no window is finer than that)[/]")
         await source.aclose()
     if source.state == "lost":
         err.print(f"[red]anetui: error: {source.id} lost: {source.reason}[/]")

@@ -1,26 +1,51 @@
-"""Attributes measured energy to backends' inference windows (DESIGN.md §2).
+"""Energy attribution (DESIGN.md §2), incremental: each power window is looked at once.
 
-A power window belongs to a backend when that backend ran for the whole window; windows
-that straddle a switch, a pause or a preparation are not attributed. Windows in which
-nothing ran nor was being prepared measure the idle baseline. Energy per inference =
-Σ energy in attributed windows ÷ inferences completed in them; *active* energy first
-subtracts idle power × time. All energies in mJ, powers in W, times in ns.
+The session declares *phases*: a backend's timed stretch (``begin_run`` … ``end``) or an
+explicit idle phase (``begin_idle`` … ``end``: ``--idle-seconds``, the dashboard's
+``i``). Everything else — startup, imports, preparation, conversion, warmup, switching,
+gaps — belongs to nobody: it never feeds the idle baseline, and with no idle phase
+there is no baseline and no active energy.
+
+Two ways to measure a phase's energy:
+
+- **windows** (every source): a power window belongs to a phase when it lies wholly
+  inside it. Energy per inference = Σ energy of a backend's windows ÷ inferences
+  completed in them (from the runner's 100 ms completion buckets).
+- **counters** (a :class:`~anetui.power.base.CounterSource`: RAPL, NVML, IOReport): the
+  counters are read at the start and end of every phase, so each phase's energy is
+  exact up to one counter step (coverage ≈ 100 %), whatever the window boundaries.
+  The windows still feed the intervals and the live sparklines.
+
+A window is attributed once, when it can be decided (its phase's buckets are final),
+and only running totals are kept (per-window figures are merged pairwise beyond
+:data:`MAX_ITEMS`), so the cost of a report does not grow with the length of the run.
+All energies in mJ, powers in W (= mJ/ms), times in ns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import bisect
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
+from anetui.core.runner import BUCKET_NS, CompletionTimeline
+from anetui.errors import one_line
+from anetui.power.base import CounterReading, CounterSource, PowerSample
 
-from anetui.core.runner import BUCKET_NS
-from anetui.power.base import PowerSample
-
-Interval = tuple[int, int]
-BOOTSTRAP_RESAMPLES = 2000
-MIN_WINDOWS_FOR_CI = 5
-
+#: Per-window figures kept per backend; beyond, neighbours are merged in pairs (the
+#: interval sums them into at most 10 groups of consecutive windows anyway).
+MAX_ITEMS = 512
+#: Closed phases kept for windows that arrive late; older ones are forgotten.
+MAX_PHASES = 64
+#: Windows waiting for their buckets are few; beyond this many the oldest are dropped.
+MAX_PENDING = 256
+#: A window ending further than this in the future (ns) cannot be placed (a source whose
+#: documents run ahead of real time): it is attributed to nobody.
+MAX_AHEAD_NS = 1_000_000_000
+#: A counter idle baseline needs at least this much idle time (ns).
+MIN_IDLE_NS = 500_000_000
 
 #: Which of the rails present sum to the total without counting anything twice: each
 #: power source declares its own (``PowerSource.total_rails``).
@@ -34,20 +59,30 @@ def every_rail(rails: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class BackendEnergy:
-    """One backend's energy figures over its attributed windows."""
+    """One backend's energy figures (mJ per inference, W, s)."""
 
     rails: tuple[str, ...]
     total_rails: tuple[str, ...]
+    #: Windows wholly inside the backend's timed stretches, and their seconds.
     windows: int
     window_s: float
     inferences: float
     mj_per_inference: dict[str, float]
     active_mj_per_inference: dict[str, float] | None
     mean_power_w: dict[str, float]
+    #: Share of the backend's timed wall time that the figures measured.
     coverage: float
     thermal_pressure: tuple[str, ...]
-    #: Per attributed window: (total energy mJ, inferences), for intervals on ratios.
+    #: (total energy mJ, inferences) per attributed window, oldest first (neighbours
+    #: merged beyond MAX_ITEMS): the material of the intervals.
     per_window: tuple[tuple[float, float], ...] = field(repr=False, default=())
+    #: "counters" (read at each stretch's edges) or "windows".
+    method: str = "windows"
+    stretches: int = 0
+    #: Seconds of measurement behind the figures (counter time or window time).
+    measured_s: float = 0.0
+    #: How far the counters' step size can move the total per inference (mJ), or None.
+    resolution_mj_per_inference: float | None = None
 
     @property
     def total_mj_per_inference(self) -> float:
@@ -63,161 +98,418 @@ class EnergyReport:
     idle_w: dict[str, float] | None
     idle_windows: int
     backends: dict[str, BackendEnergy]
+    #: Seconds of explicit idle phases, and how the baseline was measured.
+    idle_s: float = 0.0
+    idle_method: str | None = None
+    resolution_mj: dict[str, float] | None = None
+    #: Seconds between windows that the source did not cover (lost windows).
+    missed_s: float = 0.0
+    #: Thermal pressure seen during timed stretches, in order of first appearance.
+    thermal_pressure: tuple[str, ...] = ()
+    #: Plain sentences about what is missing and why.
+    notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class RunView:
-    """What energy attribution needs from a backend's record."""
-
-    intervals: Sequence[Interval]
-    buckets: Sequence[tuple[int, int]]
-    active_ns: int
-
-
-def attribute(
-    samples: Sequence[PowerSample],
-    runs: Mapping[str, RunView],
-    busy: Sequence[Interval] = (),
-    total_rails: TotalRails = every_rail,
-) -> EnergyReport:
-    """Attribute every sample to one backend, to idle, or to nobody; the total sums the
-    rails that ``total_rails`` (the source's rule) picks."""
-    owned: dict[str, list[PowerSample]] = {backend: [] for backend in runs}
-    idle: list[PowerSample] = []
-    for sample in samples:
-        if sample.elapsed_ns <= 0:
-            continue
-        owner = None
-        touched = any(_overlaps(sample, i) for i in busy)
-        for backend, run in runs.items():
-            if any(_overlaps(sample, i) for i in run.intervals):
-                if owner is None and any(_inside(sample, i) for i in run.intervals):
-                    owner = backend
-                else:
-                    touched = True
-                    owner = None
-                    break
-        if owner is not None and not touched:
-            owned[owner].append(sample)
-        elif (
-            owner is None
-            and not touched
-            and not any(_overlaps(sample, i) for run in runs.values() for i in run.intervals)
-        ):
-            idle.append(sample)
-    idle_w = _mean_power(idle) if idle else None
-    result = {}
-    for backend, run in runs.items():
-        energy = _backend_energy(owned[backend], run, idle_w, total_rails)
-        if energy is not None:
-            result[backend] = energy
-    return EnergyReport(idle_w, len(idle), result)
+@dataclass(slots=True)
+class _Phase:
+    start_ns: int
+    owner: str | None  # None: an idle phase
+    timeline: CompletionTimeline | None = None
+    count_now: Callable[[], int] | None = None
+    count_at_start: int = 0
+    counters_at_start: CounterReading | None = None
+    end_ns: int | None = None
 
 
-def _inside(sample: PowerSample, interval: Interval) -> bool:
-    return interval[0] <= sample.t_start_ns and sample.t_end_ns <= interval[1]
+@dataclass(slots=True)
+class _Windows:
+    """Running totals over attributed windows."""
 
+    windows: int = 0
+    ns: int = 0
+    energy_mj: dict[str, float] = field(default_factory=dict)
+    inferences: float = 0.0
+    items: list[tuple[float, float]] = field(default_factory=list)
+    thermal: dict[str, None] = field(default_factory=dict)
 
-def _overlaps(sample: PowerSample, interval: Interval) -> bool:
-    return sample.t_start_ns < interval[1] and interval[0] < sample.t_end_ns
-
-
-def _mean_power(samples: Sequence[PowerSample]) -> dict[str, float]:
-    """Σ energy / Σ time per rail (W = mJ/ms), over the windows that report the rail."""
-    energy: dict[str, float] = {}
-    time_ms: dict[str, float] = {}
-    for sample in samples:
+    def add(self, sample: PowerSample, total_mj: float, inferences: float) -> None:
+        self.windows += 1
+        self.ns += sample.elapsed_ns
         for rail, mj in sample.rails_mj.items():
-            energy[rail] = energy.get(rail, 0.0) + mj
-            time_ms[rail] = time_ms.get(rail, 0.0) + sample.elapsed_ns / 1e6
-    return {rail: energy[rail] / time_ms[rail] for rail in energy if time_ms[rail] > 0}
+            self.energy_mj[rail] = self.energy_mj.get(rail, 0.0) + mj
+        self.inferences += inferences
+        self.items.append((total_mj, inferences))
+        if len(self.items) > MAX_ITEMS:  # neighbours merged: blocks stay in time order
+            it = self.items
+            self.items = [
+                (it[i][0] + it[i + 1][0], it[i][1] + it[i + 1][1]) for i in range(0, len(it) - 1, 2)
+            ] + ([it[-1]] if len(it) % 2 else [])
+        if sample.thermal_pressure:
+            self.thermal[sample.thermal_pressure] = None
 
 
-def completions_in(sample: PowerSample, run: RunView, buckets: Mapping[int, int]) -> float:
-    """Inferences completed inside the window, prorated from 100 ms buckets over the part
-    of each bucket the backend was actually running (exact for a steady rate)."""
-    interval = next(i for i in run.intervals if _inside(sample, i))
+@dataclass(slots=True)
+class _Counters:
+    """Running totals over phases measured by reading the counters at their edges."""
+
+    stretches: int = 0
+    ns: int = 0
+    energy_mj: dict[str, float] = field(default_factory=dict)
+    inferences: int = 0
+    failed: bool = False
+
+    def add(self, start: CounterReading, end: CounterReading, inferences: int) -> None:
+        self.stretches += 1
+        self.ns += end.t_ns - start.t_ns
+        for rail, mj in end.energy_mj.items():
+            if rail in start.energy_mj:
+                self.energy_mj[rail] = self.energy_mj.get(rail, 0.0) + mj - start.energy_mj[rail]
+        self.inferences += inferences
+
+
+def completions(
+    t_start_ns: int,
+    t_end_ns: int,
+    phase_start_ns: int,
+    phase_end_ns: int | None,
+    counts: Mapping[int, int],
+) -> float:
+    """Inferences completed inside [t_start_ns, t_end_ns), prorated from 100 ms buckets
+    over the part of each bucket the phase covered (exact for a steady rate)."""
     total = 0.0
-    first = sample.t_start_ns // BUCKET_NS
-    last = (sample.t_end_ns - 1) // BUCKET_NS
-    for bucket in range(first, last + 1):
-        count = buckets.get(bucket)
+    phase_end = phase_end_ns if phase_end_ns is not None else t_end_ns + BUCKET_NS
+    for bucket in range(t_start_ns // BUCKET_NS, (t_end_ns - 1) // BUCKET_NS + 1):
+        count = counts.get(bucket)
         if not count:
             continue
-        span_start = max(bucket * BUCKET_NS, interval[0])
-        span_end = min((bucket + 1) * BUCKET_NS, interval[1])
+        span_start = max(bucket * BUCKET_NS, phase_start_ns)
+        span_end = min((bucket + 1) * BUCKET_NS, phase_end)
         if span_end <= span_start:
             continue
-        overlap = min(span_end, sample.t_end_ns) - max(span_start, sample.t_start_ns)
+        overlap = min(span_end, t_end_ns) - max(span_start, t_start_ns)
         total += count * max(0, overlap) / (span_end - span_start)
     return total
 
 
-def _backend_energy(
-    samples: Sequence[PowerSample],
-    run: RunView,
-    idle_w: Mapping[str, float] | None,
-    total_rails: TotalRails,
-) -> BackendEnergy | None:
-    if not samples:
-        return None
-    buckets = dict(run.buckets)
-    counts = [completions_in(s, run, buckets) for s in samples]
-    inferences = sum(counts)
-    if inferences <= 0:
-        return None
-    rails = tuple(sorted({r for s in samples for r in s.rails_mj}))
-    totals = total_rails(rails)
-    window_ms = sum(s.elapsed_ns for s in samples) / 1e6
-    energy = {rail: sum(s.rails_mj.get(rail, 0.0) for s in samples) for rail in rails}
-    energy["total"] = sum(energy[r] for r in totals)
-    per_inference = {rail: mj / inferences for rail, mj in energy.items()}
-    active = None
-    if idle_w is not None and all(r in idle_w for r in rails):
-        idle_energy = {rail: idle_w[rail] * window_ms for rail in rails}
-        idle_energy["total"] = sum(idle_energy[r] for r in totals)
-        active = {rail: (energy[rail] - idle_energy[rail]) / inferences for rail in energy}
-    per_window = tuple(
-        (sum(s.rails_mj.get(r, 0.0) for r in totals), n)
-        for s, n in zip(samples, counts, strict=True)
-    )
-    thermal = tuple(dict.fromkeys(s.thermal_pressure for s in samples if s.thermal_pressure))
-    return BackendEnergy(
-        rails=rails,
-        total_rails=totals,
-        windows=len(samples),
-        window_s=window_ms / 1000,
-        inferences=inferences,
-        mj_per_inference=per_inference,
-        active_mj_per_inference=active,
-        mean_power_w={rail: energy[rail] / window_ms for rail in rails},
-        coverage=min(1.0, window_ms * 1e6 / run.active_ns) if run.active_ns else 0.0,
-        thermal_pressure=thermal,
-        per_window=per_window,
-    )
+class EnergyLedger:
+    """Attributes power windows to phases as they arrive; thread-safe.
+
+    ``add`` runs on the power source's thread; ``begin_*``, ``end`` and ``report`` on
+    the session's. ``offset_ns`` moves samples (monotonic clock) onto ``clock``'s.
+    """
+
+    def __init__(
+        self,
+        total_rails: TotalRails = every_rail,
+        counters: CounterSource | None = None,
+        *,
+        offset_ns: int = 0,
+        interval_ms: int = 0,
+        clock: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
+        self._total_rails = total_rails
+        self._counters = counters
+        self._offset_ns = offset_ns
+        self._interval_ns = interval_ms * 1_000_000
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.reset()
+
+    @property
+    def offset_ns(self) -> int:
+        """What is subtracted from a sample's times to put them on the runner's clock."""
+        return self._offset_ns
+
+    def set_total_rails(self, total_rails: TotalRails) -> None:
+        """Change the rule for the total (the session leaves suspect rails out). Totals
+        are summed from per-rail energy when figures are made, so the new rule applies to
+        everything so far; only the per-window totals behind the energy-ratio interval
+        keep the rule in force when each window arrived."""
+        with self._lock:
+            self._total_rails = total_rails
+
+    def reset(self) -> None:
+        """Forget everything measured so far (the dashboard's reset)."""
+        with self._lock:
+            self._since_ns = self._clock()
+            self._open: _Phase | None = None
+            self._closed: list[_Phase] = []
+            self._starts: list[int] = []
+            self._pending: list[PowerSample] = []
+            self._windows: dict[str, _Windows] = {}
+            self._idle_windows = _Windows()
+            self._counter_totals: dict[str, _Counters] = {}
+            self._idle_counters = _Counters()
+            self._idle_ns = 0
+            self._last_end_ns: int | None = None
+            self._missed_ns = 0
+            self._thermal: dict[str, None] = {}
+            self._notes: dict[str, None] = {}
+
+    # -- phases (session thread) -------------------------------------------------------
+    def begin_run(
+        self, backend_id: str, timeline: CompletionTimeline, count_now: Callable[[], int]
+    ) -> None:
+        """A timed stretch of ``backend_id`` starts now (after its warmup)."""
+        reading = self._read_counters()
+        with self._lock:
+            self._close_open(self._clock(), None)
+            self._open = _Phase(
+                self._clock(), backend_id, timeline, count_now, count_now(), reading
+            )
+
+    def begin_idle(self) -> None:
+        """An explicit idle phase starts now: nothing runs until ``end``."""
+        reading = self._read_counters()
+        with self._lock:
+            self._close_open(self._clock(), None)
+            self._open = _Phase(self._clock(), None, counters_at_start=reading)
+
+    def end(self) -> None:
+        """The open phase ends now (a no-op when none is open)."""
+        t_end = self._clock()
+        reading = self._read_counters() if self._open is not None else None
+        with self._lock:
+            self._close_open(t_end, reading)
+            self._process()
+
+    def _read_counters(self) -> CounterReading | None:
+        if self._counters is None:
+            return None
+        try:
+            return self._counters.read_counters()
+        except Exception as exc:  # a failed read costs this phase its exact energy only
+            self._notes[f"reading the energy counters failed: {one_line(exc)}"] = None
+            return None
+
+    def _close_open(self, t_end: int, reading: CounterReading | None) -> None:
+        phase = self._open
+        if phase is None:
+            return
+        self._open = None
+        phase.end_ns = t_end
+        if phase.owner is None:
+            self._idle_ns += t_end - phase.start_ns
+        start = phase.counters_at_start
+        if self._counters is not None:
+            totals = (
+                self._idle_counters
+                if phase.owner is None
+                else self._counter_totals.setdefault(phase.owner, _Counters())
+            )
+            if start is not None and reading is not None:
+                done = phase.count_now() - phase.count_at_start if phase.count_now else 0
+                totals.add(start, reading, done)
+            else:
+                totals.failed = True
+        self._closed.append(phase)
+        self._starts.append(phase.start_ns)
+        if len(self._closed) > MAX_PHASES:
+            del self._closed[: -MAX_PHASES // 2]
+            del self._starts[: -MAX_PHASES // 2]
+
+    # -- windows (source thread) -------------------------------------------------------
+    def add(self, sample: PowerSample) -> None:
+        """One window from the power source; attributed now or once it can be."""
+        offset = self._offset_ns
+        start, end = sample.t_start_ns - offset, sample.t_end_ns - offset
+        with self._lock:
+            if start < self._since_ns:
+                return
+            last = self._last_end_ns
+            if last is not None and self._interval_ns and start - last > self._interval_ns // 2:
+                self._missed_ns += start - last
+            self._last_end_ns = max(end, last or end)
+            if offset:
+                sample = PowerSample(
+                    start, end, sample.rails_mj, sample.thermal_pressure, sample.clusters
+                )
+            self._pending.append(sample)
+            self._process()
+
+    def _process(self) -> None:
+        self._pending = [s for s in self._pending if not self._decide(s)][-MAX_PENDING:]
+
+    def _decide(self, sample: PowerSample) -> bool:
+        """Attribute ``sample`` if its fate is known; False to look again later."""
+        if sample.elapsed_ns <= 0:
+            return True
+        phase = self._open
+        if phase is not None and sample.t_start_ns >= phase.start_ns:
+            ahead_ns = sample.t_end_ns - self._clock()
+            if ahead_ns > MAX_AHEAD_NS:
+                return True  # a window that ends in the future is misplaced: nobody's
+            if ahead_ns > 0:
+                return False  # may still straddle the phase's end
+            return self._attribute(sample, phase)
+        i = bisect.bisect_right(self._starts, sample.t_start_ns) - 1
+        if i >= 0:
+            closed = self._closed[i]
+            assert closed.end_ns is not None
+            if sample.t_end_ns <= closed.end_ns:
+                return self._attribute(sample, closed)
+        return True  # straddles an edge, or in nobody's time: not attributed
+
+    def _attribute(self, sample: PowerSample, phase: _Phase) -> bool:
+        if phase.owner is None:
+            self._idle_windows.add(sample, 0.0, 0.0)
+            return True
+        assert phase.timeline is not None
+        first = sample.t_start_ns // BUCKET_NS
+        last = (sample.t_end_ns - 1) // BUCKET_NS
+        counts, newest = phase.timeline.counts_between(first, last)
+        if phase.end_ns is None and (newest is None or newest < last):
+            return False  # the runner is still counting this window's last bucket
+        n = completions(sample.t_start_ns, sample.t_end_ns, phase.start_ns, phase.end_ns, counts)
+        totals = self._total_rails(sample.rails_mj)
+        total_mj = sum(sample.rails_mj.get(r, 0.0) for r in totals)
+        self._windows.setdefault(phase.owner, _Windows()).add(sample, total_mj, n)
+        if sample.thermal_pressure:
+            self._thermal[sample.thermal_pressure] = None
+        return True
+
+    # -- figures -----------------------------------------------------------------------
+    def report(self, active_ns: Mapping[str, int] | None = None) -> EnergyReport:
+        """The figures so far; ``active_ns``: each backend's timed wall time (coverage).
+        The stretch in progress counts up to now."""
+        live = self._read_counters() if self._open is not None else None
+        with self._lock:
+            self._process()
+            now = self._clock()
+            open_phase = self._open
+            idle_ns = self._idle_ns
+            if open_phase is not None and open_phase.owner is None:
+                idle_ns += now - open_phase.start_ns
+            idle_w, method = self._idle_power(open_phase, live)
+            backends: dict[str, BackendEnergy] = {}
+            owners = dict.fromkeys([*self._windows, *self._counter_totals])
+            if open_phase is not None and open_phase.owner is not None:
+                owners[open_phase.owner] = None  # its first stretch is still running
+            for owner in owners:
+                counters = self._counters_with_live(owner, open_phase, live)
+                energy = self._backend(owner, counters, idle_w, (active_ns or {}).get(owner, 0))
+                if energy is not None:
+                    backends[owner] = energy
+            resolution = None
+            if self._counters is not None:
+                try:
+                    resolution = dict(self._counters.resolution_mj)
+                except Exception:  # a source that cannot say: no resolution stated
+                    resolution = None
+            return EnergyReport(
+                idle_w=idle_w,
+                idle_windows=self._idle_windows.windows,
+                backends=backends,
+                idle_s=idle_ns / 1e9,
+                idle_method=method,
+                resolution_mj=resolution,
+                missed_s=self._missed_ns / 1e9,
+                thermal_pressure=tuple(self._thermal),
+                notes=tuple(self._notes),
+            )
+
+    def _idle_power(
+        self, open_phase: _Phase | None, live: CounterReading | None
+    ) -> tuple[dict[str, float] | None, str | None]:
+        counters = _copy(self._idle_counters)
+        if (
+            open_phase is not None
+            and open_phase.owner is None
+            and open_phase.counters_at_start is not None
+            and live is not None
+        ):
+            counters.add(open_phase.counters_at_start, live, 0)
+        if self._counters is not None and not counters.failed and counters.ns >= MIN_IDLE_NS:
+            ms = counters.ns / 1e6
+            return {rail: mj / ms for rail, mj in counters.energy_mj.items()}, "counters"
+        windows = self._idle_windows
+        if windows.windows and windows.ns > 0:
+            ms = windows.ns / 1e6
+            return {rail: mj / ms for rail, mj in windows.energy_mj.items()}, "windows"
+        return None, None
+
+    def _counters_with_live(
+        self, owner: str, open_phase: _Phase | None, live: CounterReading | None
+    ) -> _Counters | None:
+        if self._counters is None:
+            return None
+        counters = _copy(self._counter_totals.get(owner, _Counters()))
+        if open_phase is not None and open_phase.owner == owner:
+            if open_phase.counters_at_start is None or live is None:
+                counters.failed = True
+            else:
+                assert open_phase.count_now is not None
+                done = open_phase.count_now() - open_phase.count_at_start
+                counters.add(open_phase.counters_at_start, live, done)
+        return counters
+
+    def _backend(
+        self,
+        owner: str,
+        counters: _Counters | None,
+        idle_w: Mapping[str, float] | None,
+        active_ns: int,
+    ) -> BackendEnergy | None:
+        windows = self._windows.get(owner, _Windows())
+        use_counters = (
+            counters is not None
+            and not counters.failed
+            and counters.inferences > 0
+            and counters.ns > 0
+        )
+        if use_counters:
+            assert counters is not None
+            energy, ns, inferences = (
+                dict(counters.energy_mj),
+                counters.ns,
+                float(counters.inferences),
+            )
+        else:
+            energy, ns, inferences = dict(windows.energy_mj), windows.ns, windows.inferences
+        if inferences <= 0 or ns <= 0 or not energy:
+            return None  # the caveats say so for a backend that ran
+        rails = tuple(sorted(energy))
+        totals = self._total_rails(rails)
+        energy["total"] = sum(energy[r] for r in totals)
+        ms = ns / 1e6
+        per_inference = {rail: mj / inferences for rail, mj in energy.items()}
+        active = None
+        if idle_w is not None and all(r in idle_w for r in rails):
+            idle_mj = {rail: idle_w[rail] * ms for rail in rails}
+            idle_mj["total"] = sum(idle_mj[r] for r in totals)
+            active = {rail: (energy[rail] - idle_mj[rail]) / inferences for rail in energy}
+        resolution = None
+        if use_counters and self._counters is not None:
+            assert counters is not None
+            try:
+                step = sum(self._counters.resolution_mj.get(r, 0.0) for r in totals)
+            except Exception:
+                step = 0.0
+            resolution = counters.stretches * step / inferences if step else None
+        return BackendEnergy(
+            rails=rails,
+            total_rails=totals,
+            windows=windows.windows,
+            window_s=windows.ns / 1e9,
+            inferences=inferences,
+            mj_per_inference=per_inference,
+            active_mj_per_inference=active,
+            mean_power_w={rail: energy[rail] / ms for rail in rails},
+            coverage=min(1.0, ns / active_ns) if active_ns else 0.0,
+            thermal_pressure=tuple(windows.thermal),
+            per_window=tuple(windows.items),
+            method="counters" if use_counters else "windows",
+            stretches=counters.stretches if use_counters and counters else 0,
+            measured_s=ns / 1e9,
+            resolution_mj_per_inference=resolution,
+        )
 
 
-def energy_ratio(
-    reference: BackendEnergy, other: BackendEnergy, seed: int = 0
-) -> tuple[float, tuple[float, float] | None]:
-    """How many times less energy per inference ``other`` used than ``reference``
-    (reference ÷ other), with a 95% bootstrap interval over attributed windows."""
-    ratio = reference.total_mj_per_inference / other.total_mj_per_inference
-    if min(len(reference.per_window), len(other.per_window)) < MIN_WINDOWS_FOR_CI:
-        return ratio, None
-    rng = np.random.default_rng(seed)
-    ref = np.asarray(reference.per_window)
-    oth = np.asarray(other.per_window)
-    i = rng.integers(0, len(ref), size=(BOOTSTRAP_RESAMPLES, len(ref)))
-    j = rng.integers(0, len(oth), size=(BOOTSTRAP_RESAMPLES, len(oth)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ref_ratio = ref[i, 0].sum(axis=1) / ref[i, 1].sum(axis=1)
-        oth_ratio = oth[j, 0].sum(axis=1) / oth[j, 1].sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = ref_ratio / oth_ratio
-    # A resample of windows without completed inferences has no ratio (0/0, x/0).
-    boot = boot[np.isfinite(boot)]
-    if len(boot) < BOOTSTRAP_RESAMPLES // 2:
-        return ratio, None
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return ratio, (float(low), float(high))
+def _copy(counters: _Counters) -> _Counters:
+    return _Counters(
+        counters.stretches,
+        counters.ns,
+        dict(counters.energy_mj),
+        counters.inferences,
+        counters.failed,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from anetui.core import energy
+from anetui.core import intervals
 from anetui.core.results import BackendResult, Ratio
 from anetui.core.stats import ratio_with_interval
 
@@ -33,18 +33,32 @@ def against(reference: str | None, measured: Mapping[str, BackendResult]) -> tup
         if result.id == reference or result.summary is None:
             continue
         # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
-        speed, ci = ratio_with_interval(ref.summary, result.summary)
-        out.append(Ratio(reference, result.id, speed, ci, *_energy_ratio(ref, result)))
+        speed, ci, speed_note = ratio_with_interval(ref.summary, result.summary)
+        energy, energy_ci, rails, energy_note = _energy_ratio(ref, result)
+        out.append(
+            Ratio(
+                reference,
+                result.id,
+                speed,
+                ci,
+                energy,
+                energy_ci,
+                rails,
+                speed_note=speed_note,
+                energy_note=energy_note,
+            )
+        )
     return tuple(out)
 
 
 def _energy_ratio(
     reference: BackendResult, other: BackendResult
-) -> tuple[float | None, tuple[float, float] | None, tuple[str, ...]]:
-    """(reference ÷ other energy per inference, its interval, the rails) or Nones."""
+) -> tuple[float | None, tuple[float, float] | None, tuple[str, ...], str | None]:
+    """(reference ÷ other energy per inference, its interval, the rails, why no
+    interval) or Nones."""
     if reference.energy is None or other.energy is None:
-        return None, None, ()
+        return None, None, (), None
     if reference.energy.total_rails != other.energy.total_rails:
-        return None, None, ()  # not like for like: never compare different rail sets
-    ratio, ci = energy.energy_ratio(reference.energy, other.energy)
-    return ratio, ci, reference.energy.total_rails
+        return None, None, (), None  # not like for like: never compare different rail sets
+    ratio, ci, note = intervals.energy_ratio(reference.energy, other.energy)
+    return ratio, ci, reference.energy.total_rails, note

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from anetui.backends.base import PrepareInfo
+from anetui.core.contention import Contention
 from anetui.core.energy import BackendEnergy
 from anetui.core.stats import LatencySummary
 
@@ -52,6 +53,8 @@ class BackendResult:
     latency_series: tuple[tuple[int, float], ...] = ()
     #: What a reader of this backend's numbers should know (preparation, agreement …).
     notes: tuple[str, ...] = ()
+    #: What else used the machine while this backend's timed stretches ran.
+    contention: Contention | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,11 @@ class LiveStatus:
 
 @dataclass(frozen=True)
 class Ratio:
-    """How many times faster ``backend`` ran than ``reference`` (ratio of medians)."""
+    """How many times faster ``backend`` ran than ``reference`` (ratio of medians).
+
+    A ratio is *claimed* only with an interval: without one (too few inferences or
+    windows) the note says why, and reports say no ratio rather than a bare number.
+    """
 
     reference: str
     backend: str
@@ -77,6 +84,17 @@ class Ratio:
     energy: float | None = None
     energy_ci95: tuple[float, float] | None = None
     energy_rails: tuple[str, ...] = ()
+    #: Why there is no speed / energy interval (and so no claim), else None.
+    speed_note: str | None = None
+    energy_note: str | None = None
+
+    @property
+    def speed_claimed(self) -> bool:
+        return self.speed_ci95 is not None
+
+    @property
+    def energy_claimed(self) -> bool:
+        return self.energy is not None and self.energy_ci95 is not None
 
 
 @dataclass(frozen=True)
@@ -92,7 +110,9 @@ class Snapshot:
     power: dict[str, object] = field(
         default_factory=lambda: {"source": "none", "state": "unavailable"}
     )
-    #: Plain sentences about anything that weakens the figures (a suspect rail …).
+    #: Plain sentences about whatever weakens the figures (a suspect rail, contention, too
+    #: few samples, lost windows, thermal pressure that changed): for the report, stderr
+    #: and the dashboard's status line.
     warnings: tuple[str, ...] = ()
 
     def measured(self) -> list[BackendResult]:

@@ -9,6 +9,7 @@ by ``benchmarks/harness.py``, ``make bench-harness``).
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -21,18 +22,22 @@ from anetui.errors import one_line
 
 #: Width of a completion-count bucket (ns), the grain of energy attribution.
 BUCKET_NS = 100_000_000
-#: Buckets kept: 24 h at 100 ms; older ones fall off so memory stays bounded.
-MAX_BUCKETS = 24 * 3600 * 10
+#: Buckets kept: 10 minutes at 100 ms, far more than a power window can lag (the energy
+#: ledger reads each bucket within seconds); older ones fall off, memory stays flat.
+MAX_BUCKETS = 10 * 60 * 10
 
 
 class CompletionTimeline:
     """Inferences completed per 100 ms of the monotonic clock, bounded in memory.
 
-    Only closed buckets are published (appending to a deque is atomic in CPython), so
-    readers in other threads never see a half-counted bucket.
+    Only closed buckets are published, so readers in other threads never see a
+    half-counted bucket; a bucket is published once the runner has moved past it, so
+    every bucket up to the last published one is final. The lock is taken once per
+    100 ms bucket, never per inference.
     """
 
     def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
+        self._lock = threading.Lock()
         self._closed: deque[tuple[int, int]] = deque(maxlen=max_buckets)
         #: (bucket, mean latency ns) for latency-over-time plots; the last ~10 minutes.
         self._means: deque[tuple[int, float]] = deque(maxlen=6000)
@@ -41,16 +46,35 @@ class CompletionTimeline:
         """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS), whose
         latencies added up to ``latency_sum_ns``."""
         if count:
-            self._closed.append((bucket, count))
-            self._means.append((bucket, latency_sum_ns / count))
+            with self._lock:
+                self._closed.append((bucket, count))
+                self._means.append((bucket, latency_sum_ns / count))
 
-    def mean_latency_series(self) -> list[tuple[int, float]]:
-        """(bucket, mean latency in ns) per 100 ms with completions, oldest first."""
-        return list(self._means)
+    def counts_between(self, first: int, last: int) -> tuple[dict[int, int], int | None]:
+        """Completions per bucket in [first, last] and the last published bucket (None
+        before any). Reads from the newest end: cheap for recent buckets."""
+        counts: dict[int, int] = {}
+        with self._lock:
+            newest = self._closed[-1][0] if self._closed else None
+            for bucket, count in reversed(self._closed):
+                if bucket < first:
+                    break
+                if bucket <= last:
+                    counts[bucket] = count
+        return counts, newest
+
+    def mean_latency_series(self, last: int | None = None) -> list[tuple[int, float]]:
+        """(bucket, mean latency in ns) per 100 ms with completions, oldest first; only
+        the ``last`` most recent when given (cheap: read from the newest end)."""
+        with self._lock:
+            if last is None:
+                return list(self._means)
+            return list(itertools.islice(reversed(self._means), last))[::-1]
 
     def buckets(self) -> list[tuple[int, int]]:
         """(bucket index, completions) pairs in time order."""
-        return list(self._closed)
+        with self._lock:
+            return list(self._closed)
 
 
 @dataclass

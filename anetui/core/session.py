@@ -22,14 +22,16 @@ from anetui.backends.base import (
     BackendOptions,
     PrepareInfo,
 )
-from anetui.core import agreement, energy, environment, ratios, runner
+from anetui.core import agreement, caveats, environment, ratios, runner
 from anetui.core.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
-from anetui.core.energy import EnergyReport
+from anetui.core.contention import Contention, ContentionSampler
+from anetui.core.energy import EnergyLedger, EnergyReport
 from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
 from anetui.core.stats import LatencySummary
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import INPUT_SEED, ModelSpec
 from anetui.power import health
+from anetui.power.base import CounterSource
 from anetui.power.monitor import PowerMonitor
 
 #: Called with (backend id, what is happening, timed inferences so far).
@@ -61,17 +63,19 @@ class Session:
         self.config = config
         self.spec = spec
         self.monitor = monitor
-        #: Monotonic stretches when something other than a timed loop ran (preparation,
-        #: warmup): their windows are neither a backend's nor idle.
-        self._busy: list[tuple[int, int]] = []
+        #: Energy attribution: timed stretches and explicit idle phases only; startup,
+        #: preparation, warmup and gaps are nobody's (never idle).
+        self.ledger: EnergyLedger | None = None
+        if monitor is not None:
+            self.ledger = _ledger_for(monitor)
+            monitor.subscribe(self.ledger.add)
+        self.contention = ContentionSampler()
         self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
         self._slots: dict[str, _Slot] = {}
         self._reference_output: np.ndarray | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
-        #: Measurements before this (perf_counter ns) were reset away.
-        self._since_ns = 0
         self._environment: dict[str, object] | None = None
         ids = config.backends if config.backends is not None else tuple(registry.REGISTRY)
         for backend_id in ids:
@@ -138,7 +142,6 @@ class Session:
         if self.stop_event.is_set():
             return False
         slot.state = BackendState.PREPARING
-        started = time.perf_counter_ns()
         try:
             # Any exception, the runtime's own included, is this backend's failure alone.
             slot.prepare = slot.backend.prepare(self.spec)
@@ -147,7 +150,6 @@ class Session:
             slot.state = BackendState.READY
         except Exception as exc:
             self._fail(slot, _failure(slot.id, "failed to prepare", exc))
-        self._busy.append((started, time.perf_counter_ns()))
         if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
 
@@ -182,7 +184,11 @@ class Session:
         if idle_s > 0 and self.monitor is not None:
             if progress:
                 progress("idle", f"measuring the idle baseline for {idle_s:g} s", 0)
-            self.stop_event.wait(idle_s)  # nothing runs: these windows are the baseline
+            self.begin_idle()
+            try:
+                self.stop_event.wait(idle_s)  # nothing runs: this is the baseline
+            finally:
+                self.end_idle()
         for slot_round in self._schedule(len(ready)):
             for slot, (count, seconds) in zip(ready, slot_round, strict=True):
                 if self.stop_event.is_set():
@@ -223,21 +229,11 @@ class Session:
         slot.state = BackendState.RUNNING
         if progress:
             progress(slot.id, "running", slot.record.count)
-        started = time.perf_counter_ns()
-        stretches = len(slot.record.intervals)
         try:
-            runner.run(
-                slot.backend,
-                slot.record,
-                self.stop_event,
-                warmup=self.config.warmup,
-                iterations=count,
-                duration_s=seconds,
-            )
+            self._timed_stretch(slot, self.stop_event, count, seconds)
             slot.state = BackendState.DONE
         except Exception as exc:
             self._fail(slot, _failure(slot.id, "failed while running", exc))
-        self._note_busy(slot, started, stretches)
         if progress:
             progress(slot.id, slot.state, slot.record.count)
 
@@ -247,36 +243,71 @@ class Session:
         if slot.backend is None or slot.prepare is None:
             return
         slot.state = BackendState.RUNNING
-        started = time.perf_counter_ns()
-        stretches = len(slot.record.intervals)
         try:
-            runner.run(slot.backend, slot.record, stop, warmup=self.config.warmup)
+            self._timed_stretch(slot, stop, None, None)
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, _failure(slot.id, "failed while running", exc))
-        self._note_busy(slot, started, stretches)
 
-    def _note_busy(self, slot: _Slot, started: int, stretches: int) -> None:
-        """Busy = what ran around the timed stretch (warmup, switching)."""
-        ended = time.perf_counter_ns()
-        if len(slot.record.intervals) > stretches:
-            timed_start, timed_end = slot.record.intervals[-1]
-            self._busy += [(started, timed_start), (timed_end, ended)]
-        else:
-            self._busy.append((started, ended))
+    def _timed_stretch(
+        self,
+        slot: _Slot,
+        stop: threading.Event,
+        count: int | None,
+        seconds: float | None,
+    ) -> None:
+        """Warm up (once), then one timed stretch, its edges marked for the energy
+        ledger (counters read there) and the contention sampler."""
+        backend = slot.backend
+        assert backend is not None
+        try:
+            runner.warm_up(backend, slot.record, self.config.warmup, stop)
+        except BackendError:
+            raise
+        except Exception as exc:  # a runtime's own error: one line, the others go on
+            raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
+        record = slot.record
+        if self.ledger is not None:
+            self.ledger.begin_run(slot.id, record.timeline, lambda: record.count)
+        self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
+        try:
+            runner.run(
+                backend,
+                record,
+                stop,
+                warmup=self.config.warmup,
+                iterations=count,
+                duration_s=seconds,
+            )
+        finally:
+            self.contention.set_owner(None)
+            if self.ledger is not None:
+                self.ledger.end()
+
+    def begin_idle(self) -> None:
+        """An explicit idle phase starts (nothing may run until ``end_idle``): its power
+        is the idle baseline. The dashboard's ``i`` and ``--idle-seconds`` use it."""
+        if self.ledger is not None:
+            self.ledger.begin_idle()
+
+    def end_idle(self) -> None:
+        if self.ledger is not None:
+            self.ledger.end()
 
     def reset(self) -> None:
         """Forget every measurement so far (statistics, energy windows, idle baseline)."""
         for slot in self._slots.values():
             slot.record.reset()
-        self._busy = []
-        self._since_ns = time.perf_counter_ns()
+        if self.ledger is not None:
+            self.ledger.reset()
+        self.contention.reset()
 
     def set_reference(self, backend_id: str) -> None:
         self.reference_override = backend_id
 
     def close(self) -> None:
         self.stop_event.set()
+        self.contention.close()
         for slot in self._slots.values():
             if slot.backend is not None:
                 slot.backend.close()
@@ -295,12 +326,17 @@ class Session:
 
     # -- snapshot -------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
+        """An immutable view of everything so far; its cost does not grow with the
+        length of the run (attribution is incremental, intervals are O(windows kept))."""
         report, checked = self._energy()
-        results = tuple(self._result(s, report) for s in self._slots.values())
+        figures = self.contention.figures()
+        results = tuple(self._result(s, report, figures) for s in self._slots.values())
         measured = {r.id: r for r in results if r.summary is not None}
         reference = ratios.pick_reference(
             measured, self.reference_override or self.config.reference
         )
+        against = ratios.against(reference, measured)
+        power = {**self._power_dict(report), **checked.power_fields()}
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
@@ -309,9 +345,9 @@ class Session:
             config=self._config_dict(),
             backends=results,
             reference=reference,
-            ratios=ratios.against(reference, measured),
-            power={**self._power_dict(report), **checked.power_fields()},
-            warnings=checked.warnings,
+            ratios=against,
+            power=power,
+            warnings=(*checked.warnings, *caveats.collect(results, against, report, power)),
         )
 
     def _environment_once(self) -> dict[str, object]:
@@ -321,43 +357,37 @@ class Session:
         return self._environment
 
     def _energy(self) -> tuple[EnergyReport | None, health.Checked]:
-        """Check the monitor's rails, then attribute its samples to the backends' timed
-        stretches, leaving suspect rails out of the totals."""
-        if self.monitor is None:
+        """The ledger's figures so far (it attributed each window as it arrived), with the
+        rails the health checks find suspect left out of the totals (unless kept)."""
+        if self.ledger is None or self.monitor is None:
             return None, health.Checked()
-        # Runner stretches are on perf_counter_ns, samples on monotonic_ns: one clock on
-        # Linux and macOS (the measured offset is then just the gap between two calls),
-        # a constant offset elsewhere. Samples are moved onto the runner's clock.
-        offset = time.monotonic_ns() - time.perf_counter_ns()
-        if abs(offset) < 1_000_000:
-            offset = 0
+        checked = self._check_rails(self.monitor)
+        self.ledger.set_total_rails(
+            health.excluding(self.monitor.source.total_rails, checked.left_out)
+        )
+        active = {i: int(s.record.active_s_now() * 1e9) for i, s in self._slots.items()}
+        return self.ledger.report(active), checked
+
+    def _check_rails(self, monitor: PowerMonitor) -> health.Checked:
+        """The counter-health checks over the monitor's recent windows (a bounded ring),
+        moved onto the runner's clock, against each backend's timed stretches."""
+        assert self.ledger is not None
+        offset = self.ledger.offset_ns
         samples = [
             dataclasses.replace(s, t_start_ns=s.t_start_ns - offset, t_end_ns=s.t_end_ns - offset)
             if offset
             else s
-            for s in self.monitor.samples()
+            for s in monitor.samples()
         ]
-        samples = [s for s in samples if s.t_start_ns >= self._since_ns]  # after a reset
+        now = time.perf_counter_ns()
         runs = {}
         for backend_id, slot in self._slots.items():
-            record = slot.record
-            intervals = list(record.intervals)
-            since = record.running_since_ns
+            intervals = list(slot.record.intervals)
+            since = slot.record.running_since_ns
             if since is not None:  # the stretch in progress, for a live view
-                intervals.append((since, time.perf_counter_ns()))
-            runs[backend_id] = energy.RunView(
-                intervals, record.timeline.buckets(), int(record.active_s_now() * 1e9)
-            )
-        checked = health.check(
-            samples,
-            {
-                backend_id: health.RunSpan(slot.description.device, runs[backend_id].intervals)
-                for backend_id, slot in self._slots.items()
-            },
-            keep=self.config.keep_rails,
-        )
-        rule = health.excluding(self.monitor.source.total_rails, checked.left_out)
-        return energy.attribute(samples, runs, self._busy, rule), checked
+                intervals.append((since, now))
+            runs[backend_id] = health.RunSpan(slot.description.device, intervals)
+        return health.check(samples, runs, keep=self.config.keep_rails)
 
     def _power_dict(self, report: EnergyReport | None) -> dict[str, object]:
         if self.monitor is None:
@@ -369,12 +399,20 @@ class Session:
             "interval_ms": source.interval_ms,
             "state": self.monitor.state,
             "reason": self.monitor.reason,
-            "samples": len(self.monitor.samples()),
+            "samples": self.monitor.count,
+            "idle_s": round(report.idle_s, 3) if report else 0.0,
             "idle_windows": report.idle_windows if report else 0,
+            "idle_method": report.idle_method if report else None,
             "idle_w": report.idle_w if report else None,
+            "counters": isinstance(source, CounterSource),
+            "resolution_mj": report.resolution_mj if report else None,
+            "missed_s": round(report.missed_s, 3) if report else 0.0,
+            "thermal_pressure": list(report.thermal_pressure) if report else [],
         }
 
-    def _result(self, slot: _Slot, report: EnergyReport | None) -> BackendResult:
+    def _result(
+        self, slot: _Slot, report: EnergyReport | None, contention: dict[str, Contention]
+    ) -> BackendResult:
         backend = slot.backend
         summary = slot.record.stats.summary()
         return BackendResult(
@@ -397,7 +435,8 @@ class Session:
             energy=report.backends.get(slot.id) if report else None,
             runtime_summary=slot.record.runtime_stats.summary(),
             histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
-            latency_series=tuple(slot.record.timeline.mean_latency_series()[-LATENCY_POINTS:]),
+            latency_series=tuple(slot.record.timeline.mean_latency_series(LATENCY_POINTS)),
+            contention=contention.get(slot.id),
         )
 
     def _config_dict(self) -> dict[str, object]:
@@ -446,6 +485,21 @@ def _failure(backend_id: str, what: str, exc: Exception) -> str:
     if isinstance(exc, BackendError):  # already says which backend, in the user's terms
         return one_line(exc, 300)
     return f"{backend_id} {what}: {type(exc).__name__}: {one_line(exc)}"
+
+
+def _ledger_for(monitor: PowerMonitor) -> EnergyLedger:
+    """A ledger on the runner's clock (perf_counter) for ``monitor``'s samples
+    (monotonic): one clock on Linux and macOS, a constant offset elsewhere."""
+    offset = time.monotonic_ns() - time.perf_counter_ns()
+    if abs(offset) < 1_000_000:
+        offset = 0
+    source = monitor.source
+    return EnergyLedger(
+        source.total_rails,
+        source if isinstance(source, CounterSource) else None,
+        offset_ns=offset,
+        interval_ms=source.interval_ms,
+    )
 
 
 def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:

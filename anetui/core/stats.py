@@ -30,6 +30,12 @@ REPORTED_QUANTILES: tuple[tuple[str, float], ...] = (
 )
 #: Below this many samples no distribution-free 95% interval for the median exists.
 MIN_COUNT_FOR_CI = 6
+#: Fewer timed inferences than this in either backend: no speed ratio is claimed.
+MIN_COUNT_FOR_RATIO = 30
+#: Each median's confidence in a ratio interval: 0.975² ≥ 0.95 jointly.
+RATIO_MEDIAN_CONFIDENCE = 0.975
+#: Two-sided normal quantiles for the confidences used here.
+_NORMAL_QUANTILES = {0.95: 1.959963984540054, 0.975: 2.241402727604947}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class LatencySummary:
     stddev_ns: float
     quantiles_ns: dict[str, float]
     p50_ci95_ns: tuple[float, float] | None
+    #: The median's 97.5 % interval: two of them bound a ratio of medians at >= 95 %.
+    p50_ci975_ns: tuple[float, float] | None = None
 
     @property
     def p50_ns(self) -> float:
@@ -91,7 +99,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
             return None
     else:
         # Normal approximation with continuity correction: P(Bin <= j - 1) ~ alpha/2.
-        z = 1.959963984540054  # two-sided 95% normal quantile
+        z = _NORMAL_QUANTILES[confidence]
         j = math.floor(n / 2.0 + 0.5 - z * math.sqrt(n) / 2.0)
     k = n - j + 1
     if j < 1 or k > n:
@@ -155,11 +163,16 @@ class LatencyStats:
         variance = (total_sq * n - total * total) / (n * (n - 1)) if n > 1 else 0.0
         ranks = [max(1, math.ceil(q * n)) for _name, q in REPORTED_QUANTILES]
         ci_ranks = median_ci_ranks(n)
-        if ci_ranks is not None:
-            ranks.extend(ci_ranks)
+        ratio_ranks = median_ci_ranks(n, RATIO_MEDIAN_CONFIDENCE)
+        for pair in (ci_ranks, ratio_ranks):
+            if pair is not None:
+                ranks.extend(pair)
         values = self._values_at_ranks(counts, ranks, lo, hi)
         quantiles = {name: values[i] for i, (name, _q) in enumerate(REPORTED_QUANTILES)}
-        ci = (values[-2], values[-1]) if ci_ranks is not None else None
+        at = len(REPORTED_QUANTILES)
+        ci = (values[at], values[at + 1]) if ci_ranks is not None else None
+        at += 2 if ci_ranks is not None else 0
+        ci975 = (values[at], values[at + 1]) if ratio_ranks is not None else None
         return LatencySummary(
             count=n,
             min_ns=lo,
@@ -168,14 +181,23 @@ class LatencyStats:
             stddev_ns=math.sqrt(variance),
             quantiles_ns=quantiles,
             p50_ci95_ns=ci,
+            p50_ci975_ns=ci975,
         )
 
-    def _midpoint(self, value: int) -> int:
-        """The middle of the histogram bucket holding ``value`` (ns), from hdrhistogram's
-        public bucket bounds (what its private ``_hdr_median_equiv_value`` computes)."""
-        low = self._hist.get_lowest_equivalent_value(value)
-        high = self._hist.get_highest_equivalent_value(value)
-        return int(low + ((high - low + 1) >> 1))
+    def _index_values(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lowest value, midpoint) of the histogram buckets at ``indices``, vectorised
+        from hdrhistogram's public layout (its ``get_value_from_index`` and
+        ``get_highest_equivalent_value``, one array operation instead of a Python call
+        per bucket: the dashboard reads these every redraw)."""
+        hist = self._hist
+        half = int(hist.sub_bucket_half_count)
+        bucket = (indices >> int(hist.sub_bucket_half_count_magnitude)) - 1
+        sub = (indices & (half - 1)) + half
+        first = bucket < 0
+        sub = np.where(first, sub - half, sub)
+        shift = np.maximum(bucket, 0) + int(hist.unit_magnitude)
+        low = sub << shift
+        return low, low + ((np.int64(1) << shift) >> 1)
 
     def _values_at_ranks(
         self, counts: np.ndarray, ranks: Sequence[int], lo: int, hi: int
@@ -184,12 +206,8 @@ class LatencyStats:
         clamped into [min, max] so the extremes are exact."""
         cumulative = np.cumsum(counts)
         indices = np.searchsorted(cumulative, np.asarray(ranks, dtype=np.int64), side="left")
-        out: list[float] = []
-        for index in indices.tolist():
-            low = self._hist.get_value_from_index(int(index))
-            mid = self._midpoint(low)
-            out.append(float(min(max(mid, lo), hi)))
-        return out
+        _low, mids = self._index_values(indices.astype(np.int64))
+        return [float(min(max(int(mid), lo), hi)) for mid in mids.tolist()]
 
     def buckets(
         self, max_buckets: int = 60, high_ns: float | None = None
@@ -202,9 +220,9 @@ class LatencyStats:
                 return []
             counts = np.ctypeslib.as_array(self._hist.counts).astype(np.int64, copy=True)
             lo, hi = self._min, self._max
-        nonzero = np.flatnonzero(counts)
-        lows = [self._hist.get_value_from_index(int(i)) for i in nonzero]
-        values = np.array([self._midpoint(v) for v in lows], dtype=np.float64)
+        nonzero = np.flatnonzero(counts).astype(np.int64)
+        lows, mids = self._index_values(nonzero)
+        values = mids.astype(np.float64)
         weights = counts[nonzero]
         inside = np.ones(len(values), dtype=bool)  # bucket midpoints may pass the exact max
         if high_ns is not None and high_ns < hi:
@@ -221,12 +239,22 @@ class LatencyStats:
 
 def ratio_with_interval(
     numerator: LatencySummary, denominator: LatencySummary
-) -> tuple[float, tuple[float, float] | None]:
-    """numerator.p50 / denominator.p50 with a conservative interval from both medians'
-    95% intervals (lowest over highest, highest over lowest). None if either lacks one."""
+) -> tuple[float, tuple[float, float] | None, str | None]:
+    """numerator.p50 / denominator.p50 with an interval that holds at >= 95 %: each
+    median's distribution-free 97.5 % interval, lowest over highest and highest over
+    lowest (both intervals hold at once with probability >= 0.975² > 0.95). The third
+    item says why there is no interval (too few inferences), else None."""
     ratio = numerator.p50_ns / denominator.p50_ns
-    if numerator.p50_ci95_ns is None or denominator.p50_ci95_ns is None:
-        return ratio, None
-    n_lo, n_hi = numerator.p50_ci95_ns
-    d_lo, d_hi = denominator.p50_ci95_ns
-    return ratio, (n_lo / d_hi, n_hi / d_lo)
+    fewest = min(numerator.count, denominator.count)
+    if fewest < MIN_COUNT_FOR_RATIO:
+        return (
+            ratio,
+            None,
+            f"{numerator.count} and {denominator.count} inferences: too few for a ratio "
+            f"(needs {MIN_COUNT_FOR_RATIO} each)",
+        )
+    if numerator.p50_ci975_ns is None or denominator.p50_ci975_ns is None:
+        return ratio, None, "too few inferences for an interval"
+    n_lo, n_hi = numerator.p50_ci975_ns
+    d_lo, d_hi = denominator.p50_ci975_ns
+    return ratio, (n_lo / d_hi, n_hi / d_lo), None

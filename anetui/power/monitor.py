@@ -3,7 +3,9 @@
 The session and the CLI are synchronous; the sources are asynchronous. A PowerMonitor
 bridges them: ``start()`` returns once the source has started (or failed), which is
 what lets the privileged work (spawning powermetrics, opening RAPL files) happen before
-the process drops root. Samples go into a bounded deque under a lock; readers get copies.
+the process drops root. Each sample is handed to the listeners (the session's energy
+ledger attributes it once, as it arrives) and kept in a short ring for sparklines; the
+figures never need the whole history, so memory stays flat however long the run.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from anetui.errors import one_line
 from anetui.power.base import PowerSample, PowerSource, PowerSourceError, SourceState
 
-#: Samples kept: 24 h at 250 ms. Older ones fall off; memory stays bounded.
-MAX_SAMPLES = 24 * 3600 * 4
+#: Samples kept for the live sparklines: 5 minutes at 250 ms. Older ones fall off; the
+#: energy figures come from listeners that saw every sample once.
+MAX_SAMPLES = 1200
+
+#: Called with each sample, on the thread (or event loop) that reads the source.
+SampleListener = Callable[[PowerSample], None]
 
 
 class PowerMonitor:
@@ -30,6 +37,19 @@ class PowerMonitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.error: str | None = None
+        self._listeners: list[SampleListener] = []
+        self._count = 0
+
+    def subscribe(self, listener: SampleListener) -> None:
+        """Hand every later sample to ``listener`` (cheap work only: it runs on the
+        source's thread). A listener that raises is dropped, with its error kept."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    @property
+    def count(self) -> int:
+        """Samples received since the start (the ring keeps only the latest)."""
+        return self._count
 
     @property
     def state(self) -> str:
@@ -82,6 +102,10 @@ class PowerMonitor:
             async for sample in stream:
                 with self._lock:
                     self._samples.append(sample)
+                    self._count += 1
+                    listeners = list(self._listeners)
+                for listener in listeners:
+                    self._notify(listener, sample)
         except asyncio.CancelledError:
             pass
         except Exception as exc:
@@ -95,7 +119,17 @@ class PowerMonitor:
             with contextlib.suppress(Exception):
                 await self.source.aclose()
 
+    def _notify(self, listener: SampleListener, sample: PowerSample) -> None:
+        try:
+            listener(sample)
+        except Exception as exc:  # a broken listener must not stop the source
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+            self.error = f"power sample listener failed: {one_line(exc)}"
+
     def samples(self) -> list[PowerSample]:
+        """The most recent samples (at most ``max_samples``), oldest first."""
         with self._lock:
             return list(self._samples)
 

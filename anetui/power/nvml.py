@@ -1,17 +1,27 @@
 """NVIDIA GPUs through NVML (``nvidia-ml-py``): each GPU's total-energy counter (mJ since
 the driver loaded, Volta and later) read every interval; GPUs without that counter fall
-back to integrating instantaneous power, and the label says so."""
+back to integrating instantaneous power, and the label says so.
+
+It is a :class:`~anetui.power.base.CounterSource`: the session reads the counters at the
+edges of every timed stretch, so energy per inference does not depend on how the
+counter's steps (several joules on some boards) fall across sampling windows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from anetui.errors import Availability, one_line
-from anetui.power.base import PowerSample, SourceState, Unavailable
+from anetui.power.base import CounterReading, PowerSample, SourceState, Unavailable
+
+#: nvmlDeviceGetTotalEnergyConsumption counts in mJ: nothing finer. The board updates it
+#: in coarser steps (~7.7 J seen on an H200); the smallest step seen replaces this.
+COUNTER_UNIT_MJ = 1.0
 
 
 def _pynvml() -> Any:
@@ -38,6 +48,51 @@ class NvmlSource:
         self._nvml: Any = None
         self._handles: list[Any] = []
         self._integrated: set[int] = set()
+        self._counter_lock = threading.Lock()
+        self._start_mj: dict[int, float] = {}
+        self._last_mj: dict[int, float] = {}
+        self._step_mj: dict[int, float] = {}
+        # Power-integrated GPUs: (t_ns, W) of the last reading and the running sum (mJ).
+        self._last_power: dict[int, tuple[int, float]] = {}
+        self._integral_mj: dict[int, float] = {}
+
+    @property
+    def resolution_mj(self) -> dict[str, float]:
+        """Per GPU rail, the smallest step its energy counter was seen to move by (mJ);
+        1 mJ (the counter's unit) before any step was seen. Integrated rails have no
+        counter step: 1 mJ stands for their rounding."""
+        with self._counter_lock:
+            return {
+                f"gpu{i}": max(COUNTER_UNIT_MJ, self._step_mj.get(i, 0.0))
+                for i in range(len(self._handles))
+            }
+
+    def read_counters(self) -> CounterReading:
+        """Energy per GPU since start (mJ): the driver's counter, or for GPUs without one
+        the trapezoid integral of power between readings."""
+        with self._counter_lock:
+            t_ns = time.monotonic_ns()
+            energy = self._energy_mj()
+            out: dict[str, float] = {}
+            for i, mj in energy.items():
+                self._start_mj.setdefault(i, mj)
+                step = mj - self._last_mj.get(i, mj)
+                if 0 < step < self._step_mj.get(i, step + 1):
+                    self._step_mj[i] = step
+                self._last_mj[i] = mj
+                out[f"gpu{i}"] = mj - self._start_mj[i]
+            if self._integrated:
+                power = self.power_w()
+                for i in self._integrated:
+                    rail = f"gpu{i}"
+                    t_prev, w_prev = self._last_power.get(i, (t_ns, power[rail]))
+                    self._integral_mj[i] = (
+                        self._integral_mj.get(i, 0.0)
+                        + (w_prev + power[rail]) / 2 * (t_ns - t_prev) / 1e6
+                    )
+                    self._last_power[i] = (t_ns, power[rail])
+                    out[rail] = self._integral_mj[i]
+            return CounterReading(t_ns, dict(sorted(out.items())))
 
     def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
         return total_rails(rails)
@@ -104,29 +159,26 @@ class NvmlSource:
         if self._nvml is None:
             await self.start()
         try:
-            t_prev, energy_prev, power_prev = time.monotonic_ns(), self._energy_mj(), self.power_w()
+            previous = self.read_counters()
             while self._nvml is not None:
                 await asyncio.sleep(self.interval_ms / 1000)
                 if self._nvml is None:
                     break
-                t_now, energy_now, power_now = (
-                    time.monotonic_ns(),
-                    self._energy_mj(),
-                    self.power_w(),
-                )
-                rails = {f"gpu{i}": energy_now[i] - energy_prev[i] for i in energy_now}
-                dt_s = (t_now - t_prev) / 1e9
-                for i in self._integrated:  # trapezoid over the two power readings
-                    rail = f"gpu{i}"
-                    rails[rail] = (power_prev[rail] + power_now[rail]) / 2 * dt_s * 1000.0
-                yield PowerSample(t_prev, t_now, dict(sorted(rails.items())))
-                t_prev, energy_prev, power_prev = t_now, energy_now, power_now
+                now = self.read_counters()
+                rails = {
+                    rail: mj - previous.energy_mj[rail]
+                    for rail, mj in now.energy_mj.items()
+                    if rail in previous.energy_mj
+                }
+                yield PowerSample(previous.t_ns, now.t_ns, rails)
+                previous = now
         except Exception as exc:  # NVMLError_GpuIsLost and friends
             if self._nvml is not None:
                 self.state, self.reason = SourceState.LOST, f"NVML failed: {one_line(exc)}"
 
     async def aclose(self) -> None:
-        nvml, self._nvml = self._nvml, None
+        with self._counter_lock:  # not while another thread reads the counters
+            nvml, self._nvml = self._nvml, None
         if nvml is not None:
             try:
                 nvml.nvmlShutdown()

@@ -28,6 +28,7 @@ from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
 from anetui.power.powermetrics_parse import (
     MAX_DOCUMENT_BYTES,
     PlistStreamParser,
+    Window,
     max_window_ns_for,
 )
 
@@ -92,6 +93,32 @@ def total_rails(rails: Iterable[str]) -> tuple[str, ...]:
     if "package" in present:
         return ("package",)
     return tuple(sorted(present))
+
+
+class WindowChain:
+    """Places windows end to end by their own ``elapsed_ns``, anchored once.
+
+    The last window of the first read ends when that read arrived; every other window
+    starts where the previous one ended. When documents were read (several in one read,
+    a late read from a busy event loop) never moves a window: windows neither overlap
+    nor drift.
+    """
+
+    def __init__(self) -> None:
+        self._end_ns: int | None = None
+
+    def place(self, windows: list[Window], arrived_ns: int) -> list[PowerSample]:
+        """``windows`` (one read's worth) on the monotonic clock."""
+        if not windows:
+            return []
+        if self._end_ns is None:
+            rest = sum(w.elapsed_ns for w in windows[1:])
+            self._end_ns = arrived_ns - rest - windows[0].elapsed_ns
+        placed = []
+        for window in windows:
+            self._end_ns += window.elapsed_ns
+            placed.append(window.at(self._end_ns))
+        return placed
 
 
 class PowermetricsSource:
@@ -197,15 +224,17 @@ class PowermetricsSource:
         return self.samples()
 
     async def samples(self) -> AsyncIterator[PowerSample]:
-        """Windows as powermetrics writes them; a window ends when its document arrives."""
+        """Windows as powermetrics writes them, placed on the stream's own clock."""
         if self._proc is None:
             await self.start()
         assert self._stdout is not None
         parser = PlistStreamParser(max_window_ns_for(self.interval_ms))
+        chain = WindowChain()
         reported = 0
         while chunk := await self._stdout.read(65536):
-            for window in parser.feed(chunk):
-                yield window.at(time.monotonic_ns())
+            arrived_ns = time.monotonic_ns()
+            for sample in chain.place(parser.feed(chunk), arrived_ns):
+                yield sample
             reported = self._note_errors(parser, reported)
         parser.close()
         self._note_errors(parser, reported)

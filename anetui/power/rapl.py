@@ -3,7 +3,12 @@
 Each zone's ``energy_uj`` is a wrapping µJ counter (it wraps at
 ``max_energy_range_uj``). The files are opened once, in :meth:`RaplSource.start`, so
 that after a privilege drop the open descriptors still read; since 2020 (the Platypus
-side channel) only root may open them.
+side channel) only root may open them. ``rapl:DIR`` reads a powercap tree at another
+path (a container that mounts the host's sysfs elsewhere, or a test's own tree).
+
+Besides the periodic windows, the source is a :class:`~anetui.power.base.CounterSource`:
+``read_counters()`` gives each rail's cumulative energy since the start, wraparound
+undone, so the session can read it at the edges of every timed stretch.
 """
 
 from __future__ import annotations
@@ -11,18 +16,22 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from anetui.errors import Availability, one_line
-from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
+from anetui.power.base import CounterReading, PowerSample, SourceState, Unavailable, refuse
 
 POWERCAP = Path("/sys/class/powercap")
 # intel-rapl:P (package or psys) and intel-rapl:P:S (core, uncore, dram). The
 # intel-rapl-mmio zones repeat the package domain and would count it twice.
 _ZONE = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")
+#: ``energy_uj`` counts in µJ: no reading is finer than 0.001 mJ. The hardware's own
+#: unit is coarser (15.3 or 61 µJ); the smallest step seen replaces this once observed.
+COUNTER_UNIT_MJ = 0.001
 
 
 def energy_delta_uj(previous_uj: int, now_uj: int, max_range_uj: int) -> int:
@@ -78,12 +87,47 @@ class RaplSource:
 
     def __init__(self, interval_ms: int = 250, root: Path = POWERCAP) -> None:
         self.interval_ms = interval_ms
-        self.root = root
-        self.label = f"RAPL ({interval_ms} ms)"
+        self.root = Path(root)
+        where = "" if self.root == POWERCAP else f" at {self.root}"
+        self.label = f"RAPL{where} ({interval_ms} ms)"
         self.state = SourceState.IDLE
         self.reason: str | None = None
         self._fds: dict[str, int] = {}
         self._zones: list[Zone] = []
+        # Unwrapping state for read_counters(), shared by the sampling loop and the
+        # session's stretch edges (two threads): guarded by the lock.
+        self._counter_lock = threading.Lock()
+        self._last_uj: dict[str, int] = {}
+        self._total_uj: dict[str, int] = {}
+        self._step_uj: dict[str, int] = {}
+
+    @property
+    def resolution_mj(self) -> dict[str, float]:
+        """The smallest step each rail's counter was seen to move by (mJ), or the µJ unit
+        of ``energy_uj`` before any step was seen."""
+        with self._counter_lock:
+            return {
+                zone.rail: max(COUNTER_UNIT_MJ, self._step_uj.get(zone.rail, 0) / 1000.0)
+                for zone in self._zones
+            }
+
+    def read_counters(self) -> CounterReading:
+        """Cumulative energy per rail (mJ) since start, wraparound undone. Must be called
+        more often than a counter wraps (minutes at least): the sampling loop does."""
+        with self._counter_lock:
+            t_ns, raw = time.monotonic_ns(), self.read()
+            limits = {zone.rail: zone.max_range_uj for zone in self._zones}
+            for rail, now_uj in raw.items():
+                previous = self._last_uj.get(rail)
+                if previous is not None:
+                    delta = energy_delta_uj(previous, now_uj, limits[rail])
+                    self._total_uj[rail] = self._total_uj.get(rail, 0) + delta
+                    if 0 < delta < self._step_uj.get(rail, delta + 1):
+                        self._step_uj[rail] = delta
+                else:
+                    self._total_uj[rail] = 0
+                self._last_uj[rail] = now_uj
+            return CounterReading(t_ns, {r: uj / 1000.0 for r, uj in self._total_uj.items()})
 
     def total_rails(self, rails: Iterable[str]) -> tuple[str, ...]:
         return total_rails(rails)
@@ -92,6 +136,9 @@ class RaplSource:
         zones = discover(self.root)
         if not zones:
             return Availability.no(f"no RAPL counters (nothing at {self.root}/intel-rapl:*)")
+        for zone in zones:  # every counter, not just the first: all are opened at start
+            if not os.access(zone.energy_path, os.R_OK):
+                return Availability.no("needs root: run `sudo anetui`")
         try:
             zones[0].energy_path.read_text()
         except PermissionError:
@@ -127,27 +174,28 @@ class RaplSource:
     async def samples(self) -> AsyncIterator[PowerSample]:
         if not self._fds:
             await self.start()
-        limits = {zone.rail: zone.max_range_uj for zone in self._zones}
         try:
-            t_prev, previous = time.monotonic_ns(), self.read()
+            previous = self.read_counters()
             while self._fds:
                 await asyncio.sleep(self.interval_ms / 1000)
                 if not self._fds:
                     break
-                t_now, now = time.monotonic_ns(), self.read()
+                now = self.read_counters()
                 rails = {
-                    rail: energy_delta_uj(previous[rail], now[rail], limits[rail]) / 1000.0
-                    for rail in now
+                    rail: mj - previous.energy_mj[rail]
+                    for rail, mj in now.energy_mj.items()
+                    if rail in previous.energy_mj
                 }
-                yield PowerSample(t_prev, t_now, rails)
-                t_prev, previous = t_now, now
+                yield PowerSample(previous.t_ns, now.t_ns, rails)
+                previous = now
         except (OSError, ValueError) as exc:
             self.state, self.reason = SourceState.LOST, f"reading RAPL failed: {one_line(exc)}"
 
     def _close_fds(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds = {}
+        with self._counter_lock:  # never close a descriptor another thread is reading
+            fds, self._fds = self._fds, {}
+            for fd in fds.values():
+                os.close(fd)
 
     async def aclose(self) -> None:
         self._close_fds()

@@ -21,7 +21,8 @@ DEFAULT_INTERVAL_MS = 250
 def create(
     spec: str, interval_ms: int = DEFAULT_INTERVAL_MS, speed: float = 1.0, loop_replay: bool = True
 ) -> PowerSource:
-    """A source for ``spec``: ioreport, powermetrics, rapl, nvml, replay:FILE or auto."""
+    """A source for ``spec``: ioreport, powermetrics, rapl, rapl:DIR, nvml, replay:FILE or
+    auto."""
     if spec == "auto":
         return choose_auto(interval_ms)[0]
     if spec == "ioreport":
@@ -36,6 +37,13 @@ def create(
         from anetui.power.rapl import RaplSource
 
         return RaplSource(interval_ms)
+    if spec.startswith("rapl:"):  # a powercap tree mounted elsewhere (containers, tests)
+        from anetui.power.rapl import RaplSource
+
+        root = spec.removeprefix("rapl:")
+        if not root:
+            raise AnetuiError("rapl: needs a directory: --power rapl:DIR")
+        return RaplSource(interval_ms, root=Path(root))
     if spec == "nvml":
         from anetui.power.nvml import NvmlSource
 
@@ -48,7 +56,8 @@ def create(
             raise AnetuiError("replay needs a file: --power replay:FILE")
         return ReplaySource(Path(path), speed=speed, loop=loop_replay)
     raise AnetuiError(
-        f"unknown power source '{spec}' (auto, ioreport, powermetrics, rapl, nvml, replay:FILE)"
+        f"unknown power source '{spec}' (auto, ioreport, powermetrics, rapl, rapl:DIR, nvml, "
+        "replay:FILE)"
     )
 
 

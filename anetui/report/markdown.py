@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from anetui.core.results import BackendResult, Snapshot
-from anetui.report.text import energy_sentence, fmt_ms, latency_cells, rails_label, ratio_sentence
+from anetui.report.text import (
+    energy_sentence,
+    fmt_ms,
+    idle_basis,
+    is_clear,
+    latency_cells,
+    rails_label,
+    ratio_sentence,
+)
 
 
 def to_markdown(snapshot: Snapshot) -> str:
@@ -33,6 +41,8 @@ def to_markdown(snapshot: Snapshot) -> str:
         + (", interleaved in rounds" if cfg["interleave"] else ", one backend after another"),
         "",
     ]
+    if snapshot.warnings:
+        lines += ["## Warnings", "", *(f"- {w}" for w in snapshot.warnings), ""]
     measured = snapshot.measured()
     if measured:
         lines += _results_table(measured)
@@ -42,7 +52,10 @@ def to_markdown(snapshot: Snapshot) -> str:
         ref = next(b for b in measured if b.id == snapshot.reference)
         for ratio in snapshot.ratios:
             other = next(b for b in measured if b.id == ratio.backend)
-            lines.append(f"- **{ratio_sentence(ratio)}** (ratio of medians, 95% interval)")
+            sentence = ratio_sentence(ratio)
+            if is_clear(ratio.speed_ci95):  # bold only for a difference the interval shows
+                sentence = f"**{sentence}**"
+            lines.append(f"- {sentence} (ratio of medians, 95% interval)")
             lines.append(_factor_line("Median latency", ref, other))
             if ref.throughput_per_s and other.throughput_per_s:
                 lines.append(
@@ -90,8 +103,11 @@ _METHOD = [
     "- Percentiles come from an HDR histogram (3 significant digits, so within 0.05%); "
     "mean, stddev, min and max are exact.",
     "- The 95% interval of the median is distribution-free, from order statistics.",
-    "- A ratio is a ratio of medians; its interval is the conservative one spanned by "
-    "both medians' intervals.",
+    "- A ratio is a ratio of medians; its interval is spanned by both medians' 97.5% "
+    "intervals, so it holds at 95% or more. A ratio whose interval contains 1 is "
+    "reported as no clear difference; below 30 inferences a backend gets no ratio.",
+    "- Order statistics assume independent latencies: drift over time (heat, other "
+    "processes) is not in the interval; interleave (`--interleave`) to spread it.",
     "- Throughput is inferences per second of wall time including the harness.",
     "- Load, compile and the first inference are reported apart and never enter the "
     "statistics; agreement is max |out − ref| / max |ref| against eager fp32 PyTorch "
@@ -119,11 +135,19 @@ def _energy_section(snapshot: Snapshot) -> list[str]:
     idle = power.get("idle_w")
     if isinstance(idle, dict) and idle:
         watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())
-        lines += [f"Idle baseline ({power.get('idle_windows')} windows): {watts}.", ""]
+        lines += [f"Idle baseline ({idle_basis(power)}): {watts}.", ""]
     else:
         lines += [
-            "No idle baseline (no window with nothing running): active energy is "
-            "not shown; use `--idle-seconds N`.",
+            "No idle baseline (no explicit idle phase measured one): active energy is "
+            "not shown; use `--idle-seconds N` (or `i` in the dashboard).",
+            "",
+        ]
+    resolution = power.get("resolution_mj")
+    if isinstance(resolution, dict) and resolution:
+        steps = ", ".join(f"{rail} {mj:g} mJ" for rail, mj in resolution.items())
+        lines += [
+            f"Energy counters read at the start and end of every timed stretch and idle "
+            f"phase; counter resolution: {steps} (no figure is finer than that).",
             "",
         ]
     lines += [
@@ -139,7 +163,7 @@ def _energy_section(snapshot: Snapshot) -> list[str]:
         total_w = sum(e.mean_power_w[r] for r in e.total_rails)
         active = e.total_active_mj_per_inference
         lines.append(
-            f"| {b.id} | {rails_label(e.total_rails)} | {total_w:.3f} | "
+            f"| {b.id} | {rails_label(e.total_rails)} ({e.method}) | {total_w:.3f} | "
             f"{e.total_mj_per_inference:.3f} | {f'{active:.3f}' if active is not None else '–'} "
             f"| {e.coverage:.0%} | {e.windows} | {', '.join(e.thermal_pressure) or '–'} |"
         )
@@ -147,19 +171,24 @@ def _energy_section(snapshot: Snapshot) -> list[str]:
     for ratio in snapshot.ratios:
         sentence = energy_sentence(ratio)
         if sentence:
+            if ratio.energy_claimed and is_clear(ratio.energy_ci95):
+                sentence = f"**{sentence}**"
             lines.append(
-                f"- **{sentence}** (ratio of gross energy per inference, 95% bootstrap "
-                "interval over windows)"
+                f"- {sentence} (ratio of gross energy per inference, 95% interval from a "
+                "jackknife over stretches of windows)"
             )
     lines += ["", *_ENERGY_METHOD, ""]
     return lines
 
 
 _ENERGY_METHOD = [
-    "Energy per inference = energy of the power windows lying wholly inside a backend's "
-    "timed runs ÷ inferences completed in them; windows that straddle a switch, warmup or "
-    "preparation are left out (coverage = share of run time in attributed windows). "
-    "Active energy subtracts idle power × time.",
+    "Energy per inference: for counter sources (RAPL, NVML, IOReport) the counters' "
+    "difference over each timed stretch ÷ inferences in it; for other sources the energy "
+    "of the power windows lying wholly inside a backend's timed runs ÷ inferences "
+    "completed in them (windows that straddle a switch, warmup or preparation are left "
+    "out). Coverage = share of run time measured. The idle baseline comes only from "
+    "explicit idle phases, never from startup or preparation; active energy subtracts "
+    "idle power × time.",
 ]
 
 

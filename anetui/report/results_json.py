@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from anetui.core.energy import BackendEnergy
@@ -29,6 +30,10 @@ def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
         else None,
         "mean_power_w": {r: _round(v) for r, v in energy.mean_power_w.items()},
         "coverage": _round(energy.coverage),
+        "method": energy.method,
+        "stretches": energy.stretches,
+        "measured_s": _round(energy.measured_s),
+        "resolution_mj_per_inference": _round(energy.resolution_mj_per_inference),
         "windows": energy.windows,
         "window_s": _round(energy.window_s),
         "inferences_in_windows": _round(energy.inferences),
@@ -70,12 +75,14 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "info": dict(prep.info) if prep else {},
         "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
         "energy": energy_json(result.energy),
+        "contention": result.contention.to_json() if result.contention else None,
     }
 
 
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The results document, schema anetui.results/1 (see DESIGN.md §6)."""
-    return {
+    """The results document, schema anetui.results/1 (see DESIGN.md §6). Never holds
+    NaN or infinity: a non-finite figure becomes null and a warning says so."""
+    document = {
         "schema": SCHEMA,
         "created": snapshot.created,
         "environment": snapshot.environment,
@@ -88,28 +95,52 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "idle_w": None,
             **snapshot.power,
         },
-        "warnings": list(snapshot.warnings),
         "backends": [backend_json(b, snapshot.input_shape[0]) for b in snapshot.backends],
         "reference": snapshot.reference,
         "ratios": [
             {
                 "reference": r.reference,
                 "backend": r.backend,
-                "speed": _round(r.speed),
+                # A ratio without an interval is not claimed: null, and the note says why.
+                "speed": _round(r.speed) if r.speed_claimed else None,
                 "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
-                "energy": _round(r.energy),
+                "speed_note": r.speed_note,
+                "energy": _round(r.energy) if r.energy_claimed else None,
                 "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
+                "energy_note": r.energy_note,
                 "energy_rails": list(r.energy_rails),
                 "energy_summary": energy_sentence(r),
                 "summary": ratio_sentence(r),
             }
             for r in snapshot.ratios
         ],
+        "warnings": list(snapshot.warnings),
     }
+    replaced: list[str] = []
+    clean = _finite(document, "", replaced)
+    if replaced:
+        clean["warnings"].append("non-finite figures written as null: " + ", ".join(replaced[:5]))
+    return clean  # type: ignore[no-any-return]
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+def _finite(value: Any, path: str, replaced: list[str]) -> Any:
+    """``value`` with every NaN or infinity replaced by None (their paths noted)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced.append(path or "value")
+        return None
+    if isinstance(value, dict):
+        return {
+            k: _finite(v, f"{path}.{k}" if path else str(k), replaced) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{path}[{i}]", replaced) for i, v in enumerate(value)]
+    return value
 
 
 # -- Markdown -----------------------------------------------------------------------

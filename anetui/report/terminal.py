@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from anetui.core.results import Snapshot
-from anetui.report.text import energy_sentence, fmt_ms, latency_cells, rails_label, ratio_sentence
+from anetui.report.text import (
+    energy_sentence,
+    fmt_ms,
+    idle_basis,
+    latency_cells,
+    rails_label,
+    ratio_sentence,
+)
 
 
 def stdout_console() -> Console:
@@ -27,8 +35,9 @@ def _table(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
-def print_results(console: Console, snapshot: Snapshot) -> None:
-    """Latency table, preparation table, unavailable/failed backends, ratio summary.
+def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -> None:
+    """Latency table, preparation table, unavailable/failed backends, ratio summary,
+    warnings (unless ``warnings`` is False).
 
     Two tables rather than one wide one, so each fits a 120-column terminal.
     """
@@ -88,7 +97,8 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
             if sentence:
                 console.print(sentence)
         console.print(
-            "[dim](ratio of median latencies, 95% interval; inf/s includes harness overhead)[/]"
+            "[dim](ratio of median latencies, 95% interval; an interval containing 1 is no "
+            "clear difference; inf/s includes harness overhead)[/]"
         )
     batch = snapshot.input_shape[0]
     if measured and batch > 1:
@@ -96,6 +106,14 @@ def print_results(console: Console, snapshot: Snapshot) -> None:
     for b in measured:
         for note in b.notes:
             console.print(f"[dim]{b.id}: {note}[/]")
+    if warnings:  # `bench` prints them on stderr instead
+        print_warnings(console, snapshot)
+
+
+def print_warnings(console: Console, snapshot: Snapshot) -> None:
+    """The snapshot's warnings, one per line (markup-escaped: they quote user input)."""
+    for warning in snapshot.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 def print_energy(console: Console, snapshot: Snapshot) -> None:
@@ -132,8 +150,12 @@ def print_energy(console: Console, snapshot: Snapshot) -> None:
     idle = power.get("idle_w")
     if isinstance(idle, dict) and idle:
         watts = ", ".join(f"{rail} {w:.3f} W" for rail, w in idle.items())
-        console.print(f"[dim]idle baseline ({power.get('idle_windows')} windows): {watts}[/]")
+        console.print(f"[dim]idle baseline ({idle_basis(power)}): {watts}[/]")
     else:
         console.print("[dim]no idle baseline: active energy needs --idle-seconds N[/]")
+    resolution = power.get("resolution_mj")
+    if isinstance(resolution, dict) and resolution:
+        steps = ", ".join(f"{rail} {mj:g} mJ" for rail, mj in resolution.items())
+        console.print(f"[dim]energy from counters at each stretch's edges; resolution {steps}[/]")
     if power.get("reason"):
         console.print(f"[yellow]power: {power['reason']}[/]")

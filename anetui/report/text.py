@@ -4,7 +4,7 @@ rail labels. The terminal, the Markdown report and the dashboard all use these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from anetui.core.results import Ratio
 from anetui.core.stats import LatencySummary
@@ -46,10 +46,29 @@ def fmt_ratio(value: float) -> str:
 
 
 def ratio_sentence(ratio: Ratio) -> str:
-    """'torch-cpu-opt ran 2.1x (1.9–2.3) faster than torch-cpu' (ratio of medians)."""
+    """'torch-cpu-opt ran 2.1x (1.9–2.3) faster than torch-cpu' (ratio of medians);
+    'no clear difference (0.98–2.01)' when the interval contains 1; no ratio at all
+    without an interval."""
+    if ratio.speed_ci95 is None:
+        why = f": {ratio.speed_note}" if ratio.speed_note else ""
+        return f"{ratio.backend} against {ratio.reference}: no speed ratio claimed{why}"
+    if not is_clear(ratio.speed_ci95):
+        return (
+            f"{ratio.backend} against {ratio.reference}: no clear difference in speed "
+            f"({interval_text(ratio.speed_ci95)})"
+        )
     faster, text = factor_text(ratio.speed, ratio.speed_ci95)
     word = "faster" if faster else "slower"
     return f"{ratio.backend} ran {text} {word} than {ratio.reference}"
+
+
+def is_clear(interval: tuple[float, float] | None) -> bool:
+    """Whether an interval of a ratio excludes 1 (only then is a difference claimed)."""
+    return interval is not None and (interval[0] > 1.0 or interval[1] < 1.0)
+
+
+def interval_text(interval: tuple[float, float]) -> str:
+    return f"{fmt_ratio(interval[0])}–{fmt_ratio(interval[1])}"
 
 
 def factor_text(value: float, interval: tuple[float, float] | None = None) -> tuple[bool, str]:
@@ -64,14 +83,25 @@ def factor_text(value: float, interval: tuple[float, float] | None = None) -> tu
 
 
 def energy_sentence(ratio: Ratio) -> str | None:
-    """'coreml-ane used 40x (35–46) less energy per inference than torch-cpu, CPU+GPU+ANE'."""
+    """'coreml-ane used 40x (35–46) less energy per inference than torch-cpu, CPU+GPU+ANE';
+    'no clear difference' when the interval contains 1; no ratio without an interval."""
     if ratio.energy is None:
-        return None
+        if ratio.energy_note is None:
+            return None
+        return f"{ratio.backend} against {ratio.reference}: no energy ratio: {ratio.energy_note}"
+    rails = rails_label(ratio.energy_rails)
+    if ratio.energy_ci95 is None:
+        why = f": {ratio.energy_note}" if ratio.energy_note else ""
+        return f"{ratio.backend} against {ratio.reference}, {rails}: no energy ratio claimed{why}"
+    if not is_clear(ratio.energy_ci95):
+        return (
+            f"{ratio.backend} against {ratio.reference}: no clear difference in energy per "
+            f"inference ({interval_text(ratio.energy_ci95)}), {rails}"
+        )
     less, text = factor_text(ratio.energy, ratio.energy_ci95)
     word = "less" if less else "more"
     return (
-        f"{ratio.backend} used {text} {word} energy per inference than {ratio.reference}, "
-        f"{rails_label(ratio.energy_rails)}"
+        f"{ratio.backend} used {text} {word} energy per inference than {ratio.reference}, {rails}"
     )
 
 
@@ -79,3 +109,12 @@ def rails_label(rails: Sequence[str]) -> str:
     """'CPU+GPU+ANE', 'package-0+DRAM', 'GPU0': short rail names upper-cased, numbered
     domains (``package-0``) as the source names them."""
     return "+".join(r if "-" in r else r.upper() for r in rails)
+
+
+def idle_basis(power: Mapping[str, object]) -> str:
+    """'3.0 s idle, counters' or '3.0 s idle, 11 windows': what the baseline rests on."""
+    idle_s = power.get("idle_s")
+    seconds = f"{idle_s:.1f} s idle" if isinstance(idle_s, int | float) else "idle"
+    if power.get("idle_method") == "counters":
+        return f"{seconds}, counters"
+    return f"{seconds}, {power.get('idle_windows')} windows"

@@ -1,0 +1,61 @@
+"""Contention is measured: a real CPU hog beside the measured process shows up as other
+processes' cores, and the warning names the remedy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from anetui.core.contention import Contention, ContentionSampler
+
+HOG = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def test_a_cpu_hog_is_seen_as_other_processes_cores() -> None:
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    sampler = ContentionSampler(interval_s=0.2)
+    try:
+        time.sleep(0.5)  # the hog is running
+        sampler.set_owner("torch-cpu", threads=sampler.cores)
+        time.sleep(1.5)  # this process sleeps: whatever ran was someone else
+        sampler.set_owner(None)
+    finally:
+        hog.kill()
+        hog.wait()
+        sampler.close()
+    figures = sampler.figures()["torch-cpu"]
+    assert figures.seconds >= 1.4
+    assert figures.others_cores >= 0.8  # the hog's core (and whatever else ran)
+    assert figures.own_cores < 0.2
+    warnings = figures.warnings("torch-cpu")
+    assert any("other processes used" in w and "--threads 1" in w for w in warnings)
+    assert figures.to_json()["free_cores"] <= figures.cores - 0.8
+
+
+def test_a_quiet_machine_gives_no_warning() -> None:
+    quiet = Contention(
+        seconds=5.0,
+        cores=8,
+        others_cores=0.1,
+        own_cores=1.0,
+        steal_cores=0.0,
+        load_1m=1.1,
+        threads=1,
+    )
+    assert quiet.warnings("onnx-cpu") == []
+    crowded = Contention(
+        seconds=5.0,
+        cores=2,
+        others_cores=1.0,
+        own_cores=0.9,
+        steal_cores=None,
+        load_1m=2.0,
+        threads=2,
+    )
+    assert crowded.warnings("torch-cpu") == [
+        "torch-cpu: other processes used 1.0 of 2 cores while it ran, load 2.0, so its "
+        "figures are slower than on a quiet machine; measure on a quieter machine, or "
+        "with --threads 1",
+        "torch-cpu: 2 threads but only 1.0 cores were free; try --threads 1",
+    ]
