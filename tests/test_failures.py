@@ -162,7 +162,7 @@ def test_ctrl_c_during_an_export_stops_bench(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 130, err
     assert "stopped (abandoned while preparing onnx-cpu)" in err
-    assert "interrupted: the results above are partial" in err
+    assert "interrupted (SIGINT): the results above are partial" in err
     assert "Traceback" not in err and "terminate called" not in err
     entries = [p for p in (tmp_path / "cache" / "onnx").glob("*") if not p.name.startswith(".")]
     assert entries == []  # stopped before the export finished

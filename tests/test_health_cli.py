@@ -5,6 +5,7 @@ and leaves it out of the totals; the untouched recording raises no warning."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,18 @@ RECORDING = (
     / "tests/data/powermetrics/m4max_mac16-5_macos26-2_25C56_plist_tasks_disk_cpu_gpu_thermal.plist"
 )
 CPU_ENERGY = b"<key>cpu_energy</key>\n<integer>3049</integer>"
+
+
+#: The machine's load is measured and said (issue 10); on a busy test machine those
+#: sentences are expected and are not what these tests are about.
+_CONTENTION = re.compile(
+    r"^[\w-]+: (other processes used|\d+ threads but only|the hypervisor took)"
+)
+
+
+def rail_warnings(doc: dict[str, Any]) -> list[str]:
+    """The results' warnings, less those about the machine's load."""
+    return [w for w in doc["warnings"] if not _CONTENTION.match(w)]
 
 
 def bench(tmp_path: Path, recording: Path, *extra: str) -> tuple[dict[str, Any], str, str]:
@@ -50,7 +63,7 @@ def test_a_cpu_rail_at_zero_is_suspect_and_left_out(tmp_path: Path) -> None:
     zero_cpu.write_bytes(data.replace(CPU_ENERGY, b"<key>cpu_energy</key>\n<integer>0</integer>"))
 
     doc, stderr, markdown = bench(tmp_path, zero_cpu)
-    (warning,) = doc["warnings"]
+    (warning,) = rail_warnings(doc)
     assert warning.startswith("cpu reads 0 mJ over ")
     assert "windows while torch-cpu ran: the counter is dead or frozen" in warning
     assert doc["power"]["suspect_rails"] == [{"rail": "cpu", "reason": warning, "kept": False}]
@@ -63,11 +76,11 @@ def test_a_cpu_rail_at_zero_is_suspect_and_left_out(tmp_path: Path) -> None:
     kept, _, _ = bench(tmp_path, zero_cpu, "--keep-rail", "cpu")
     assert kept["backends"][0]["energy"]["total_rails"] == ["cpu", "gpu", "ane"]
     assert kept["power"]["suspect_rails"][0]["kept"] is True
-    assert kept["warnings"][0].endswith("kept in the totals as asked (--keep-rail)")
+    assert rail_warnings(kept)[0].endswith("kept in the totals as asked (--keep-rail)")
 
 
 def test_the_untouched_recording_raises_no_warning(tmp_path: Path) -> None:
     doc, stderr, markdown = bench(tmp_path, RECORDING)
-    assert doc["warnings"] == [] and doc["power"]["suspect_rails"] == []
+    assert rail_warnings(doc) == [] and doc["power"]["suspect_rails"] == []
     assert doc["backends"][0]["energy"]["total_rails"] == ["cpu", "gpu", "ane"]
-    assert "warning:" not in stderr and "Suspect rail" not in markdown
+    assert "reads 0 mJ" not in stderr and "Suspect rail" not in markdown

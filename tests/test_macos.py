@@ -260,8 +260,9 @@ def test_torch_mps_synchronises_every_inference(macos: MacOS) -> None:
 def test_cache_root_on_macos_under_sudo(
     macos: MacOS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """platformdirs' macOS folder, moved into the invoking user's home under sudo; entries
-    stored while still root are handed to that user."""
+    """platformdirs' macOS folder; while still root under sudo (where macOS keeps the
+    user's HOME) root's own folder, never the invoking user's, and nothing is chowned
+    (issue 12: root must not write into a folder the user controls)."""
     import pwd
 
     monkeypatch.delenv("ANETUI_CACHE_DIR", raising=False)
@@ -271,11 +272,12 @@ def test_cache_root_on_macos_under_sudo(
     assert cache_module.cache_root() == Path("/var/root/Library/Caches/anetui")
     monkeypatch.setenv("SUDO_UID", "65534")
     monkeypatch.setenv("SUDO_GID", "65534")
-    home = Path(pwd.getpwuid(65534).pw_dir)
-    assert cache_module.cache_root() == home / "Library/Caches/anetui"
-    if os.getuid() == 0:  # really root: the chown happens
+    monkeypatch.setenv("HOME", pwd.getpwuid(65534).pw_dir)  # sudo on macOS keeps HOME
+    root_home = Path(pwd.getpwuid(0).pw_dir)
+    assert cache_module.cache_root() == root_home / "Library/Caches/anetui"
+    if os.getuid() == 0:  # really root: an entry stays root's, nothing is handed over
         root = tmp_path / "c"
         path = Cache("coreml", root).store(
             "k", "a.bin", lambda target: target.write_bytes(b"x") and {}, {}
         )
-        assert path.stat().st_uid == 65534 and (root / "coreml").stat().st_uid == 65534
+        assert path.stat().st_uid == 0 and (root / "coreml").stat().st_uid == 0

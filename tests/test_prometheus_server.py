@@ -102,7 +102,7 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
         args = [
             "bench", "--backends", "torch-cpu", "--model", SMALL_MODEL,
             "--input-shape", ",".join(map(str, SMALL_SHAPE)), "--warmup", "1",
-            "--duration", "5", "--power", f"replay:{recording}",
+            "--duration", "5", "--power", f"replay:{recording}", "--idle-seconds", "1",
             "--metrics", f"127.0.0.1:{metrics_port}", "--metrics-linger", "30",
             "--json", str(results),
         ]  # fmt: skip
