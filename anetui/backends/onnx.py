@@ -24,6 +24,8 @@ PROVIDERS = {
     "onnx-cuda": "CUDAExecutionProvider",
     "onnx-coreml": "CoreMLExecutionProvider",
 }
+#: The graph factor of every ONNX Runtime backend: its own optimised graph.
+ORT_GRAPH = "ONNX graph, optimisation ALL"
 #: Core ML EP options (onnxruntime >= 1.20): ML Program format, every compute unit.
 COREML_OPTIONS = {"ModelFormat": "MLProgram", "MLComputeUnits": "ALL"}
 
@@ -136,6 +138,7 @@ BACKENDS = (
         OnnxBackend,
         lambda: onnx_provider("CPUExecutionProvider", "reinstall onnxruntime"),
         _KINDS,
+        graph=ORT_GRAPH,
     ),
     BackendDescription(
         "onnx-cuda",
@@ -146,6 +149,7 @@ BACKENDS = (
         OnnxBackend,
         lambda: onnx_provider("CUDAExecutionProvider", "install onnxruntime-gpu"),
         _KINDS,
+        graph=ORT_GRAPH,
     ),
     BackendDescription(
         "onnx-coreml",
@@ -156,5 +160,6 @@ BACKENDS = (
         OnnxBackend,
         lambda: onnx_provider("CoreMLExecutionProvider", "macOS wheels have it"),
         _KINDS,
+        graph=ORT_GRAPH,
     ),
 )

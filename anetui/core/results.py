@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from anetui.backends.base import PrepareInfo
+from anetui.backends.base import Factors, PrepareInfo
 from anetui.core.energy import BackendEnergy
 from anetui.core.stats import LatencySummary
 
@@ -52,6 +52,8 @@ class BackendResult:
     latency_series: tuple[tuple[int, float], ...] = ()
     #: What a reader of this backend's numbers should know (preparation, agreement …).
     notes: tuple[str, ...] = ()
+    #: Runtime, device, precision, graph capture, threads: what a ratio may mix.
+    factors: Factors | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,12 @@ class Ratio:
     energy: float | None = None
     energy_ci95: tuple[float, float] | None = None
     energy_rails: tuple[str, ...] = ()
+    #: The factors (``FACTOR_NAMES`` keys) in which the two backends differ; None when
+    #: either backend's factors are unknown.
+    differs: tuple[str, ...] | None = None
+    #: Measured pairs (backend, reference, factor) that differ in that one factor only,
+    #: each a factor this ratio mixes: where to look for a like-for-like figure.
+    single_factor_pairs: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

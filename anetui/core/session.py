@@ -376,6 +376,9 @@ class Session:
             runtime_summary=slot.record.runtime_stats.summary(),
             histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
             latency_series=tuple(slot.record.timeline.mean_latency_series()[-LATENCY_POINTS:]),
+            factors=slot.description.factors(
+                backend.dtype if backend else self.config.dtype, self.config.threads
+            ),
         )
 
     def _config_dict(self) -> dict[str, object]:
