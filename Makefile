@@ -12,15 +12,15 @@ $(BIN)/python:
 
 # A stamp per extras set, so a changed pyproject.toml reinstalls and an unchanged one is free.
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[coreml,onnx]'
+	$(BIN)/python -m pip install -q -e '.[coreml,onnx,openvino,executorch]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,openvino,executorch]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,openvino,executorch,dev]'
 	touch $@
 
 run: $(VENV)/.installed-base

@@ -38,7 +38,15 @@ def print_doctor(console: Console | None = None) -> None:
     )
     versions = ", ".join(
         f"{name} {package_version(name) or 'not installed'}"
-        for name in ("torch", "torchvision", "coremltools", "onnxruntime", "nvidia-ml-py")
+        for name in (
+            "torch",
+            "torchvision",
+            "coremltools",
+            "onnxruntime",
+            "openvino",
+            "executorch",
+            "nvidia-ml-py",
+        )
     )
     console.print(f"packages: {versions}")
     console.print("[bold]backends[/]")
@@ -51,7 +59,7 @@ def print_doctor(console: Console | None = None) -> None:
             if probe.ok
             else f"[red]{probe.reason}[/]"
         )
-        console.print(f"  {mark} {description.id:<17} {what}", highlight=False)
+        console.print(f"  {mark} {description.id:<22} {what}", highlight=False)
     if package_version("onnxruntime"):
         import onnxruntime
 
