@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,19 @@ def is_valid(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(8)
     return len(head) == 8 and head[4:6] == b"ET"
+
+
+@contextlib.contextmanager
+def quiet_pytree_log() -> Iterator[None]:
+    """torchao, imported by executorch, registers an Enum with torch's pytree, which logs
+    a deprecation warning on stderr at every start; it says nothing about our run."""
+    logger = logging.getLogger("torch.utils._pytree")
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
 
 
 def _partitioner(delegate: str, precision: str) -> Any:
@@ -129,11 +143,11 @@ def lower(
 
     def build(target: Path) -> dict[str, Any]:
         try:
-            from executorch.exir import to_edge_transform_and_lower
-
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_pytree_log():
                 warnings.simplefilter("ignore")
-                exported = torch.export.export(model.eval(), (example,))
+                from executorch.exir import to_edge_transform_and_lower
+
+                exported = torch.export.export(model, (example,))
                 manager = to_edge_transform_and_lower(
                     exported, partitioner=[_partitioner(delegate, precision)]
                 ).to_executorch()
