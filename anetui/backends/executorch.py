@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import os
 import platform
 import sys
@@ -45,21 +46,25 @@ DELEGATE_OF = {
 
 @contextlib.contextmanager
 def captured_stderr() -> Iterator[list[str]]:
-    """Send file descriptor 2 to a temporary file for the block; its lines are yielded
-    (filled in on exit) instead of reaching the terminal."""
+    """Catch what the block writes on stderr, at both levels: file descriptor 2 (C/C++
+    code) and ``sys.stderr`` (the pybindings log through Python's stderr, and so does
+    torch's logging). The lines are yielded (filled in on exit) instead of shown."""
     lines: list[str] = []
     sys.stderr.flush()
     saved = os.dup(2)
+    python_side = io.StringIO()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            yield lines
+            with contextlib.redirect_stderr(python_side):
+                yield lines
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             lines.extend(sink.read().decode(errors="replace").splitlines())
+            lines.extend(python_side.getvalue().splitlines())
 
 
 class ExecuTorchBackend:
@@ -126,7 +131,7 @@ class ExecuTorchBackend:
         notes = [
             "lowered " + ("from the cache" if program.cached else f"in {program.seconds:.1f} s")
         ]
-        quiet = ("cpuinfo", "threadpool")
+        quiet = ("cpuinfo", "threadpool", "KernelPreference")
         notes += [f"runtime said: {line}" for line in chatter if not any(q in line for q in quiet)]
         return PrepareInfo(
             load_s=loaded_at - lowered,

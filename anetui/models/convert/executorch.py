@@ -22,7 +22,7 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_fields
-from anetui.models.convert.coreml import COMPUTE_UNITS
+from anetui.models.convert.coreml import COMPUTE_UNITS, quiet_coremltools
 from anetui.models.spec import ModelSpec
 from anetui.models.torch_load import load_torch_model
 from anetui.versions import package_version
@@ -78,6 +78,23 @@ def quiet_pytree_log() -> Iterator[None]:
     logger.setLevel(logging.ERROR)
     try:
         yield
+    finally:
+        logger.setLevel(saved)
+
+
+@contextlib.contextmanager
+def quiet_delegate(coreml: bool) -> Iterator[None]:
+    """The Core ML delegate logs coremltools' and its own warnings (an untested torch, a
+    specification version): kept off the terminal, as for the coreml-* conversions."""
+    if not coreml:
+        yield
+        return
+    logger = logging.getLogger("executorch.backends.apple.coreml")
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with quiet_coremltools():
+            yield
     finally:
         logger.setLevel(saved)
 
@@ -143,7 +160,8 @@ def lower(
 
     def build(target: Path) -> dict[str, Any]:
         try:
-            with warnings.catch_warnings(), quiet_pytree_log():
+            coreml = delegate.startswith("coreml-")
+            with warnings.catch_warnings(), quiet_pytree_log(), quiet_delegate(coreml):
                 warnings.simplefilter("ignore")
                 from executorch.exir import to_edge_transform_and_lower
 
