@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test check lint typecheck imports bench-harness screenshots clean
+.PHONY: run test test-compile check lint typecheck imports bench-harness screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ imports: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 check: lint typecheck imports test
+
+# The real torch.compile test (~1 min cold), kept out of `make test`.
+test-compile: $(VENV)/.installed-test
+	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import torch
 
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
+#: Inductor's cache folder as the user set it before anetui started (None: ours is used).
+_USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 
 def _torch_dtype(name: str) -> torch.dtype:
@@ -296,8 +298,8 @@ class TorchCudaGraph(TorchCuda):
 class TorchCompiled(TorchBackend):
     """torch.compile (TorchDynamo + Inductor), compiled in prepare() by one call.
 
-    Inductor's FX graph cache lives in anetui's cache folder unless
-    ``TORCHINDUCTOR_CACHE_DIR`` says otherwise, so a second run reuses the generated
+    Inductor's FX graph cache lives in anetui's cache folder unless the user set
+    ``TORCHINDUCTOR_CACHE_DIR``, so a second run reuses the generated
     kernels; Dynamo's tracing is still paid at every start (compile s in the table).
     """
 
@@ -309,7 +311,10 @@ class TorchCompiled(TorchBackend):
 
         from anetui.models.cache import cache_root
 
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+        if _USER_INDUCTOR_DIR is None:
+            # Not setdefault: torch itself fills the variable in (with its /tmp default)
+            # the first time anything asks for the cache folder, e.g. loading a .pt2.
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")
         compiled = torch.compile(model, mode=self.mode, fullgraph=False)
         forward = self._step(lambda: compiled(example))
         forward()  # the compilation happens here, inside prepare's compile_s
