@@ -13,7 +13,7 @@ from anetui.core import ratios
 from anetui.core.results import BackendResult, BackendState, Ratio
 from anetui.core.stats import LatencyStats
 from anetui.report.results_json import backend_json, to_json
-from anetui.report.text import factor_clause, ratio_sentence
+from anetui.report.text import factor_clause, factor_tag, ratio_sentence
 
 
 def result(backend_id: str, p50_us: int, dtype: str | None = None) -> BackendResult:
@@ -91,9 +91,11 @@ def test_a_mixed_ratio_names_its_factors_and_the_one_factor_pairs() -> None:
         "torch-cuda-fp16 vs torch-cuda (precision only), "
         "torch-cuda-graph vs torch-cuda-fp16 (graph capture only)"
     )
+    assert factor_tag(mixed) == " (mixes precision+graph)"  # the dashboard's speed cell
     alone = by_backend["torch-cuda-fp16"]
     assert alone.differs == ("precision",) and alone.single_factor_pairs == ()
     assert ratio_sentence(alone).endswith(", like for like: differs in precision only")
+    assert factor_tag(alone) == " (precision only)"
 
 
 def test_a_mixed_ratio_without_a_one_factor_pair_says_so() -> None:

@@ -72,6 +72,16 @@ def factor_clause(ratio: Ratio) -> str:
     return f"{clause}; one factor at a time: {pointers}"
 
 
+def factor_tag(ratio: Ratio) -> str:
+    """The short form for table cells: " (precision only)", " (mixes runtime+graph)", or
+    "" when factors are unknown or none differs."""
+    if not ratio.differs:
+        return ""
+    if len(ratio.differs) == 1:
+        return f" ({ratio.differs[0]} only)"
+    return f" (mixes {'+'.join(ratio.differs)})"
+
+
 def _and(words: Sequence[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
