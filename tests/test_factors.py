@@ -150,3 +150,12 @@ def test_results_json_carries_factors_and_what_each_ratio_mixes() -> None:
         {"backend": "torch-cpu-opt", "reference": "torch-cpu", "factor": "graph"}
     ]
     assert "differs in runtime and graph capture" in onnx["summary"]
+
+
+def test_the_markdown_report_has_a_factors_table() -> None:
+    from anetui.report.markdown import _factors_table
+
+    lines = _factors_table([result("torch-cpu", 10_000), result("openvino-cpu", 3_000)])
+    assert lines[0] == "## Factors"
+    assert "| openvino-cpu | OpenVINO | cpu | fp32 | OpenVINO graph | default |" in lines
+    assert "| torch-cpu | PyTorch | cpu | fp32 | eager | default |" in lines
