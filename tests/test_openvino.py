@@ -116,3 +116,24 @@ def test_missing_package_device_and_dtype_messages(monkeypatch: pytest.MonkeyPat
     assert backends.describe("openvino-cpu").probe().reason == (
         "openvino not installed (pip install 'anetui[openvino]')"
     )
+
+
+def test_doctor_lists_the_new_runtimes_and_their_versions() -> None:
+    import subprocess
+
+    from tests.conftest import anetui_cmd
+
+    proc = subprocess.run(
+        anetui_cmd("doctor"), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    for backend_id in (
+        "openvino-cpu",
+        "executorch-xnnpack",
+        "torch-cpu-compile",
+        "torch-cuda-fp16",
+    ):
+        assert backend_id in proc.stdout
+    assert f"openvino {package_version('openvino')}" in proc.stdout
+    assert "executorch " in proc.stdout and "cpuinfo" not in proc.stdout + proc.stderr
+    assert "torch was imported" not in proc.stdout
