@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# The optional runtimes and tools `make run` and `make test` install (README: what each adds).
+EXTRAS := coreml,onnx,openvino,executorch,apple,serve
 
-.PHONY: run test test-deps check lint typecheck imports bench-harness screenshots clean coverage-mac
+.PHONY: run test test-deps test-compile check lint typecheck imports bench-harness screenshots clean coverage-mac
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,15 +15,15 @@ $(BIN)/python:
 # apple (zeus-apple-silicon) installs on macOS only: elsewhere its marker skips it.
 # A stamp per extras set, so a changed pyproject.toml reinstalls and an unchanged one is free.
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[coreml,onnx,apple,serve]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,serve]'
+	$(BIN)/python -m pip install -q -e '.[test,$(EXTRAS)]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,coreml,onnx,apple,serve,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,$(EXTRAS),dev]'
 	touch $@
 
 run: $(VENV)/.installed-base
@@ -55,6 +57,10 @@ imports: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 check: lint typecheck imports test
+
+# The real torch.compile test (~1 min cold), kept out of `make test`.
+test-compile: $(VENV)/.installed-test
+	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,43 @@ class BackendOptions:
     threads: int | None = None
 
 
+#: The factors that make two backends' figures comparable or not, in the order sentences
+#: name them (``Factors`` field -> the words a sentence uses).
+FACTOR_NAMES = {
+    "runtime": "runtime",
+    "device": "device",
+    "precision": "precision",
+    "graph": "graph capture",
+    "threads": "threads",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Factors:
+    """What a backend's figures depend on; two backends are like for like when only one
+    of these differs.
+
+    runtime: the software that runs the graph ("PyTorch", "OpenVINO" …).
+    device: where it runs ("cpu", "cuda" …).
+    precision: the arithmetic used ("fp32", "fp16", "bf16").
+    graph: eager, or how the graph is captured/compiled ("Inductor", "CUDA graph" …).
+    threads: the intra-op thread count asked for, or "default" (the runtime's own).
+    """
+
+    runtime: str
+    device: str
+    precision: str
+    graph: str
+    threads: str
+
+    def differing(self, other: Factors) -> tuple[str, ...]:
+        """The names (keys of :data:`FACTOR_NAMES`) of the factors that differ, in order."""
+        return tuple(name for name in FACTOR_NAMES if getattr(self, name) != getattr(other, name))
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in FACTOR_NAMES}
+
+
 @dataclass(frozen=True, slots=True)
 class BackendDescription:
     """Static facts about a backend id, known without importing its runtime."""
@@ -65,6 +102,21 @@ class BackendDescription:
     probe: Callable[[], Availability] = field(repr=False, compare=False)
     #: Model kinds (ModelSpec.kind) this backend can run.
     accepts: tuple[str, ...] = ("torchvision", "export", "torchscript")
+    #: How the graph is run: "eager", or its capture/compilation ("Inductor" …).
+    graph: str = "eager"
+    #: The runtime as a factor ("PyTorch", "ONNX Runtime" …); "" means ``runtime``.
+    framework: str = ""
+
+    def factors(self, dtype: str | None = None, threads: int | None = None) -> Factors:
+        """This backend's factors for a run with ``dtype`` (None: its default) and
+        ``threads`` (None: the runtime's default)."""
+        return Factors(
+            runtime=self.framework or self.runtime,
+            device=self.device,
+            precision=dtype or self.default_dtype,
+            graph=self.graph,
+            threads=str(threads) if threads is not None else "default",
+        )
 
 
 class BackendError(AnetuiError):

@@ -229,6 +229,7 @@ BACKENDS = tuple(
         # CPU_AND_NE exists from macOS 13 on.
         (lambda: coreml_probe((13,), "coreml-ane")) if unit == "ane" else coreml_probe,
         _KINDS,
+        graph="Core ML program",
     )
     for unit, (device, summary) in _UNIT_TEXT.items()
 )

@@ -18,6 +18,8 @@ RUNTIME_MODULES = (
     "anetui.backends.torch",
     "anetui.backends.coreml",
     "anetui.backends.onnx",
+    "anetui.backends.openvino",
+    "anetui.backends.executorch",
 )
 
 

@@ -1,6 +1,7 @@
-"""PyTorch backends: eager and TorchScript on the CPU, eager and CUDA graphs on NVIDIA
-GPUs, eager on Apple's MPS, with their availability probes. torch itself is imported
-only when a backend is created, never by the probes (`anetui doctor` stays fast).
+"""PyTorch backends: eager, TorchScript and torch.compile on the CPU; eager fp32 and
+fp16, CUDA graphs and torch.compile on NVIDIA GPUs; eager on Apple's MPS; with their
+availability probes. torch itself is imported only when a backend is created, never by
+the probes (`anetui doctor` stays fast).
 
 Every ``infer()`` includes the device synchronisation (``torch.cuda.synchronize`` /
 ``torch.mps.synchronize``), so the runner's wall-clock latency is what a caller waits.
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     import torch
 
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
+#: Inductor's cache folder as the user set it before anetui started (None: ours is used).
+_USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 
 def _torch_dtype(name: str) -> torch.dtype:
@@ -290,6 +295,66 @@ class TorchCudaGraph(TorchCuda):
         return replay
 
 
+class TorchCompiled(TorchBackend):
+    """torch.compile (TorchDynamo + Inductor), compiled in prepare() by one call.
+
+    Inductor's FX graph cache lives in anetui's cache folder unless the user set
+    ``TORCHINDUCTOR_CACHE_DIR``, so a second run reuses the generated
+    kernels; Dynamo's tracing is still paid at every start (compile s in the table).
+    """
+
+    #: torch.compile's mode: "default" on the CPU, "reduce-overhead" (CUDA graphs) on CUDA.
+    mode = "default"
+
+    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
+        import torch
+
+        from anetui.models.cache import cache_root
+
+        if _USER_INDUCTOR_DIR is None:
+            # Not setdefault: torch itself fills the variable in (with its /tmp default)
+            # the first time anything asks for the cache folder, e.g. loading a .pt2.
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")
+        compiled = torch.compile(model, mode=self.mode, fullgraph=False)
+        forward = self._step(lambda: compiled(example))
+        forward()  # the compilation happens here, inside prepare's compile_s
+        return forward
+
+    def _step(self, call: Callable[[], Any]) -> Callable[[], Any]:
+        return call
+
+
+class TorchCpuCompiled(TorchCompiled, TorchCpuEager):
+    """torch.compile on the CPU, channels_last as the eager baseline."""
+
+
+class TorchCudaCompiled(TorchCompiled, TorchCuda):
+    """torch.compile with mode="reduce-overhead": Inductor kernels replayed as CUDA graphs."""
+
+    mode = "reduce-overhead"
+
+    def _step(self, call: Callable[[], Any]) -> Callable[[], Any]:
+        import torch
+
+        def step() -> Any:
+            # Each call is a new inference: the graph may reuse the previous output buffer.
+            torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
+            return call()
+
+        return step
+
+
+def cxx_compiler() -> Availability:
+    """torch installed and a C++ compiler on PATH (Inductor compiles its CPU kernels)."""
+    base = torch_installed()
+    if not base.ok:
+        return base
+    names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
+    if not any(name and shutil.which(name) for name in names):
+        return Availability.no("no C++ compiler for Inductor (apt-get install g++ / Xcode CLT)")
+    return Availability.yes()
+
+
 class TorchMps(TorchBackend):
     def _runtime_available(self) -> Availability:
         import torch
@@ -318,6 +383,7 @@ BACKENDS = (
         "eager, inference_mode, channels_last: the fair eager baseline",
         TorchCpuEager,
         torch_installed,
+        framework="PyTorch",
     ),
     BackendDescription(
         "torch-cpu-opt",
@@ -327,6 +393,19 @@ BACKENDS = (
         "frozen TorchScript + optimize_for_inference (conv-bn folding, oneDNN)",
         TorchCpuOptimized,
         torch_installed,
+        graph="TorchScript (frozen)",
+        framework="PyTorch",
+    ),
+    BackendDescription(
+        "torch-cpu-compile",
+        "PyTorch torch.compile",
+        "cpu",
+        "fp32",
+        "torch.compile (Inductor, default mode), channels_last; compile time reported apart",
+        TorchCpuCompiled,
+        cxx_compiler,
+        graph="Inductor",
+        framework="PyTorch",
     ),
     BackendDescription(
         "torch-cuda",
@@ -336,6 +415,17 @@ BACKENDS = (
         "eager on the GPU, torch.cuda.synchronize after every inference",
         TorchCuda,
         torch_cuda,
+        framework="PyTorch",
+    ),
+    BackendDescription(
+        "torch-cuda-fp16",
+        "PyTorch eager",
+        "cuda",
+        "fp16",
+        "eager fp16 on the GPU: torch-cuda with only the precision changed",
+        TorchCuda,
+        torch_cuda,
+        framework="PyTorch",
     ),
     BackendDescription(
         "torch-cuda-graph",
@@ -345,6 +435,19 @@ BACKENDS = (
         "fp16, one CUDA graph captured and replayed, synchronised per inference",
         TorchCudaGraph,
         torch_cuda,
+        graph="CUDA graph",
+        framework="PyTorch",
+    ),
+    BackendDescription(
+        "torch-cuda-compile",
+        "PyTorch torch.compile",
+        "cuda",
+        "fp32",
+        'torch.compile (Inductor, mode="reduce-overhead": CUDA graphs), synchronised',
+        TorchCudaCompiled,
+        torch_cuda,
+        graph="Inductor + CUDA graphs",
+        framework="PyTorch",
     ),
     BackendDescription(
         "torch-mps",
@@ -354,5 +457,6 @@ BACKENDS = (
         "eager on the Apple GPU, torch.mps.synchronize after every inference",
         TorchMps,
         torch_mps,
+        framework="PyTorch",
     ),
 )

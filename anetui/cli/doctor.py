@@ -30,6 +30,8 @@ PACKAGES = (
     "torchvision",
     "coremltools",
     "onnxruntime",
+    "openvino",
+    "executorch",
     "nvidia-ml-py",
     "zeus-apple-silicon",
 )
@@ -212,7 +214,7 @@ def print_doctor(console: Console | None = None) -> None:
             if probe.ok
             else f"[red]{probe.reason}[/]"
         )
-        console.print(f"  {mark} {description.id:<17} {what}", highlight=False)
+        console.print(f"  {mark} {description.id:<22} {what}", highlight=False)
     if package_version("onnxruntime"):
         import onnxruntime
 

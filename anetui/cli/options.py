@@ -189,7 +189,8 @@ def run_options(command: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--threads",
                 type=click.IntRange(min=1),
-                help="Intra-op CPU threads for torch. Default: torch's own (the core count).",
+                help="Intra-op CPU threads (torch, ONNX Runtime, OpenVINO, ExecuTorch). "
+                "Default: each runtime's own.",
             ),
             click.option(
                 "--warmup",

@@ -58,6 +58,8 @@ def collect(threads: int | None = None) -> dict[str, object]:
         "torchvision": package_version("torchvision"),
         "coremltools": package_version("coremltools"),
         "onnxruntime": package_version("onnxruntime"),
+        "openvino": package_version("openvino"),
+        "executorch": package_version("executorch"),
         "anetui": __version__,
         "threads": threads,
         "privileges": privileges(),

@@ -4,6 +4,7 @@ against one reference backend."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from anetui.core import intervals
 from anetui.core.results import BackendResult, Ratio
@@ -35,20 +36,57 @@ def against(reference: str | None, measured: Mapping[str, BackendResult]) -> tup
         # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
         speed, ci, speed_note = ratio_with_interval(ref.summary, result.summary)
         energy, energy_ci, rails, energy_note = _energy_ratio(ref, result)
-        out.append(
-            Ratio(
-                reference,
-                result.id,
-                speed,
-                ci,
-                energy,
-                energy_ci,
-                rails,
-                speed_note=speed_note,
-                energy_note=energy_note,
-            )
+        ratio = Ratio(
+            reference,
+            result.id,
+            speed,
+            ci,
+            energy,
+            energy_ci,
+            rails,
+            speed_note=speed_note,
+            energy_note=energy_note,
         )
+        out.append(_with_factors(ratio, ref, result, measured))
     return tuple(out)
+
+
+#: At most this many like-for-like pairs are pointed to per ratio.
+MAX_POINTERS = 2
+
+
+def _with_factors(
+    ratio: Ratio, ref: BackendResult, other: BackendResult, measured: Mapping[str, BackendResult]
+) -> Ratio:
+    """The ratio with the factors its two backends differ in and, when it mixes several,
+    the measured pairs that differ in one of those factors only.
+
+    Pairs that include one of the ratio's two backends come first (they explain this
+    ratio's figure), then any other measured pair, in measurement order.
+    """
+    if ref.factors is None or other.factors is None:
+        return ratio
+    differs = ref.factors.differing(other.factors)
+    if len(differs) <= 1:
+        return replace(ratio, differs=differs)
+    results = [r for r in measured.values() if r.factors is not None]
+    pairs: list[tuple[int, tuple[str, str, str]]] = []
+    for i, first in enumerate(results):
+        for second in results[i + 1 :]:
+            assert first.factors is not None and second.factors is not None
+            one = first.factors.differing(second.factors)
+            if len(one) != 1 or one[0] not in differs:
+                continue
+            if {first.id, second.id} == {ref.id, other.id}:
+                continue
+            rank = 0 if {first.id, second.id} & {ref.id, other.id} else 1
+            pairs.append((rank, (second.id, first.id, one[0])))
+    pairs.sort(key=lambda item: item[0])  # stable: measurement order within a rank
+    chosen: list[tuple[str, str, str]] = []
+    for _, pair in pairs:
+        if pair[2] not in {factor for _, _, factor in chosen}:  # one pointer per factor
+            chosen.append(pair)
+    return replace(ratio, differs=differs, single_factor_pairs=tuple(chosen[:MAX_POINTERS]))
 
 
 def _energy_ratio(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from anetui.backends.base import PrepareInfo
+from anetui.backends.base import Factors, PrepareInfo
 from anetui.core.contention import Contention
 from anetui.core.energy import BackendEnergy
 from anetui.core.stats import LatencySummary
@@ -55,6 +55,8 @@ class BackendResult:
     notes: tuple[str, ...] = ()
     #: What else used the machine while this backend's timed stretches ran.
     contention: Contention | None = None
+    #: Runtime, device, precision, graph capture, threads: what a ratio may mix.
+    factors: Factors | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,12 @@ class Ratio:
     #: Why there is no speed / energy interval (and so no claim), else None.
     speed_note: str | None = None
     energy_note: str | None = None
+    #: The factors (``FACTOR_NAMES`` keys) in which the two backends differ; None when
+    #: either backend's factors are unknown.
+    differs: tuple[str, ...] | None = None
+    #: Measured pairs (backend, reference, factor) that differ in that one factor only,
+    #: each a factor this ratio mixes: where to look for a like-for-like figure.
+    single_factor_pairs: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def speed_claimed(self) -> bool:

@@ -437,6 +437,9 @@ class Session:
             histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
             latency_series=tuple(slot.record.timeline.mean_latency_series(LATENCY_POINTS)),
             contention=contention.get(slot.id),
+            factors=slot.description.factors(
+                backend.dtype if backend else self.config.dtype, self.config.threads
+            ),
         )
 
     def _config_dict(self) -> dict[str, object]:

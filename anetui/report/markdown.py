@@ -47,6 +47,7 @@ def to_markdown(snapshot: Snapshot) -> str:
     if measured:
         lines += _results_table(measured)
         lines += _prepare_table(measured)
+        lines += _factors_table(measured)
     if snapshot.ratios:
         lines += ["## Speedup", ""]
         ref = next(b for b in measured if b.id == snapshot.reference)
@@ -64,8 +65,9 @@ def to_markdown(snapshot: Snapshot) -> str:
                 )
         lines.append("")
         lines.append(
-            "Compared like for like only where one factor differs: check the dtype and "
-            "device columns above before quoting a ratio."
+            "Compared like for like only where one factor differs: each ratio names the "
+            "factors (runtime, device, precision, graph capture, threads) its two backends "
+            "differ in."
         )
         lines.append("")
     skipped = [b for b in snapshot.backends if b.summary is None]
@@ -88,6 +90,8 @@ def to_markdown(snapshot: Snapshot) -> str:
         "torchvision",
         "coremltools",
         "onnxruntime",
+        "openvino",
+        "executorch",
         "anetui",
         "threads",
         "privileges",
@@ -209,6 +213,26 @@ def _results_table(measured: list[BackendResult]) -> list[str]:
             f"| {cell['mean']} | **{cell['p50']}** | {cell['p50_ci']} "
             f"| {cell['p90']} | {cell['p99']} | {cell['p999']} | {cell['min']} "
             f"| {cell['max']} | {cell['sd']} | {b.throughput_per_s or 0:.1f} |"
+        )
+    return [*lines, ""]
+
+
+def _factors_table(measured: list[BackendResult]) -> list[str]:
+    """What each backend's figures depend on: the factors a ratio may mix."""
+    rows = [b for b in measured if b.factors is not None]
+    if not rows:
+        return []
+    lines = [
+        "## Factors",
+        "",
+        "| backend | runtime | device | precision | graph capture | threads |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in rows:
+        assert b.factors is not None
+        f = b.factors
+        lines.append(
+            f"| {b.id} | {f.runtime} | {f.device} | {f.precision} | {f.graph} | {f.threads} |"
         )
     return [*lines, ""]
 

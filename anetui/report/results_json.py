@@ -76,6 +76,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
         "energy": energy_json(result.energy),
         "contention": result.contention.to_json() if result.contention else None,
+        "factors": result.factors.as_dict() if result.factors else None,
     }
 
 
@@ -111,6 +112,10 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 "energy_rails": list(r.energy_rails),
                 "energy_summary": energy_sentence(r),
                 "summary": ratio_sentence(r),
+                "differs": list(r.differs) if r.differs is not None else None,
+                "single_factor_pairs": [
+                    {"backend": a, "reference": b, "factor": f} for a, b, f in r.single_factor_pairs
+                ],
             }
             for r in snapshot.ratios
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from anetui.backends.base import FACTOR_NAMES
 from anetui.core.results import Ratio
 from anetui.core.stats import LatencySummary
 
@@ -59,7 +60,41 @@ def ratio_sentence(ratio: Ratio) -> str:
         )
     faster, text = factor_text(ratio.speed, ratio.speed_ci95)
     word = "faster" if faster else "slower"
-    return f"{ratio.backend} ran {text} {word} than {ratio.reference}"
+    return f"{ratio.backend} ran {text} {word} than {ratio.reference}" + factor_clause(ratio)
+
+
+def factor_clause(ratio: Ratio) -> str:
+    """What the ratio compares, appended to its sentence: ", like for like: differs in
+    precision only", or " — differs in precision and graph capture; one factor at a
+    time: torch-cuda-fp16 vs torch-cuda (precision only)"; "" when factors are unknown."""
+    if ratio.differs is None:
+        return ""
+    if not ratio.differs:
+        return ", like for like: same runtime, device, precision, graph capture and threads"
+    if len(ratio.differs) == 1:
+        return f", like for like: differs in {FACTOR_NAMES[ratio.differs[0]]} only"
+    clause = f" — differs in {_and([FACTOR_NAMES[f] for f in ratio.differs])}"
+    if not ratio.single_factor_pairs:
+        return clause + "; no measured pair differs in one of these alone"
+    pointers = ", ".join(
+        f"{a} vs {b} ({FACTOR_NAMES[factor]} only)" for a, b, factor in ratio.single_factor_pairs
+    )
+    return f"{clause}; one factor at a time: {pointers}"
+
+
+def factor_tag(ratio: Ratio) -> str:
+    """The short form for table cells: " (precision only)", " (mixes runtime+graph)", or
+    "" when factors are unknown or none differs."""
+    if not ratio.differs:
+        return ""
+    if len(ratio.differs) == 1:
+        return f" ({ratio.differs[0]} only)"
+    return f" (mixes {'+'.join(ratio.differs)})"
+
+
+def _and(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def is_clear(interval: tuple[float, float] | None) -> bool:

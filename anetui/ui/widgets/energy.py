@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from anetui.core.results import Snapshot
-from anetui.report.text import factor_text, fmt_ms, rails_label
+from anetui.report.text import factor_tag, factor_text, fmt_ms, rails_label
 from anetui.ui.widgets.tables import update_rows
 
 
@@ -33,7 +33,7 @@ class EnergyTable(DataTable[str]):
                 speed = energy = "–"
                 if r is not None:
                     faster, text = factor_text(r.speed)
-                    speed = f"{text} {'faster' if faster else 'slower'}"
+                    speed = f"{text} {'faster' if faster else 'slower'}{factor_tag(r)}"
                 if r is not None and r.energy:
                     less, text = factor_text(r.energy)
                     energy = f"{text} {'less' if less else 'more'}"
