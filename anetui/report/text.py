@@ -56,7 +56,7 @@ def ratio_sentence(ratio: Ratio) -> str:
     if not is_clear(ratio.speed_ci95):
         return (
             f"{ratio.backend} against {ratio.reference}: no clear difference in speed "
-            f"({interval_text(ratio.speed_ci95)})"
+            f"({interval_text(ratio.speed_ci95)})" + factor_clause(ratio)
         )
     faster, text = factor_text(ratio.speed, ratio.speed_ci95)
     word = "faster" if faster else "slower"
