@@ -52,6 +52,9 @@ class BackendResult:
     latency_series: tuple[tuple[int, float], ...] = ()
     #: What a reader of this backend's numbers should know (preparation, agreement …).
     notes: tuple[str, ...] = ()
+    #: What is happening now, in words: "loading", "exporting", "converting",
+    #: "compiling", "warming up 4/10", "running", "paused", "failed" … (for live views).
+    phase: str = ""
 
 
 @dataclass(frozen=True)

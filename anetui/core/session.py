@@ -20,6 +20,7 @@ from anetui.backends.base import (
     BackendError,
     BackendOptions,
     PrepareInfo,
+    prepare_phase,
 )
 from anetui.core import agreement, energy, environment, ratios, runner
 from anetui.core.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
@@ -48,6 +49,10 @@ class _Slot:
     agreement: float | None = None
     notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
+    #: Set while the session itself works on a prepared backend (the agreement check).
+    step: str | None = None
+    #: Prepared with the agreement check left for later (check_agreement).
+    agreement_pending: bool = False
 
 
 class Session:
@@ -118,8 +123,19 @@ class Session:
                 return
             self.prepare_backend(backend_id, progress)
 
-    def prepare_backend(self, backend_id: str, progress: ProgressCallback | None = None) -> bool:
-        """Prepare one backend (idempotent); False if it cannot run."""
+    def prepare_backend(
+        self,
+        backend_id: str,
+        progress: ProgressCallback | None = None,
+        *,
+        check_agreement: bool = True,
+    ) -> bool:
+        """Prepare one backend (idempotent); False if it cannot run.
+
+        ``check_agreement=False`` leaves the output check (which builds the eager fp32
+        reference model: a second model load) for :meth:`check_agreement`, so that a live
+        view gets its first number sooner.
+        """
         slot = self._slots[backend_id]
         if slot.backend is None:
             return False
@@ -132,16 +148,32 @@ class Session:
         try:
             slot.prepare = slot.backend.prepare(self.spec)
             slot.notes.extend(slot.prepare.notes)
-            slot.agreement = self._agreement(slot)
             slot.state = BackendState.READY
+            slot.agreement_pending = True
+            if check_agreement:
+                self.check_agreement(backend_id)
         except BackendError as exc:
             self._fail(slot, str(exc))
+        slot.step = None
         self._busy.append((started, time.perf_counter_ns()))
         if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
 
             self._threads_used = torch.get_num_threads()
         return slot.backend is not None
+
+    def check_agreement(self, backend_id: str) -> None:
+        """Run a prepared backend's output check if it is still pending (idempotent).
+        Call it between runs, on the thread that runs the backend."""
+        slot = self._slots[backend_id]
+        if slot.backend is None or not slot.agreement_pending:
+            return
+        slot.agreement_pending = False
+        slot.step = "checking output"
+        try:
+            slot.agreement = self._agreement(slot)
+        finally:
+            slot.step = None
 
     def _agreement(self, slot: _Slot) -> float | None:
         """Agreement with eager fp32 PyTorch on the CPU; None with a note when there is none."""
@@ -376,7 +408,23 @@ class Session:
             runtime_summary=slot.record.runtime_stats.summary(),
             histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
             latency_series=tuple(slot.record.timeline.mean_latency_series()[-LATENCY_POINTS:]),
+            phase=self._phase(slot),
         )
+
+    def _phase(self, slot: _Slot) -> str:
+        """What is happening to this backend now, in one or two words."""
+        state = slot.state
+        if slot.step:
+            return slot.step
+        if state == BackendState.PREPARING:
+            return prepare_phase(slot.backend)
+        if state == BackendState.RUNNING and not slot.record.warmed_up:
+            return f"warming up {slot.record.warmup_done}/{self.config.warmup}"
+        return {
+            BackendState.PENDING: "not run",
+            BackendState.UNAVAILABLE: "not available",
+            BackendState.ERROR: "failed",
+        }.get(state, str(state))
 
     def _config_dict(self) -> dict[str, object]:
         cfg = self.config

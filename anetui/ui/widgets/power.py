@@ -1,43 +1,92 @@
-"""One sparkline per rail the power source reports, with current and mean watts. Rails
-the source lacks are not drawn (never as zero)."""
+"""Power per rail on one shared, labelled scale, with current, mean and peak watts, and
+the CPU clusters' (and GPU's) frequency and utilisation where the source reports them.
+
+Every rail the source reports is listed; when the panel is too short for them all, the
+last line sums up the rest ("+3 rails: …"). Rails the source lacks are not drawn (never
+as zero). The sparklines are drawn here, not with textual's Sparkline, so that every
+rail shares one scale (0 to the peak of all rails in view).
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Sparkline
+from rich.text import Text
+from textual.widgets import Static
 
-from anetui.power.base import PowerSample
+from anetui.power.base import ClusterInfo, PowerSample
 
-HISTORY = 120
+BARS = "▁▂▃▄▅▆▇█"
+#: Label + figures around each sparkline: "cpu      12.34 W mean 10.12 peak 14.90 ".
+NAME_WIDTH = 8
+FIGURES_WIDTH = 32
 
 
-class PowerPanel(Vertical):
-    def compose(self) -> ComposeResult:
-        yield Label("power", id="power-title")
+def spark(values: list[float], top: float, width: int) -> str:
+    """The last ``width`` values as bars on the scale 0…``top``."""
+    if width <= 0:
+        return ""
+    values = values[-width:]
+    if top <= 0:
+        return BARS[0] * len(values)
+    top_index = len(BARS) - 1
+    return "".join(BARS[min(top_index, max(0, round(v / top * top_index)))] for v in values)
 
-    def on_mount(self) -> None:
-        self._rails: dict[str, tuple[Label, Sparkline]] = {}
+
+def clusters_text(clusters: dict[str, ClusterInfo]) -> str:
+    """'E 1.02 GHz 34% · P0 3.20 GHz 80%' from the last window (what the source has)."""
+    parts = []
+    for name, c in clusters.items():
+        bits = [name]
+        if c.freq_mhz is not None:
+            bits.append(f"{c.freq_mhz / 1000:.2f} GHz")
+        if c.active_ratio is not None:
+            bits.append(f"{c.active_ratio * 100:.0f}%")
+        if len(bits) > 1:
+            parts.append(" ".join(bits))
+    return " · ".join(parts)
+
+
+class PowerPanel(Static):
+    """Hidden (display: none) when no power source was chosen."""
 
     def show(self, samples: list[PowerSample], label: str, state: str) -> None:
-        title = self.query_one("#power-title", Label)
-        if state == "none":
-            title.update(
-                "no power source: run with --power auto, rapl, nvml, powermetrics "
-                "(sudo) or replay:FILE to measure energy"
-            )
-            return
+        self.border_title = f"power · {label}"
         if not samples:
-            title.update(f"power · {label} · {state} · no samples yet")
+            self.border_subtitle = state
+            self.update(f"{state}: no power samples yet")
             return
-        recent = samples[-HISTORY:]
-        title.update(f"power · {label} · {state} · {len(samples)} windows")
-        for rail in dict.fromkeys(r for s in recent for r in s.rails_mj):
-            series = [s.rails_w[rail] for s in recent if rail in s.rails_mj]
-            if rail not in self._rails:
-                widgets = (Label(classes="rail-label"), Sparkline(series, classes="rail-spark"))
-                self._rails[rail] = widgets
-                self.mount(Horizontal(*widgets, classes="rail"))
-            text, spark = self._rails[rail]
-            text.update(f"{rail:<9}{series[-1]:8.3f} W  mean{sum(series) / len(series):8.3f} W")
-            spark.data = series
+        width = max(self.content_size.width, 20)
+        height = max(self.content_size.height, 1)
+        history = max(width - NAME_WIDTH - FIGURES_WIDTH, 4)
+        recent = samples[-history:]
+        series: dict[str, list[float]] = {}
+        for s in recent:
+            for rail, watts in s.rails_w.items():
+                series.setdefault(rail, []).append(watts)
+        top = max((max(v) for v in series.values() if v), default=0.0)
+        elapsed_s = (recent[-1].t_end_ns - recent[0].t_start_ns) / 1e9
+        self.border_subtitle = (
+            f"scale 0–{top:.2f} W · {elapsed_s:.0f} s · {len(samples)} windows · {state}"
+        )
+        lines: list[Text] = []
+        cluster_line = clusters_text(recent[-1].clusters)
+        room = height - (1 if cluster_line else 0)
+        rails = list(series)
+        shown = rails if len(rails) <= room else rails[: max(room - 1, 0)]
+        for rail in shown:
+            values = series[rail]
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{rail[: NAME_WIDTH - 1]:<{NAME_WIDTH}}", style="bold")
+            line.append(spark(values, top, history).ljust(history), style="cyan")
+            line.append(
+                f" {values[-1]:6.2f} W mean{sum(values) / len(values):6.2f} peak{max(values):6.2f}"
+            )
+            lines.append(line)
+        rest = rails[len(shown) :]
+        if rest:
+            summary = ", ".join(f"{r} {series[r][-1]:.2f} W" for r in rest)
+            lines.append(Text(f"+{len(rest)} rails: {summary}", no_wrap=True, overflow="ellipsis"))
+        if cluster_line:
+            lines.append(Text(cluster_line, style="dim", no_wrap=True, overflow="ellipsis"))
+        joined = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+        joined.no_wrap, joined.overflow = True, "ellipsis"  # join() drops them
+        self.update(joined)
