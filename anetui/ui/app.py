@@ -63,7 +63,7 @@ FIRST_REFRESH_S = 0.25
 HISTOGRAM_EVERY = 2
 #: How long quitting waits for the model thread: a running loop stops within one
 #: inference; a backend that is still preparing is left behind (the CLI exits anyway).
-STOP_WAIT_S = 0.8
+STOP_WAIT_S = 0.5
 #: Terminal widths at which the layout changes (see anetui.tcss).
 NARROW_BELOW = 100
 WIDE_FROM = 160
@@ -193,9 +193,13 @@ class AnetuiApp(App[int]):
             self.message = "nothing can run here: d lists why"
         elif self.autostart and self.active is None:
             self.switch_to(self.keyed[0])  # prepared, then run, as soon as it can
-        last = min(len(self.keyed), 9)
-        self.query_one(KeyBar).set_number_keys(f"1-{last}" if last > 1 else "1")
+        self.query_one(KeyBar).set_number_keys(self._number_keys())
         self.refresh_view()
+
+    def _number_keys(self) -> str:
+        """'1-3': the number keys that run a backend here."""
+        last = min(len(self.keyed), 9)
+        return f"1-{last}" if last > 1 else "1"
 
     def _build_session(self) -> Session:
         spec = resolve_model(
@@ -286,6 +290,8 @@ class AnetuiApp(App[int]):
         self._ticks += 1
         if not self.first_number_shown or self._ticks % HISTOGRAM_EVERY == 1:
             phase = "paused" if self.paused and shown and shown.id == self.active else None
+            if shown is None and self.keyed:
+                phase = f"press {self._number_keys()} to run a backend"
             self.query_one(LatencyPanel).show(shown, phase)
         self.query_one(EnergyTable).show(snapshot, self.monitor is not None)
         if has_number and not self.first_number_shown:
@@ -366,8 +372,13 @@ class AnetuiApp(App[int]):
         if self.session is None:
             return
         table = self.query_one(BackendList)
+        on_fold = 0 <= table.cursor_row < len(table.rows_shown) and not table.row_backend(
+            table.cursor_row
+        )
         chosen = table.row_backend(table.cursor_row) or self.active
-        if chosen is None:
+        if on_fold:
+            self.notify("those backends cannot run here (d: why)", severity="warning")
+        elif chosen is None:
             self.notify("choose a backend row first", severity="warning")
         elif chosen not in self.session.runnable():
             self._say_why(chosen)  # an unavailable or failed backend cannot be the reference

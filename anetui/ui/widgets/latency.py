@@ -61,7 +61,7 @@ class LatencyPanel(Vertical):
         plt.clear_data()
         plt.clear_figure()
         spark = self.query_one(Sparkline)
-        width = max(self.size.width - 6, 20)  # the border and its title's corners
+        width = max(self.size.width - 8, 20)  # the border and its title's corners
         s = backend.summary if backend else None
         if backend is None or s is None or s.count < MIN_FOR_HISTOGRAM or not backend.histogram:
             waiting = f"latency: {phase or 'waiting for a backend'}"
@@ -69,7 +69,6 @@ class LatencyPanel(Vertical):
                 count = f" · n={s.count}" if s else ""
                 waiting = f"{backend.id}: {phase or backend.phase}{count}"
             self.border_title = waiting[:width]
-            plt.title(waiting)
             spark.data = []
             self.query_one("#latency-title", Label).update("latency over time")
             plot.refresh()

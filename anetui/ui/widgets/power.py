@@ -15,9 +15,18 @@ from textual.widgets import Static
 from anetui.power.base import ClusterInfo, PowerSample
 
 BARS = "▁▂▃▄▅▆▇█"
-#: Label + figures around each sparkline: "cpu      12.34 W mean 10.12 peak 14.90 ".
+#: Width of a rail's name column; the figures follow the sparkline.
 NAME_WIDTH = 8
-FIGURES_WIDTH = 32
+#: Fewest sparkline cells before the figures shorten (mean dropped).
+MIN_HISTORY = 8
+
+
+def figures(values: list[float], short: bool) -> str:
+    """' now 1.23 mean 0.98 peak 4.56 W' (or without the mean when ``short``)."""
+    now, peak = values[-1], max(values)
+    if short:
+        return f" now{now:6.2f} peak{peak:6.2f} W"
+    return f" now{now:6.2f} mean{sum(values) / len(values):6.2f} peak{peak:6.2f} W"
 
 
 def spark(values: list[float], top: float, width: int) -> str:
@@ -56,7 +65,8 @@ class PowerPanel(Static):
             return
         width = max(self.content_size.width, 20)
         height = max(self.content_size.height, 1)
-        history = max(width - NAME_WIDTH - FIGURES_WIDTH, 4)
+        short = width - NAME_WIDTH - len(figures([0.0], short=False)) < MIN_HISTORY
+        history = max(width - NAME_WIDTH - len(figures([0.0], short)), 1)
         recent = samples[-history:]
         series: dict[str, list[float]] = {}
         for s in recent:
@@ -77,16 +87,13 @@ class PowerPanel(Static):
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{rail[: NAME_WIDTH - 1]:<{NAME_WIDTH}}", style="bold")
             line.append(spark(values, top, history).ljust(history), style="cyan")
-            line.append(
-                f" {values[-1]:6.2f} W mean{sum(values) / len(values):6.2f} peak{max(values):6.2f}"
-            )
+            line.append(figures(values, short))
+            line.truncate(width)
             lines.append(line)
         rest = rails[len(shown) :]
         if rest:
             summary = ", ".join(f"{r} {series[r][-1]:.2f} W" for r in rest)
-            lines.append(Text(f"+{len(rest)} rails: {summary}", no_wrap=True, overflow="ellipsis"))
+            lines.append(Text(f"+{len(rest)} rails: {summary}"[:width]))
         if cluster_line:
-            lines.append(Text(cluster_line, style="dim", no_wrap=True, overflow="ellipsis"))
-        joined = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
-        joined.no_wrap, joined.overflow = True, "ellipsis"  # join() drops them
-        self.update(joined)
+            lines.append(Text(cluster_line[:width], style="dim"))
+        self.update(Text("\n").join(lines))  # every line already fits: nothing wraps

@@ -23,6 +23,11 @@ def cell_width(value: str) -> int:
     return Text.from_markup(value).cell_len
 
 
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's printed width: its widest cell or header."""
+    return [max([cell_width(h)] + [cell_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+
 def fit_columns(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -30,10 +35,7 @@ def fit_columns(
     width: int,
 ) -> list[int]:
     """Indices of the columns to show in ``width`` cells, dropping ``drop_order`` first."""
-    widths = [
-        max([cell_width(h)] + [cell_width(r[i]) for r in rows]) + COLUMN_PADDING
-        for i, h in enumerate(headers)
-    ]
+    widths = [w + COLUMN_PADDING for w in column_widths(headers, rows)]
     kept = list(range(len(headers)))
     for index in drop_order:
         if sum(widths[i] for i in kept) <= width:
@@ -49,23 +51,27 @@ def show_table(
     drop_order: Sequence[int] = (),
     width: int | None = None,
 ) -> None:
-    """Show ``rows`` under ``headers``, keeping only the columns that fit ``width``."""
+    """Show ``rows`` under ``headers``, keeping only the columns that fit ``width``; each
+    column exactly as wide as its widest cell (rebuilt when that changes)."""
     available = width if width is not None else table.size.width - 2  # the border
     kept = fit_columns(headers, rows, drop_order, available) if available > 0 else []
     if not kept:
         kept = list(range(len(headers)))
-    labels = tuple(headers[i] for i in kept)
-    current = tuple(str(c.label) for c in table.ordered_columns)
-    if current != labels:
+    shown = [[row[i] for i in kept] for row in rows]
+    labels = [headers[i] for i in kept]
+    layout = (tuple(labels), tuple(column_widths(labels, shown)))
+    if getattr(table, "_anetui_layout", None) != layout:
+        table._anetui_layout = layout  # type: ignore[attr-defined]
         cursor = table.cursor_row
         table.clear(columns=True)
-        table.add_columns(*labels)
-        for row in rows:
-            table.add_row(*(row[i] for i in kept))
+        for label, column_width in zip(*layout, strict=True):
+            table.add_column(label, width=column_width)
+        for row in shown:
+            table.add_row(*row)
         if rows and table.cursor_type != "none":
             table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
         return
-    update_rows(table, [[row[i] for i in kept] for row in rows])
+    update_rows(table, shown)
 
 
 def update_rows(table: DataTable[str], rows: Sequence[Sequence[str]]) -> None:
