@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test check lint typecheck imports bench-harness screenshots clean
+.PHONY: run test check lint typecheck imports bench-harness bench-first-number screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-base
 	$(BIN)/anetui $(ARGS)
 
+# tmux: the dashboard's terminal checks (tests/test_ui_tmux.py); installed when missing
+# and apt-get can run (as root), otherwise those tests skip saying how to get it.
 test: $(VENV)/.installed-test
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq tmux >/dev/null; } || \
+		echo "tmux missing: the terminal checks will skip (apt-get install tmux)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -48,6 +53,11 @@ clean:
 bench-harness: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/harness.py
 
-# screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run.
+# screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run
+# at 120x36 and 160x48, and the help screen.
 screenshots: $(VENV)/.installed-test
 	$(BIN)/python scripts/screenshots.py
+
+# Time to the first p50 on screen, the real dashboard in tmux at 120x36 (not part of CI).
+bench-first-number: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/first_number.py

@@ -16,7 +16,6 @@ from anetui.power.monitor import PowerMonitor
 from anetui.power.replay import ReplaySource
 from anetui.ui.app import AnetuiApp, make_app
 from anetui.ui.help import HELP
-from anetui.ui.widgets import status
 from anetui.ui.widgets.backends import BackendList
 from anetui.ui.widgets.keys import KEYS, KeyBar, fit_keys
 from anetui.ui.widgets.latency import fit_title
@@ -25,7 +24,7 @@ from anetui.ui.widgets.tables import fit_columns
 from tests import doubles
 from tests.conftest import REPO
 from tests.test_session import doubles_registry  # noqa: F401  (fixture)
-from tests.test_ui import config, counts, until
+from tests.test_ui import config, counts, fixed_cpu, until  # noqa: F401  (fixture)
 
 
 def count(app: AnetuiApp, backend_id: str) -> int:
@@ -71,9 +70,11 @@ def test_titles_shorten_from_the_middle_and_keep_n() -> None:
 
 
 def test_power_sparklines_share_one_scale() -> None:
-    assert spark([0.0, 5.0, 10.0], top=10.0, width=10) == "▁▅█"
-    assert spark([0.0, 5.0], top=20.0, width=10) == "▁▃"  # half of 10 W on a 20 W scale
-    assert spark([1.0, 2.0, 3.0, 4.0], top=4.0, width=2) == "▆█"  # the latest values
+    assert spark([0.0, 5.0, 10.0], top=10.0, width=10) == ["▁▄█"]
+    assert spark([0.0, 5.0], top=20.0, width=10) == ["▁▂"]  # half of 10 W on a 20 W scale
+    assert spark([1.0, 2.0, 3.0, 4.0], top=4.0, width=2) == ["▆█"]  # the latest values
+    # Two lines tall: 16 steps; the top line (first) holds what passes half the scale.
+    assert spark([2.0, 10.0, 6.0], top=10.0, width=10, rows=2) == [" █▂", "▃██"]
 
 
 def test_the_help_screen_fits_80_columns() -> None:
@@ -184,11 +185,6 @@ def _description(backend_id: str, cls: type) -> object:
 linux_only = pytest.mark.skipif(sys.platform == "darwin", reason="the reasons shown are Linux's")
 
 
-def _fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CPU figures change from run to run: fixed ones keep the SVG comparable."""
-    monkeypatch.setattr(status.CpuMeter, "read", lambda self: status.CpuLoad(57.0, 48.0))
-
-
 def _layout_app(tmp_path: Path) -> AnetuiApp:
     monitor = PowerMonitor(ReplaySource(RECORDING, speed=10_000.0))  # all 24 windows at once
     return make_app(
@@ -205,9 +201,7 @@ async def _ended(pilot: object) -> None:
 
 
 @linux_only
+@pytest.mark.usefixtures("fixed_cpu")
 @pytest.mark.parametrize("size", [(80, 24), (120, 36), (220, 60)])
-def test_svg_layout(
-    snap_compare: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
-) -> None:
-    _fixed_cpu(monkeypatch)
+def test_svg_layout(snap_compare: object, tmp_path: Path, size: tuple[int, int]) -> None:
     assert snap_compare(_layout_app(tmp_path), terminal_size=size, run_before=_ended)  # type: ignore[operator]

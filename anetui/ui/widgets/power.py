@@ -19,6 +19,8 @@ BARS = "▁▂▃▄▅▆▇█"
 NAME_WIDTH = 8
 #: Fewest sparkline cells before the figures shorten (mean dropped).
 MIN_HISTORY = 8
+#: Tallest sparkline (lines) when the panel has room.
+MAX_ROWS = 3
 
 
 def figures(values: list[float], short: bool) -> str:
@@ -29,15 +31,20 @@ def figures(values: list[float], short: bool) -> str:
     return f" now{now:6.2f} mean{sum(values) / len(values):6.2f} peak{peak:6.2f} W"
 
 
-def spark(values: list[float], top: float, width: int) -> str:
-    """The last ``width`` values as bars on the scale 0…``top``."""
-    if width <= 0:
-        return ""
-    values = values[-width:]
-    if top <= 0:
-        return BARS[0] * len(values)
-    top_index = len(BARS) - 1
-    return "".join(BARS[min(top_index, max(0, round(v / top * top_index)))] for v in values)
+def spark(values: list[float], top: float, width: int, rows: int = 1) -> list[str]:
+    """The last ``width`` values as bars on the scale 0…``top``, ``rows`` lines tall
+    (the top line first); a zero is the lowest bar, so a rail at rest stays visible."""
+    values = values[-width:] if width > 0 else []
+    steps = len(BARS) * rows
+    levels = [max(1, min(steps, round(v / top * steps))) if top > 0 else 1 for v in values]
+    lines = []
+    for row in range(rows - 1, -1, -1):  # the top line first
+        cells = []
+        for level in levels:
+            part = level - row * len(BARS)
+            cells.append(BARS[min(part, len(BARS)) - 1] if part > 0 else " ")
+        lines.append("".join(cells))
+    return lines
 
 
 def clusters_text(clusters: dict[str, ClusterInfo]) -> str:
@@ -82,14 +89,19 @@ class PowerPanel(Static):
         room = height - (1 if cluster_line else 0)
         rails = list(series)
         shown = rails if len(rails) <= room else rails[: max(room - 1, 0)]
+        rows = max(1, min(MAX_ROWS, room // max(len(shown), 1)))  # taller when there is room
         for rail in shown:
             values = series[rail]
-            line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"{rail[: NAME_WIDTH - 1]:<{NAME_WIDTH}}", style="bold")
-            line.append(spark(values, top, history).ljust(history), style="cyan")
-            line.append(figures(values, short))
-            line.truncate(width)
-            lines.append(line)
+            bars = spark(values, top, history, rows)
+            for i, bar in enumerate(bars):
+                last = i == len(bars) - 1  # the name and figures sit on the bottom line
+                line = Text()
+                line.append(f"{rail[: NAME_WIDTH - 1] if last else '':<{NAME_WIDTH}}", style="bold")
+                line.append(bar.ljust(history), style="cyan")
+                if last:
+                    line.append(figures(values, short))
+                line.truncate(width)
+                lines.append(line)
         rest = rails[len(shown) :]
         if rest:
             summary = ", ".join(f"{r} {series[r][-1]:.2f} W" for r in rest)
