@@ -63,12 +63,19 @@ class LatencyPanel(Vertical):
         spark = self.query_one(Sparkline)
         width = max(self.size.width - 8, 20)  # the border and its title's corners
         s = backend.summary if backend else None
+        if backend is not None and s is not None:
+            parts = title_parts(backend)
+            doing = phase or backend.phase
+            if doing and doing != "running":
+                parts[0] += f" ({doing})"  # paused, checking output …
+            self.border_title = fit_title(parts, width)  # p50 from the first inference on
         if backend is None or s is None or s.count < MIN_FOR_HISTOGRAM or not backend.histogram:
-            waiting = f"latency: {phase or 'waiting for a backend'}"
-            if backend is not None:
-                count = f" · n={s.count}" if s else ""
-                waiting = f"{backend.id}: {phase or backend.phase}{count}"
-            self.border_title = waiting[:width]
+            if backend is None:
+                self.border_title = f"latency: {phase or 'waiting for a backend'}"[:width]
+            elif s is None:
+                self.border_title = f"{backend.id}: {phase or backend.phase}"[:width]
+            else:
+                plt.title(f"the histogram comes at n={MIN_FOR_HISTOGRAM}")
             spark.data = []
             self.query_one("#latency-title", Label).update("latency over time")
             plot.refresh()
@@ -98,7 +105,6 @@ class LatencyPanel(Vertical):
         )
         plt.xlabel("latency (ms)")
         plt.ylabel("count")
-        self.border_title = fit_title(title_parts(backend), width)
         plot.refresh()
         points = backend.latency_series[-max(width, 10) :]
         series = [mean / 1e6 for _, mean in points]
