@@ -16,6 +16,11 @@ one backend (an ONNX export, a Core ML conversion) slows the one being measured.
 The power source runs as an async worker (``PowerMonitor.consume``). The screen is
 redrawn from ``session.snapshot()`` on a timer (1 Hz). No message per inference ever
 crosses threads.
+
+This module is longer than most: every key's action reads and changes the same run
+state (the active backend, the pause, the stop event, the model thread), and keeping
+them in one class keeps that state in one place; the widgets, screens, key row and
+model thread live in their own modules.
 """
 
 from __future__ import annotations
