@@ -198,7 +198,8 @@ class AnetuiApp(App[int]):
             self.message = "nothing can run here: d lists why"
         elif self.autostart and self.active is None:
             self.switch_to(self.keyed[0])  # prepared, then run, as soon as it can
-        self.query_one(KeyBar).set_number_keys(self._number_keys())
+        # No backend can run here: the key row offers no number keys.
+        self.query_one(KeyBar).set_number_keys(self._number_keys() if self.keyed else None)
         self.refresh_view()
 
     def _number_keys(self) -> str:

@@ -49,18 +49,24 @@ def _width(pairs: list[tuple[str, str]]) -> int:
 class KeyBar(Static):
     """One line of keys, rebuilt for the current width."""
 
-    def __init__(self, number_keys: str = "1-9", **kwargs: object) -> None:
+    def __init__(self, number_keys: str | None = "1-9", **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.number_keys = number_keys
 
-    def set_number_keys(self, label: str) -> None:
+    def set_number_keys(self, label: str | None) -> None:
+        """The number keys that run a backend ("1-3"); None when none does."""
         self.number_keys = label
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        keys = tuple((self.number_keys if k == "1-9" else k, d) for k, d in KEYS)
+        keys: list[tuple[str, str]] = []
+        for key, description in KEYS:
+            if key != "1-9":
+                keys.append((key, description))
+            elif self.number_keys is not None:
+                keys.append((self.number_keys, description))
         text = Text(no_wrap=True, overflow="crop")
-        for i, (key, description) in enumerate(fit_keys(self.size.width - 1, keys)):
+        for i, (key, description) in enumerate(fit_keys(self.size.width - 1, tuple(keys))):
             if i:
                 text.append(GAP)
             text.append(key, style="bold reverse")
