@@ -482,15 +482,15 @@ class AnetuiApp(App[int]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(sig)
-        self._stop.set()
         if self.session is not None:
             self.session.stop_event.set()
+        self._stop.set()
 
     async def shutdown(self) -> None:
         """Stop the run and the power source; wait briefly for the model thread."""
-        self._stop.set()
-        if self.session is not None:
+        if self.session is not None:  # first: a run that ends must not start the output check
             self.session.stop_event.set()
+        self._stop.set()
         stopped = await asyncio.to_thread(self._model_thread.shutdown, STOP_WAIT_S)
         self.left_running = not stopped  # e.g. an ONNX export: never hang the exit on it
         self.workers.cancel_group(self, "power")
