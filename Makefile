@@ -6,7 +6,7 @@ ARGS ?=
 # The optional runtimes and tools `make run` and `make test` install (README: what each adds).
 EXTRAS := coreml,onnx,openvino,executorch,apple,serve
 
-.PHONY: run test test-deps test-compile check lint typecheck imports bench-harness screenshots clean coverage-mac
+.PHONY: run test test-deps test-compile check lint typecheck imports bench-harness bench-first-number screenshots clean coverage-mac
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,8 @@ test: $(VENV)/.installed-test test-deps
 # The real-Prometheus and real-browser tests need Debian's prometheus and chromium. Installed
 # here when missing and this runs as root with apt-get (CI's fresh machine); otherwise those
 # tests skip and say how to install them.
-TEST_DEBS := prometheus chromium
+# tmux: the dashboard's terminal checks (tests/test_ui_tmux.py).
+TEST_DEBS := prometheus chromium tmux
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -69,7 +70,8 @@ clean:
 bench-harness: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/harness.py
 
-# screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run.
+# screenshots/*.svg (+ PNG with headless Chromium: apt-get install chromium) from a real run
+# at 120x36 and 160x48, and the help screen.
 screenshots: $(VENV)/.installed-test
 	$(BIN)/python scripts/screenshots.py
 
@@ -80,3 +82,7 @@ coverage-mac: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report=term-missing \
 		tests/test_macos.py tests/test_privileges.py tests/test_doctor_deep.py \
 		tests/test_powermetrics_source.py -k "not new_user"
+
+# Time to the first p50 on screen, the real dashboard in tmux at 120x36 (not part of CI).
+bench-first-number: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/first_number.py

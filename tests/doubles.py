@@ -74,3 +74,28 @@ class NanOutputBackend(CountingBackend):
 
     def output(self) -> np.ndarray:
         return np.full((1, 1000), np.nan, dtype=np.float32)
+
+
+class JitterBackend(CountingBackend):
+    """Busy-waits 2–4 ms per inference (a fixed pseudo-random sequence), so that live
+    histograms and sparklines have a shape."""
+
+    def infer(self) -> None:
+        self.calls += 1
+        work_ns = 2_000_000 + (self.calls * 7919 % 2000) * 1000
+        end = time.perf_counter_ns() + work_ns
+        while time.perf_counter_ns() < end:
+            pass
+
+
+class SlowPrepareBackend(CountingBackend):
+    """Says it is exporting for ``prepare_s`` seconds (sleeping), like a cold ONNX
+    export: the dashboard must stay responsive and quit at once meanwhile."""
+
+    prepare_s = 120.0
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        self.phase = "exporting"
+        time.sleep(self.prepare_s)
+        self.phase = "loading"
+        return super().prepare(spec)

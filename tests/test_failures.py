@@ -226,8 +226,8 @@ def test_bench_survives_every_option_combination(tmp_path: Path) -> None:
 
 def test_model_thread_runs_in_order_and_is_abandoned_without_waiting() -> None:
     """The API a quitting dashboard needs: queued work cancelled, the running job left
-    behind (its stop event set), the caller never blocked, the process free to exit."""
-    from anetui.core.session import ModelThread
+    behind, the caller never blocked, the process free to exit."""
+    from anetui.ui.modelthread import ModelThread
 
     worker = ModelThread()
     order: list[int] = []
@@ -246,8 +246,9 @@ def test_model_thread_runs_in_order_and_is_abandoned_without_waiting() -> None:
     running = worker.submit(preparation)
     queued = worker.submit(order.append, 99)
     assert started.wait(60)
-    worker.abandon(stop)
-    assert stop.is_set() and queued.cancelled() and not running.done()
+    stop.set()  # what the dashboard does to the session before leaving
+    assert worker.shutdown(0) is False  # returns at once, the job still running
+    assert queued.cancelled() and not running.done()
     assert worker.submit(order.append, 100).cancelled()
     release.set()
     assert running.result(timeout=60) is True
@@ -255,10 +256,10 @@ def test_model_thread_runs_in_order_and_is_abandoned_without_waiting() -> None:
 
     code = (
         "import threading\n"
-        "from anetui.core.session import ModelThread\n"
+        "from anetui.ui.modelthread import ModelThread\n"
         "worker = ModelThread()\n"
         "worker.submit(threading.Event().wait)\n"  # never returns
-        "worker.abandon()\n"
+        "worker.shutdown(0)\n"
         "print('left')\n"
     )
     proc = subprocess.run(

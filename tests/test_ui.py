@@ -9,11 +9,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
 from anetui.core.config import RunConfig
 from anetui.power.monitor import PowerMonitor
 from anetui.power.powermetrics import PowermetricsSource
 from anetui.ui.app import AnetuiApp, make_app
+from anetui.ui.help import DetailsScreen
 from anetui.ui.widgets.backends import BackendList
 from tests.conftest import SMALL_MODEL
 from tests.test_session import doubles_registry  # noqa: F401  (fixture)
@@ -53,7 +55,8 @@ async def test_keys_switch_pause_reset_reference_and_snapshot(tmp_path: Path) ->
     app = make_app(config(tmp_path, "double-ok", "torch-mps", "torch-cpu"))
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: app.active == "double-ok" and counts(app)["double-ok"] > 50)
-        await pilot.press("3")  # switch to torch-cpu
+        assert app.keyed == ["double-ok", "torch-cpu"]  # runnable first, keys 1..n
+        await pilot.press("2")  # switch to torch-cpu (prepared now, when chosen)
         await until(pilot, lambda: app.active == "torch-cpu" and counts(app)["torch-cpu"] > 3)
         before = counts(app)["double-ok"]
         await pilot.pause(0.3)
@@ -65,18 +68,24 @@ async def test_keys_switch_pause_reset_reference_and_snapshot(tmp_path: Path) ->
         assert app.paused and counts(app)["torch-cpu"] == paused_at
         await pilot.press("space")  # resume
         await until(pilot, lambda: counts(app)["torch-cpu"] > paused_at)
-        await pilot.press("2")  # unavailable: a notification, nothing switches
+        await pilot.press("3")  # no third runnable backend: a notification, no switch
         await pilot.pause(0.1)
         assert app.active == "torch-cpu"
         await pilot.press("tab")  # next runnable: wraps to double-ok
         await until(pilot, lambda: app.active == "double-ok")
         table = app.query_one(BackendList)
-        table.move_cursor(row=2)
+        table.move_cursor(row=2)  # the folded "not available" line: refused
         await pilot.press("b")
-        assert app.session is not None and app.session.reference_override == "torch-cpu"
+        assert app.session is not None and app.session.reference_override is None
+        table.move_cursor(row=1)
+        await pilot.press("b")
+        assert app.session.reference_override == "torch-cpu"
         await until(
             pilot, lambda: app.snapshot is not None and app.snapshot.reference == "torch-cpu"
         )
+        await pilot.pause(1.1)  # one redraw
+        marked = Text.from_markup(str(table.get_cell_at((1, 1)))).plain
+        assert marked.strip() == "torch-cpu ref"  # the reference is marked in the list
         await pilot.press("s")
         await until(pilot, lambda: len(app.saved) == 3)
         await pilot.press("r")
@@ -105,13 +114,22 @@ async def test_unavailable_and_failing_backends_show_why_and_the_rest_goes_on(
                 and {b.id: b.state for b in app.snapshot.backends}["double-fails"] == "error"
             ),
         )
-        await pilot.press("3")
+        await pilot.press("2")
         await until(pilot, lambda: counts(app)["double-ok"] > 20)
+        await pilot.pause(1.1)  # one redraw
         table = app.query_one(BackendList)
         cells = [str(table.get_cell_at((row, 2))) for row in range(3)]
-        assert "error: double-fails failed" in cells[0]  # cut to fit; in full below
+        assert "failed: failed while running" in cells[0]  # cut to fit; in full below
         assert app.errors_shown == ["double-fails failed while running: device lost"]
-        assert "unavailable: MPS needs macOS" in cells[1]
+        assert "not available" in str(table.get_cell_at((2, 1)))  # torch-mps, folded
+        table.move_cursor(row=0)
+        await pilot.press("b")  # a failed backend cannot be the reference
+        assert app.session is not None and app.session.reference_override is None
+        await pilot.press("d")  # the folded line's details: doctor's reason
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DetailsScreen)
+        assert ("torch-mps", "MPS needs macOS") in [(i, why[:15]) for i, why in app.screen.reasons]
+        await pilot.press("escape")
         await pilot.press("q")
 
 
@@ -124,7 +142,8 @@ async def test_a_power_source_that_dies_shows_lost(
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: source.state == "lost")
         await until(pilot, lambda: "(lost)" in str(app.query_one("#status").render()))
-        assert counts(app)["double-ok"] > 0  # the benchmark goes on
+        # The benchmark goes on.
+        await until(pilot, lambda: app.session is not None and counts(app)["double-ok"] > 0)
         pid = source.pid
         await pilot.press("q")
     assert pid is not None
@@ -174,13 +193,23 @@ async def _settled(pilot: object) -> None:
     await pilot.pause(0.3)  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU figures change from run to run: fixed ones keep the SVG comparable."""
+    from anetui.ui.widgets import status
+
+    monkeypatch.setattr(status.CpuMeter, "read", lambda self: status.CpuLoad(57.0, 48.0))
+
+
 @linux_only
+@pytest.mark.usefixtures("fixed_cpu")
 def test_svg_nothing_can_run_here(snap_compare: object, tmp_path: Path) -> None:
     app = make_app(config(tmp_path, "torch-mps", "coreml-ane", "torch-cuda"))
     assert snap_compare(app, terminal_size=(120, 36), run_before=_settled)  # type: ignore[operator]
 
 
 @linux_only
+@pytest.mark.usefixtures("fixed_cpu")
 def test_svg_help_screen(snap_compare: object, tmp_path: Path) -> None:
     app = make_app(config(tmp_path, "torch-mps"))
 

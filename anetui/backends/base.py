@@ -119,6 +119,12 @@ class BackendDescription:
         )
 
 
+def prepare_phase(backend: object) -> str:
+    """The step a backend's ``prepare()`` is in, as it says it; "loading" when silent."""
+    phase = getattr(backend, "phase", None)
+    return phase if isinstance(phase, str) and phase else "loading"
+
+
 class BackendError(AnetuiError):
     """A backend failed to prepare or run; the message is one line for the user."""
 
@@ -136,7 +142,12 @@ class Backend(Protocol):
         ...
 
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
-        """Load the model, build the input once, optimise, run the first inference."""
+        """Load the model, build the input once, optimise, run the first inference.
+
+        While it runs, a backend may set a ``phase`` attribute to one word for the step
+        it is in ("loading", "exporting", "converting", "compiling"); live views read
+        it with ``getattr(backend, "phase", None)`` (see :func:`prepare_phase`).
+        """
         ...
 
     def infer(self) -> None:

@@ -63,11 +63,13 @@ class CoreMLBackend:
         ct = import_coremltools()
         notes: list[str] = []
         started = time.perf_counter()
+        self.phase = "converting"  # shown live; a cached package makes this quick
         try:
             package, input_name, output_name = self._package(spec, notes)
         except ConversionError as exc:
             raise BackendError(f"{self.id}: {exc}") from None
         converted = time.perf_counter()
+        self.phase = "loading"
         self._output_name = output_name
         try:
             self._model = self._load(ct, package, notes)  # macOS only

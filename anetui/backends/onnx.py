@@ -61,6 +61,7 @@ class OnnxBackend:
             input_name = spec.input_name or "x"
             self._output_name = spec.output_name or OUTPUT_NAME
         else:
+            self.phase = "exporting"  # shown live: an export can take seconds
             try:
                 result = export(spec)
             except OnnxExportError as exc:
@@ -70,6 +71,7 @@ class OnnxBackend:
                 "exported " + ("from the cache" if result.cached else f"in {result.seconds:.1f} s")
             )
         exported = time.perf_counter()
+        self.phase = "loading"
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self._threads is not None:

@@ -113,6 +113,7 @@ class TorchBackend:
             torch.set_num_threads(self._threads)
         torch_dtype = _torch_dtype(self.dtype)
         started = time.perf_counter()
+        self.phase = "loading"
         try:
             model = load_torch_model(spec)
         except ModelError as exc:
@@ -122,6 +123,7 @@ class TorchBackend:
             model, example = self._place(model, example, torch_dtype)
             self._sync()
             loaded = time.perf_counter()
+            self.phase = "compiling"  # shown live (graph optimisation, CUDA graph capture)
             with torch.inference_mode():
                 self._forward = self._optimise(model, example)
             self._sync()

@@ -57,6 +57,9 @@ class BackendResult:
     contention: Contention | None = None
     #: Runtime, device, precision, graph capture, threads: what a ratio may mix.
     factors: Factors | None = None
+    #: What is happening now, in words: "loading", "exporting", "converting",
+    #: "compiling", "warming up 4/10", "running", "paused", "failed" … (for live views).
+    phase: str = ""
 
 
 @dataclass(frozen=True)

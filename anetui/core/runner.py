@@ -90,6 +90,8 @@ class BackendRecord:
     #: Monotonic (start_ns, end_ns) of every timed stretch, for energy attribution.
     intervals: list[tuple[int, int]] = field(default_factory=list)
     warmed_up: bool = False
+    #: Untimed warmup inferences done so far (shown as "warming up 4/10").
+    warmup_done: int = 0
     #: Monotonic start of the timed stretch in progress (ns), None between stretches.
     running_since_ns: int | None = None
 
@@ -120,14 +122,16 @@ class BackendRecord:
 
 
 def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
-    """Run ``count`` untimed inferences once per backend (later calls do nothing)."""
+    """Run ``count`` untimed inferences once per backend (later calls do nothing; a
+    warmup that was stopped part-way resumes where it stopped)."""
     if record.warmed_up:
         return
     with backend.thread_context():
-        for _ in range(count):
+        for _ in range(max(0, count - record.warmup_done)):
             if stop.is_set():
                 return
             backend.infer()
+            record.warmup_done += 1
     record.warmed_up = True
 
 

@@ -9,7 +9,6 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from anetui.backends.base import (
     BackendError,
     BackendOptions,
     PrepareInfo,
+    prepare_phase,
 )
 from anetui.core import agreement, caveats, environment, ratios, runner
 from anetui.core.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
@@ -52,6 +52,10 @@ class _Slot:
     agreement: float | None = None
     notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
+    #: Set while the session itself works on a prepared backend (the agreement check).
+    step: str | None = None
+    #: Prepared with the agreement check left for later (check_agreement).
+    agreement_pending: bool = False
 
 
 class Session:
@@ -130,8 +134,19 @@ class Session:
                 return
             self.prepare_backend(backend_id, progress)
 
-    def prepare_backend(self, backend_id: str, progress: ProgressCallback | None = None) -> bool:
-        """Prepare one backend (idempotent); False if it cannot run."""
+    def prepare_backend(
+        self,
+        backend_id: str,
+        progress: ProgressCallback | None = None,
+        *,
+        check_agreement: bool = True,
+    ) -> bool:
+        """Prepare one backend (idempotent); False if it cannot run.
+
+        ``check_agreement=False`` leaves the output check (which builds the eager fp32
+        reference model: a second model load) for :meth:`check_agreement`, so that a live
+        view gets its first number sooner.
+        """
         slot = self._slots[backend_id]
         if slot.backend is None:
             return False
@@ -146,15 +161,31 @@ class Session:
             # Any exception, the runtime's own included, is this backend's failure alone.
             slot.prepare = slot.backend.prepare(self.spec)
             slot.notes.extend(slot.prepare.notes)
-            slot.agreement = self._agreement(slot)
             slot.state = BackendState.READY
+            slot.agreement_pending = True
+            if check_agreement:
+                self.check_agreement(backend_id)
         except Exception as exc:
             self._fail(slot, _failure(slot.id, "failed to prepare", exc))
+        slot.step = None
         if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
 
             self._threads_used = torch.get_num_threads()
         return slot.backend is not None
+
+    def check_agreement(self, backend_id: str) -> None:
+        """Run a prepared backend's output check if it is still pending (idempotent).
+        Call it between runs, on the thread that runs the backend."""
+        slot = self._slots[backend_id]
+        if slot.backend is None or not slot.agreement_pending:
+            return
+        slot.agreement_pending = False
+        slot.step = "checking output"
+        try:
+            slot.agreement = self._agreement(slot)
+        finally:
+            slot.step = None
 
     def _agreement(self, slot: _Slot) -> float | None:
         """Agreement with eager fp32 PyTorch on the CPU; None with a note when there is none."""
@@ -440,7 +471,23 @@ class Session:
             factors=slot.description.factors(
                 backend.dtype if backend else self.config.dtype, self.config.threads
             ),
+            phase=self._phase(slot),
         )
+
+    def _phase(self, slot: _Slot) -> str:
+        """What is happening to this backend now, in one or two words."""
+        state = slot.state
+        if slot.step:
+            return slot.step
+        if state == BackendState.PREPARING:
+            return prepare_phase(slot.backend)
+        if state == BackendState.RUNNING and not slot.record.warmed_up:
+            return f"warming up {slot.record.warmup_done}/{self.config.warmup}"
+        return {
+            BackendState.PENDING: "not run",
+            BackendState.UNAVAILABLE: "not available",
+            BackendState.ERROR: "failed",
+        }.get(state, str(state))
 
     def _config_dict(self) -> dict[str, object]:
         cfg = self.config
@@ -515,53 +562,3 @@ def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
 
 def _p99(summary: LatencySummary | None) -> float | None:
     return summary.quantiles_ns["p99"] if summary else None
-
-
-class ModelThread:
-    """One daemon thread that runs model work (prepare, run) in submission order, and that
-    a quitting program need not wait for: a conversion or compilation in native code cannot
-    be interrupted, so ``abandon()`` sets the stop events it was given, cancels what has not
-    started and returns at once. (A process leaving with such a thread still inside native
-    code should end with ``os._exit`` once its files are written: an interpreter shutting
-    down around it can abort — `bench` does so.) A ThreadPoolExecutor would not do: Python
-    joins its threads at exit."""
-
-    def __init__(self, name: str = "anetui-model") -> None:
-        import queue
-
-        self._jobs: queue.SimpleQueue[tuple[Future[object], Callable[[], object]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-        self._abandoned = False
-
-    def submit(self, function: Callable[..., object], *args: object) -> Future[object]:
-        """Run ``function(*args)`` after the jobs before it; its Future has the result."""
-        future: Future[object] = Future()
-        if self._abandoned:
-            future.cancel()
-        else:
-            self._jobs.put((future, lambda: function(*args)))
-        return future
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            future, call = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to whoever waits on the future
-                future.set_exception(exc)
-
-    def abandon(self, *stops: threading.Event) -> None:
-        """Stop asking for work: set ``stops``, cancel queued jobs, never wait."""
-        self._abandoned = True
-        for stop in stops:
-            stop.set()
-        while not self._jobs.empty():
-            job = self._jobs.get_nowait()
-            if job is not None:
-                job[0].cancel()
-        self._jobs.put(None)

@@ -1,31 +1,46 @@
-"""The anetui dashboard: a thin layer over :class:`~anetui.session.Session`.
+"""The anetui dashboard: a thin layer over :class:`~anetui.core.session.Session`.
 
 Work: every piece of model work (preparing, the inference loop) runs on one dedicated
-thread, reached from Textual workers through ``run_in_executor``: the loop is
-``session.run_backend(id, stop_event)`` and nothing else, and switching sets the running
-one's stop event. One thread, not a thread per run: PyTorch's OpenMP team belongs to the
-thread that first computed, and computing from a second thread while the first lives
-halved torch-cpu's throughput on this 2-core machine (66 vs 147 inf/s, measured).
+daemon thread (:class:`~anetui.ui.modelthread.ModelThread`), reached from Textual
+workers: the loop is ``session.run_backend(id, stop_event)`` and nothing else, and
+switching sets the running one's stop event. One thread, not a thread per run:
+PyTorch's OpenMP team belongs to the thread that first computed, and computing from a
+second thread while the first lives halved torch-cpu's throughput on this 2-core machine
+(66 vs 147 inf/s, measured).
+
+First number fast: only the first runnable backend is prepared at start and it runs as
+soon as it is ready; every other backend is prepared when it is chosen (a key, enter, a
+click, tab, auto-cycle), never in the background, because on a small machine preparing
+one backend (an ONNX export, a Core ML conversion) slows the one being measured.
+
 The power source runs as an async worker (``PowerMonitor.consume``). The screen is
 redrawn from ``session.snapshot()`` on a timer (1 Hz). No message per inference ever
 crosses threads.
+
+This module is longer than most: every key's action reads and changes the same run
+state (the active backend, the pause, the stop event, the model thread), and keeping
+them in one class keeps that state in one place; the widgets, screens, key row and
+model thread live in their own modules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import threading
+import time
+import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
-from textual import work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import DataTable
 
 from anetui import privileges
 from anetui.core.config import RunConfig
@@ -35,25 +50,36 @@ from anetui.errors import AnetuiError, one_line
 from anetui.models.resolve import resolve_model
 from anetui.power.monitor import PowerMonitor
 from anetui.report import files
-from anetui.ui.help import HelpScreen
+from anetui.ui.help import DetailsScreen, HelpScreen
+from anetui.ui.modelthread import ModelThread
 from anetui.ui.widgets.backends import BackendList
 from anetui.ui.widgets.energy import EnergyTable
+from anetui.ui.widgets.keys import KeyBar
 from anetui.ui.widgets.latency import LatencyPanel
 from anetui.ui.widgets.power import PowerPanel
-from anetui.ui.widgets.status import StatusBar
+from anetui.ui.widgets.status import CpuMeter, StatusBar
 
 #: Redraw period (s). Every Python instruction the UI runs holds the GIL that the
 #: inference thread's dispatch needs, so the dashboard redraws at 1 Hz and the histogram
 #: (plotext, the costliest widget) every 2 s; measured by benchmarks/dashboard_cost.py.
+#: Until the first number is on screen it redraws every 0.25 s so no state goes unseen.
 REFRESH_S = 1.0
+FIRST_REFRESH_S = 0.25
 HISTOGRAM_EVERY = 2
-STOP_WAIT_S = 5.0
+#: How long quitting waits for the model thread: a running loop stops within one
+#: inference; a backend that is still preparing is left behind (the CLI exits anyway).
+STOP_WAIT_S = 0.5
+#: Terminal widths at which the layout changes (see anetui.tcss).
+NARROW_BELOW = 100
+WIDE_FROM = 160
 
 
 class AnetuiApp(App[int]):
     CSS_PATH = "anetui.tcss"
     TITLE = "anetui"
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help"),
         *(Binding(str(i), f"run({i})", f"run {i}", show=False) for i in range(1, 10)),
         Binding("tab", "cycle(1)", "next", priority=True),
         Binding("shift+tab", "cycle(-1)", "previous", priority=True, show=False),
@@ -63,8 +89,7 @@ class AnetuiApp(App[int]):
         Binding("i", "idle", "idle baseline"),
         Binding("r", "reset", "reset"),
         Binding("s", "snapshot", "snapshot"),
-        Binding("question_mark", "help", "help"),
-        Binding("q", "quit", "quit"),
+        Binding("d", "details", "not available"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
@@ -84,10 +109,13 @@ class AnetuiApp(App[int]):
         self.monitor = monitor
         self.session: Session | None = None
         self.snapshot: Snapshot | None = None
+        #: Backends that can run here, in key order (1…n); fixed once the session exists.
+        self.keyed: list[str] = []
         self.active: str | None = None
         self.paused = False
         self.auto = False
         self.auto_seconds = auto_seconds
+        self._next_switch_at = 0.0
         self.idle_seconds = idle_seconds
         self.snapshot_on_exit = snapshot_on_exit
         self.autostart = autostart
@@ -95,13 +123,19 @@ class AnetuiApp(App[int]):
         self.saved: list[Path] = []
         #: Backend errors already shown in full as notifications.
         self.errors_shown: list[str] = []
+        #: The traceback of an unforeseen exception that ended the app (the CLI logs it).
+        self.crash: tuple[BaseException, str] | None = None
+        #: True when quitting left model code running (the CLI then exits with os._exit).
+        self.left_running = False
+        self.first_number_shown = False
         self._ticks = 0
         self._exit_after = exit_after_s
         self._stop = threading.Event()
-        #: The one thread all model work runs on (see the module docstring).
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="anetui-model")
+        self._model_thread = ModelThread()
         self._auto_timer: object | None = None
         self._startup_notes = startup_notes or []
+        self._cpu = CpuMeter()
+        self._quitting = False
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -112,17 +146,33 @@ class AnetuiApp(App[int]):
                 yield PowerPanel(id="power")
             yield LatencyPanel(id="latency")
         yield EnergyTable(id="energy")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one(EnergyTable).border_title = "energy per inference"
-        self.query_one(BackendList).border_title = "backends (1–9 run · tab next)"
-        self.set_interval(REFRESH_S, self.refresh_view)
+        self.query_one(BackendList).border_title = "backends"
+        self.set_class(self.monitor is None, "-no-power")
+        self._size_classes(self.size.width)
+        self._timer = self.set_interval(FIRST_REFRESH_S, self.refresh_view)
         if self._exit_after is not None:  # scripted captures and benchmarks
             self.set_timer(self._exit_after, self.action_quit)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # restore the terminal, then leave
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)  # main thread only
         self.startup()
 
-    # -- start-up: power (privileged) → drop root → model → backends -----------------
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.run_worker(self._quit(128 + sig.value), group="quit")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._size_classes(event.size.width)
+
+    def _size_classes(self, width: int) -> None:
+        self.set_class(width < NARROW_BELOW, "-narrow")
+        self.set_class(width >= WIDE_FROM, "-wide")
+
+    # -- start-up: power (privileged) → drop root → model → the first backend ---------
     @work(exclusive=True, group="startup")
     async def startup(self) -> None:
         for note in self._startup_notes:  # e.g. which power sources were skipped and why
@@ -135,15 +185,27 @@ class AnetuiApp(App[int]):
                 self.notify(f"power: {self.monitor.reason}", severity="warning", timeout=8)
         if not self.config.keep_root:
             privileges.drop_to_sudo_user()  # before any model loads or file is written
-        self.message = f"loading {self.config.model}…"
+        self.message = f"finding the backends that run {self.config.model} here…"
         try:
             self.session = await asyncio.to_thread(self._build_session)
         except AnetuiError as exc:
             self.message = f"error: {exc}"
             self.notify(str(exc), severity="error", timeout=15)
             return
+        self.keyed = self.session.runnable()
         self.message = ""
-        self.prepare_all()
+        if not self.keyed:
+            self.message = "nothing can run here: d lists why"
+        elif self.autostart and self.active is None:
+            self.switch_to(self.keyed[0])  # prepared, then run, as soon as it can
+        # No backend can run here: the key row offers no number keys.
+        self.query_one(KeyBar).set_number_keys(self._number_keys() if self.keyed else None)
+        self.refresh_view()
+
+    def _number_keys(self) -> str:
+        """'1-3': the number keys that run a backend here."""
+        last = min(len(self.keyed), 9)
+        return f"1-{last}" if last > 1 else "1"
 
     def _build_session(self) -> Session:
         spec = resolve_model(
@@ -153,29 +215,24 @@ class AnetuiApp(App[int]):
         )
         return Session(self.config, spec, self.monitor)
 
-    @work(exclusive=True, group="prepare")
-    async def prepare_all(self) -> None:
-        """Prepare every available backend in turn, then run the first that is ready."""
-        assert self.session is not None
-        for backend_id in self.session.ids:
-            await self._on_model_thread(self.session.prepare_backend, backend_id)
-        runnable = self.session.runnable()
-        if self.autostart and self.active is None and runnable:
-            self.switch_to(runnable[0])
-
     async def _on_model_thread(self, function: Callable[..., object], *args: object) -> object:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._model_thread, function, *args)
+        return await asyncio.wrap_future(self._model_thread.submit(function, *args))
 
     # -- the inference worker -------------------------------------------------------
     def switch_to(self, backend_id: str) -> None:
         """Stop whatever runs, then run ``backend_id`` (preparing it first if needed)."""
-        if self.session is None or backend_id not in self.session.runnable():
+        if self.session is None or self._quitting:
             return
+        if backend_id not in self.session.runnable():
+            self._say_why(backend_id)
+            return
+        if backend_id == self.active and not self.paused:
+            return  # already running (or being prepared to run)
         self._stop.set()
         self._stop = threading.Event()
         self.active, self.paused = backend_id, False
         self.run_inference(backend_id, self._stop)
+        self.refresh_view()
 
     @work(group="inference")
     async def run_inference(self, backend_id: str, stop: threading.Event) -> None:
@@ -184,10 +241,22 @@ class AnetuiApp(App[int]):
 
     def _run_job(self, backend_id: str, stop: threading.Event) -> None:
         assert self.session is not None
-        if stop.is_set():
+        if stop.is_set() or self.session.stop_event.is_set():
             return
-        if self.session.prepare_backend(backend_id):
-            self.session.run_backend(backend_id, stop)
+        # The output check (a second model load) waits until this run stops: first
+        # number first. A snapshot taken before then has no agreement for this backend.
+        if self.session.prepare_backend(backend_id, check_agreement=False):
+            if not stop.is_set():
+                self.session.run_backend(backend_id, stop)
+            if not self.session.stop_event.is_set():
+                self.session.check_agreement(backend_id)
+
+    def _say_why(self, backend_id: str) -> None:
+        assert self.session is not None
+        snapshot = self.session.snapshot()
+        result = next((b for b in snapshot.backends if b.id == backend_id), None)
+        why = (result.error or result.reason) if result else None
+        self.notify(f"{backend_id}: {why or 'cannot run here'}", severity="warning")
 
     def _pause(self) -> None:
         self._stop.set()
@@ -201,25 +270,53 @@ class AnetuiApp(App[int]):
     def refresh_view(self) -> None:
         status = self.query_one(StatusBar)
         samples = self.monitor.samples() if self.monitor is not None else []
-        label = self.monitor.source.label if self.monitor else "none: energy needs --power SOURCE"
+        label = self.monitor.source.label if self.monitor else "none (--power SOURCE for energy)"
         state = self.monitor.state if self.monitor else "none"
         thermal = samples[-1].thermal_pressure if samples else None
-        if self.session is None:
-            status.show(None, self.message, label, state, thermal, privileges.current().state)
+        cpu = self._cpu.read()
+        who = privileges.current().state
+        if self.monitor is not None:
+            self.query_one(PowerPanel).show(samples, label, state)
+        if self.session is None:  # still loading the model and probing the backends
+            status.show(None, self.message, label, state, thermal, who, cpu)
+            self.query_one(LatencyPanel).show(None, self.message)
+            self.query_one(EnergyTable).border_subtitle = "no backend measured yet"
             return
         self.snapshot = snapshot = self.session.snapshot()
-        message = self.message or ("auto-cycle on" if self.auto else "")
-        status.show(snapshot, message, label, state, thermal, privileges.current().state)
-        self.query_one(BackendList).show(snapshot, self.active, self.paused)
+        status.show(snapshot, self._feedback(), label, state, thermal, who, cpu)
+        self.query_one(BackendList).show(
+            snapshot, self.keyed, self.active, self.paused, snapshot.reference
+        )
         for b in snapshot.backends:  # the list truncates; say each failure in full, once
             if b.error and b.error not in self.errors_shown:
                 self.errors_shown.append(b.error)
                 self.notify(b.error, title=f"{b.id} failed", severity="error", timeout=12)
+        shown = self._shown_backend(snapshot)
+        has_number = shown is not None and shown.summary is not None
         self._ticks += 1
-        if self._ticks % HISTOGRAM_EVERY == 1:  # the first redraw included
-            self.query_one(LatencyPanel).show(self._shown_backend(snapshot))
-        self.query_one(EnergyTable).show(snapshot)
-        self.query_one(PowerPanel).show(samples, label, state)
+        if not self.first_number_shown or self._ticks % HISTOGRAM_EVERY == 1:
+            phase = "paused" if self.paused and shown and shown.id == self.active else None
+            if shown is None and self.keyed:
+                phase = f"press {self._number_keys()} to run a backend"
+            self.query_one(LatencyPanel).show(shown, phase)
+        self.query_one(EnergyTable).show(snapshot, self.monitor is not None)
+        if has_number and not self.first_number_shown:
+            self.first_number_shown = True  # from now on, the calmer redraw rate
+            self._timer.stop()
+            self._timer = self.set_interval(REFRESH_S, self.refresh_view)
+
+    def _feedback(self) -> str:
+        """The status line's first words: the last key's effect, or what is going on."""
+        if self.message:
+            return self.message
+        if self.auto and self.active is not None:
+            left = max(0.0, self._next_switch_at - time.monotonic())
+            order = self.session.runnable() if self.session else []
+            upcoming = (
+                order[(order.index(self.active) + 1) % len(order)] if self.active in order else "?"
+            )
+            return f"auto-cycle: {' → '.join(order)} · {upcoming} in {left:.0f} s"
+        return ""
 
     def _shown_backend(self, snapshot: Snapshot) -> BackendResult | None:
         by_id = {b.id: b for b in snapshot.backends}
@@ -227,13 +324,26 @@ class AnetuiApp(App[int]):
 
     # -- actions --------------------------------------------------------------------
     def action_run(self, number: int) -> None:
-        if self.session is not None and 1 <= number <= len(self.session.ids):
-            backend_id = self.session.ids[number - 1]
-            if backend_id in self.session.runnable():
-                self.switch_to(backend_id)
-            else:
-                reason = self.session.availability()[backend_id].reason or "failed"
-                self.notify(f"{backend_id}: {reason}", severity="warning")
+        if 1 <= number <= len(self.keyed):
+            self.switch_to(self.keyed[number - 1])
+        elif self.session is not None:
+            self.notify(f"no backend {number}: {len(self.keyed)} can run here (d: the others)")
+
+    def _run_row(self, row: int) -> None:
+        table = self.query_one(BackendList)
+        backend_id = table.row_backend(row)
+        if backend_id is not None:
+            self.switch_to(backend_id)
+        elif 0 <= row < len(table.rows_shown):
+            self.action_details()
+
+    @on(DataTable.RowSelected, "#backends")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self._run_row(event.cursor_row)  # enter (or a second click)
+
+    @on(BackendList.Clicked)
+    def _row_clicked(self, event: BackendList.Clicked) -> None:
+        self._run_row(event.row)
 
     def action_cycle(self, step: int) -> None:
         if self.session is None:
@@ -243,39 +353,94 @@ class AnetuiApp(App[int]):
             return
         index = runnable.index(self.active) if self.active in runnable else -step
         self.switch_to(runnable[(index + step) % len(runnable)])
+        self._next_switch_at = time.monotonic() + self.auto_seconds
 
     def action_pause(self) -> None:
         if self.paused:
             self._resume()
         else:
             self._pause()
+        self.refresh_view()
 
     def action_auto(self) -> None:
         self.auto = not self.auto
         if self.auto:
+            self._next_switch_at = time.monotonic() + self.auto_seconds
             self._auto_timer = self.set_interval(self.auto_seconds, lambda: self.action_cycle(1))
         elif self._auto_timer is not None:
             self._auto_timer.stop()  # type: ignore[attr-defined]
-        self.notify(f"auto-cycle {'on' if self.auto else 'off'} ({self.auto_seconds:g} s)")
+        order = " → ".join(self.session.runnable()) if self.session else ""
+        state = f"on, {self.auto_seconds:g} s each: {order}" if self.auto else "off"
+        self.notify(f"auto-cycle {state}")
+        self.refresh_view()
 
     def action_reference(self) -> None:
         if self.session is None:
             return
         table = self.query_one(BackendList)
-        ids = self.session.ids
-        chosen = ids[table.cursor_row] if 0 <= table.cursor_row < len(ids) else self.active
-        if chosen:
+        on_fold = 0 <= table.cursor_row < len(table.rows_shown) and not table.row_backend(
+            table.cursor_row
+        )
+        chosen = table.row_backend(table.cursor_row) or self.active
+        if on_fold:
+            self.notify("those backends cannot run here (d: why)", severity="warning")
+        elif chosen is None:
+            self.notify("choose a backend row first", severity="warning")
+        elif chosen not in self.session.runnable():
+            self._say_why(chosen)  # an unavailable or failed backend cannot be the reference
+        else:
             self.session.set_reference(chosen)
-            self.notify(f"reference: {chosen}")
+            measured = self.snapshot is not None and any(
+                b.id == chosen for b in self.snapshot.measured()
+            )
+            self.notify(f"reference: {chosen}" + ("" if measured else " (once it has a number)"))
+            self.refresh_view()
+
+    def action_details(self) -> None:
+        if self.session is None:
+            return
+        reasons = [
+            (i, a.reason or "not available")
+            for i, a in self.session.availability().items()
+            if i not in self.keyed
+        ]
+        if reasons:
+            self.push_screen(DetailsScreen(reasons))
+        else:
+            self.notify("every backend can run here")
 
     @work(exclusive=True, group="idle")
     async def action_idle(self) -> None:
         """Pause everything for a few seconds: those power windows are the idle baseline."""
+        if self.monitor is None:
+            self.notify("an idle baseline needs a power source (--power)", severity="warning")
+            return
         was_running = not self.paused and self.active is not None
         self._pause()
-        self.message = f"measuring the idle baseline for {self.idle_seconds:g} s…"
-        await asyncio.sleep(self.idle_seconds)
+        session = self.session
+        if session is not None:
+            # On the model thread, so the idle phase starts only once the run it stops
+            # has closed its own timed stretch (jobs there run in order).
+            await asyncio.wrap_future(self._model_thread.submit(session.begin_idle))
+        end = time.monotonic() + self.idle_seconds
+        while (left := end - time.monotonic()) > 0:
+            self.message = f"idle baseline: nothing runs for {left:.0f} s more…"
+            self.refresh_view()
+            await asyncio.sleep(min(1.0, left))
+        if session is not None:
+            await asyncio.wrap_future(self._model_thread.submit(session.end_idle))
         self.message = ""
+        idle_w = self.session.snapshot().power.get("idle_w") if self.session else None
+        if isinstance(idle_w, dict) and idle_w:
+            watts = ", ".join(f"{rail} {w:.2f} W" for rail, w in idle_w.items())
+            self.notify(f"idle baseline: {watts}", timeout=8)
+        else:
+            self.notify(
+                "idle baseline: no power window fell wholly inside the pause; "
+                "try a longer --idle-seconds",
+                severity="warning",
+                timeout=8,
+            )
         if was_running:
             self._resume()
 
@@ -308,35 +473,56 @@ class AnetuiApp(App[int]):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
+        await self._quit(0)
+
+    async def _quit(self, code: int) -> None:
+        if self._quitting:
+            return
         if self.snapshot_on_exit:
             self.action_snapshot()
+        self._quitting = True
         await self.shutdown()
-        self.exit(0)
+        self.exit(code, return_code=code)
 
     def on_unmount(self) -> None:
         # However the app ends (q, an exception, a test failing), no loop runs on.
-        self._stop.set()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(sig)
         if self.session is not None:
             self.session.stop_event.set()
+        self._stop.set()
 
     async def shutdown(self) -> None:
-        """Stop the run and the power source; join the inference thread (bounded)."""
-        self._stop.set()
-        if self.session is not None:
+        """Stop the run and the power source; wait briefly for the model thread."""
+        if self.session is not None:  # first: a run that ends must not start the output check
             self.session.stop_event.set()
-        try:
-            await asyncio.wait_for(self._on_model_thread(lambda: None), STOP_WAIT_S)
-            stopped = True
-        except TimeoutError:
-            stopped = False  # a runtime stuck in one inference: do not hang the exit on it
-        # Idle once the barrier ran: joining is immediate, and no thread outlives the app.
-        self._model_thread.shutdown(wait=stopped, cancel_futures=True)
+        self._stop.set()
+        stopped = await asyncio.to_thread(self._model_thread.shutdown, STOP_WAIT_S)
+        self.left_running = not stopped  # e.g. an ONNX export: never hang the exit on it
         self.workers.cancel_group(self, "power")
         if self.monitor is not None:
             await self.monitor.source.aclose()
 
+    def _fatal_error(self) -> None:
+        """An unforeseen exception: keep its traceback for the log file the CLI writes,
+        and leave without printing it over the terminal (the CLI says one line)."""
+        error = self._exception
+        if error is not None:
+            self.crash = (error, "".join(traceback.format_exception(error)))
+        self._stop.set()
+        if self.session is not None:
+            self.session.stop_event.set()
+        self._close_messages_no_wait()
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        for backend_id in self.keyed:
+            yield SystemCommand(
+                f"Run {backend_id}",
+                f"Prepare if needed, then measure {backend_id}",
+                lambda b=backend_id: self.switch_to(b),
+            )
         for title, help_text, action in (
             ("Next backend", "Run the next backend (tab)", lambda: self.action_cycle(1)),
             ("Pause / resume", "Pause or resume the running backend (space)", self.action_pause),
@@ -345,6 +531,11 @@ class AnetuiApp(App[int]):
             ("Idle baseline", "Pause everything to measure idle power (i)", self.action_idle),
             ("Reset statistics", "Forget every measurement so far (r)", self.action_reset),
             ("Snapshot", "Write JSON, Markdown and SVG to --out (s)", self.action_snapshot),
+            (
+                "Not available here",
+                "Backends that cannot run here, and why (d)",
+                self.action_details,
+            ),
             ("Help", "Key bindings (?)", self.action_help),
         ):
             yield SystemCommand(title, help_text, action)

@@ -1,56 +1,111 @@
-"""The backend list: key, id, state (with the reason when it cannot run), p50, inf/s."""
+"""The backend list: the backends that can run here, numbered 1…n, each with what it is
+doing now (loading, exporting, warming up 4/10, running …), p50 and inf/s; the ones that
+cannot run here fold into one last line (`d` lists them with the reason)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
 from textual.widgets import DataTable
 
-from anetui.core.results import Snapshot
+from anetui.core.results import BackendResult, Snapshot
 from anetui.report.text import fmt_ms
-from anetui.ui.widgets.tables import update_rows
+from anetui.ui.widgets.tables import show_table
 
-_STATE_STYLE = {
+_PHASE_STYLE = {
     "running": "bold green",
-    "error": "red",
-    "unavailable": "dim",
-    "preparing": "yellow",
+    "failed": "red",
     "paused": "cyan",
+    "ready": "",
+    "not run": "dim",
 }
+HEADERS = ("key", "backend", "state", "p50 ms", "inf/s")
+#: Columns dropped first when the list is narrow: inf/s, then p50 (both are in the
+#: energy table too); the key never goes.
+DROP_ORDER = (4, 3)
+#: Longest failure reason kept in the row (the full text is in a notification).
+REASON_WIDTH = 24
 
 
-REASON_WIDTH = 26
+def phase_text(b: BackendResult, active: str | None, paused: bool) -> str:
+    """The row's state word: the session's phase, with the dashboard's pause applied."""
+    phase = b.phase or str(b.state)
+    if b.id == active and paused and b.state in ("paused", "ready", "running"):
+        phase = "paused"
+    elif b.id == active and not paused and b.state in ("paused", "ready"):
+        phase = "starting"  # chosen, queued behind the run being stopped
+    elif b.id != active and b.state == "paused":
+        phase = "stopped"
+    if phase not in _PHASE_STYLE and b.state in ("preparing", "running"):
+        return f"[yellow]{phase}…[/]" if b.state == "preparing" else f"[yellow]{phase}[/]"
+    if phase == "failed" and b.error:
+        reason = b.error.removeprefix(f"{b.id} ").removeprefix(f"{b.id}: ")
+        if len(reason) > REASON_WIDTH:
+            reason = reason[: REASON_WIDTH - 1] + "…"
+        return f"[red]failed: {reason}[/]"
+    style = _PHASE_STYLE.get(phase, "")
+    return f"[{style}]{phase}[/]" if style else phase
+
+
+@dataclass(frozen=True)
+class ListedRow:
+    """What a row of the list stands for: a backend id, or the folded unavailable line."""
+
+    backend_id: str | None
 
 
 class BackendList(DataTable[str]):
-    """One row per backend, in key order (1–9)."""
+    """Runnable backends in key order, then one line for the ones that cannot run."""
+
+    class Clicked(Message):
+        """A row was clicked (a single click runs it, as Enter does)."""
+
+        def __init__(self, row: int) -> None:
+            super().__init__()
+            self.row = row
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_columns("key", "backend", "state", "p50 ms", "inf/s")
+        self.rows_shown: list[ListedRow] = []
 
-    def show(self, snapshot: Snapshot, active: str | None, paused: bool) -> None:
-        rows = []
-        for i, b in enumerate(snapshot.backends, start=1):
-            state: str = b.state
-            if b.id == active and state in ("running", "paused", "ready"):
-                state = "paused" if paused else "running"
-            if state == "preparing":
-                state = "loading…"
-            detail = f": {b.reason or b.error}" if state in ("unavailable", "error") else ""
-            if len(detail) > REASON_WIDTH:  # the full reason is in the notification on its key
-                detail = detail[: REASON_WIDTH - 1] + "…"
-            style = _STATE_STYLE.get(b.state if state != "loading…" else "preparing", "")
+    def show(
+        self,
+        snapshot: Snapshot,
+        keyed: list[str],
+        active: str | None,
+        paused: bool,
+        reference: str | None,
+    ) -> None:
+        by_id = {b.id: b for b in snapshot.backends}
+        rows: list[tuple[str, ...]] = []
+        self.rows_shown = []
+        for key, backend_id in enumerate(keyed, start=1):
+            b = by_id[backend_id]
+            marker = "▶ " if b.id == active else "  "
+            name = marker + b.id + (" [b]ref[/]" if b.id == reference else "")
             p50 = fmt_ms(b.summary.p50_ns / 1e6) if b.summary else "–"
             tput = f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–"
-            key = str(i) if i <= 9 else ""
-            marker = "▶ " if b.id == active else "  "
             rows.append(
-                (
-                    key,
-                    marker + b.id,
-                    f"[{style}]{state}{detail}[/]" if style else state + detail,
-                    p50,
-                    tput,
-                )
+                (str(key) if key <= 9 else "", name, phase_text(b, active, paused), p50, tput)
             )
-        update_rows(self, rows)
+            self.rows_shown.append(ListedRow(b.id))
+        missing = [b for b in snapshot.backends if b.id not in keyed]
+        if missing:
+            rows.append(
+                ("d", f"[dim]+{len(missing)} not available here[/]", "[dim]d: why[/]", "", "")
+            )
+            self.rows_shown.append(ListedRow(None))
+        show_table(self, HEADERS, rows, DROP_ORDER)
+
+    def row_backend(self, row: int) -> str | None:
+        """The backend id on ``row`` (None for the folded line or no row)."""
+        shown = getattr(self, "rows_shown", [])
+        return shown[row].backend_id if 0 <= row < len(shown) else None
+
+    def on_click(self, event: events.Click) -> None:
+        row = event.style.meta.get("row")
+        if isinstance(row, int) and row >= 0:
+            self.post_message(self.Clicked(row))

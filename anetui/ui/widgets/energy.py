@@ -1,5 +1,8 @@
 """The running energy panel: per backend measured so far, p50, inf/s, mean power,
-mJ/inference gross and active, and speed and energy ratios against the reference."""
+mJ/inference gross and active, and speed and energy ratios against the reference.
+
+Columns that do not fit are dropped whole (mean W first, then inf/s, active, p50), never
+cut; an absent figure says why in the panel's subtitle."""
 
 from __future__ import annotations
 
@@ -7,17 +10,17 @@ from textual.widgets import DataTable
 
 from anetui.core.results import Snapshot
 from anetui.report.text import factor_tag, factor_text, fmt_ms, rails_label
-from anetui.ui.widgets.tables import update_rows
+from anetui.ui.widgets.tables import show_table
+
+HEADERS = ("backend", "p50 ms", "inf/s", "mean W", "mJ/inf", "active mJ/inf", "speed", "energy")
+DROP_ORDER = (3, 2, 5, 1, 4)
 
 
 class EnergyTable(DataTable[str]):
     def on_mount(self) -> None:
         self.cursor_type = "none"
-        self.add_columns(
-            "backend", "p50 ms", "inf/s", "mean W", "mJ/inf", "active mJ/inf", "speed", "energy"
-        )
 
-    def show(self, snapshot: Snapshot) -> None:
+    def show(self, snapshot: Snapshot, has_power: bool) -> None:
         ratios = {r.backend: r for r in snapshot.ratios}
         rows: list[tuple[str, ...]] = []
         for b in snapshot.measured():
@@ -49,9 +52,23 @@ class EnergyTable(DataTable[str]):
                     energy,
                 )
             )
-        update_rows(self, rows)
+        show_table(self, HEADERS, rows, DROP_ORDER)
         measured = [b for b in snapshot.measured() if b.energy]
         rails = (
             rails_label(measured[0].energy.total_rails) if measured and measured[0].energy else ""
         )
         self.border_title = "energy per inference" + (f" · {rails}" if rails else "")
+        self.border_subtitle = _why_absent(snapshot, has_power, bool(measured))
+
+
+def _why_absent(snapshot: Snapshot, has_power: bool, any_energy: bool) -> str:
+    """Why mJ/inf or active mJ/inf reads "–", in a few words (empty when nothing is)."""
+    if not snapshot.measured():
+        return "no backend measured yet"
+    if not has_power:
+        return "mJ/inf needs a power source (--power)"
+    if not any_energy:
+        return "mJ/inf: waiting for power windows inside a run"
+    if not snapshot.power.get("idle_w"):
+        return "active mJ/inf: press i for an idle baseline"
+    return ""
