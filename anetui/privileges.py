@@ -8,9 +8,12 @@ to the user and no model code runs as root. ``--keep-root`` opts out.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import pwd
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -66,8 +69,19 @@ class PrivilegeDropError(AnetuiError):
     """The drop to the sudo user failed before anything changed; nothing was dropped."""
 
 
-def drop_to_sudo_user() -> Privileges:
+#: What the commands that run models import after the drop (and what those import from
+#: the standard library at import time): preloaded when the user could not read them.
+MODEL_RUNTIMES = ("torch", "torchvision")
+
+
+def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     """Become the sudo user for good; a no-op when not running as root under sudo.
+
+    ``preload``: modules to import first when this interpreter's standard library is not
+    readable by the invoking user (a Python installed under root's mode-700 home): after
+    the drop the user could not import them, nor what they import from the standard
+    library. Importing an installed package is not loading a model; no model file is
+    read before the drop.
 
     The order is the one both Linux and macOS need: the invoking user's supplementary
     groups (``initgroups``), then ``setgid``, then ``setuid`` — each sets the real,
@@ -81,6 +95,10 @@ def drop_to_sudo_user() -> Privileges:
     if target is None:
         return current()
     uid, gid = target
+    if preload and not _readable_by_others(Path(sysconfig.get_paths()["stdlib"])):
+        for module in preload:
+            with contextlib.suppress(Exception):  # a missing runtime says so later
+                importlib.import_module(module)
     try:
         entry = pwd.getpwuid(uid)
         name: str | None = entry.pw_name
@@ -109,6 +127,17 @@ def drop_to_sudo_user() -> Privileges:
     global _dropped
     _dropped = Privileges("dropped", uid, name)
     return _dropped
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether any user can reach ``path`` (o+x on every folder above it, o+r on it):
+    the test for "the invoking user can still import from here after the drop"."""
+    try:
+        if not os.stat(path).st_mode & 0o004:
+            return False
+        return all(os.stat(folder).st_mode & 0o001 for folder in path.parents)
+    except OSError:
+        return False
 
 
 def _set_groups(name: str | None, gid: int) -> None:

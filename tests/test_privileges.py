@@ -169,3 +169,24 @@ def test_powermetrics_launcher_then_drop_on_macos(fake_powermetrics: str, tmp_pa
         ["--help"],
         ["--samplers", "cpu_power,gpu_power,thermal", "-i", "250", "-f", "plist"],
     ]
+
+
+def test_a_standard_library_only_root_can_reach_is_detected() -> None:
+    """Behind a mode-700 folder (root's home on this machine) the invoking user could not
+    import after the drop: the drop then preloads the model runtimes first."""
+    import tempfile
+
+    from anetui.privileges import _readable_by_others
+
+    # Not under pytest's tmp_path: pytest makes its own base folder mode 700.
+    with tempfile.TemporaryDirectory() as name:
+        base = Path(name)
+        base.chmod(0o755)
+        open_lib = base / "open" / "lib"
+        open_lib.mkdir(parents=True)
+        closed_lib = base / "closed" / "lib"
+        closed_lib.mkdir(parents=True)
+        (base / "closed").chmod(0o700)
+        assert _readable_by_others(open_lib)
+        assert not _readable_by_others(closed_lib)
+        assert not _readable_by_others(base / "missing")

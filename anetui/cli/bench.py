@@ -205,7 +205,11 @@ def run_bench(
         exporter = None
         try:
             exporter = start_exporter(metrics_addr, err) if metrics_addr else None
-            if not config.keep_root and privileges.drop_to_sudo_user().state == "dropped":
+            if (
+                not config.keep_root
+                and privileges.drop_to_sudo_user(preload=privileges.MODEL_RUNTIMES).state
+                == "dropped"
+            ):
                 err.print(f"[dim]dropped root: running as {privileges.current().user}[/]")
             # Fail now, as the user who will write them, not after the whole run.
             check_output_path(json_path, "--json")

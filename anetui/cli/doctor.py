@@ -156,7 +156,10 @@ def run_deep(
     power = doctor_deep.check_power_sources(
         specs=power_specs, interval_ms=interval_ms, progress=progress
     )
-    if not keep_root and privileges.drop_to_sudo_user().state == "dropped":
+    if (
+        not keep_root
+        and privileges.drop_to_sudo_user(preload=privileges.MODEL_RUNTIMES).state == "dropped"
+    ):
         progress(f"dropped root: running the backends as {privileges.current().user}")
     try:
         backends = doctor_deep.check_backends(

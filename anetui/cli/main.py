@@ -168,7 +168,8 @@ def cli(
         raise click.UsageError("--serve serves the dashboard: give no command")
     if ctx.invoked_subcommand is not None:
         if ctx.invoked_subcommand in ROOTLESS_COMMANDS:
-            privileges.drop_to_sudo_user()
+            runs_torch = ctx.invoked_subcommand in ("convert", "plan")
+            privileges.drop_to_sudo_user(preload=privileges.MODEL_RUNTIMES if runs_torch else ())
         return
     if serve and metrics_addr is not None:
         raise click.UsageError(

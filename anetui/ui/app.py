@@ -184,7 +184,8 @@ class AnetuiApp(App[int]):
             else:
                 self.notify(f"power: {self.monitor.reason}", severity="warning", timeout=8)
         if not self.config.keep_root:
-            privileges.drop_to_sudo_user()  # before any model loads or file is written
+            # before any model loads or file is written
+            privileges.drop_to_sudo_user(preload=privileges.MODEL_RUNTIMES)
         self.message = f"finding the backends that run {self.config.model} here…"
         try:
             self.session = await asyncio.to_thread(self._build_session)
