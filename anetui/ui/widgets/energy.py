@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.widgets import DataTable
 
 from anetui.core.results import Snapshot
-from anetui.report.text import factor_tag, factor_text, fmt_ms, rails_label
+from anetui.report.text import factor_tag, factor_text, fmt_ms, is_clear, rails_label
 from anetui.ui.widgets.tables import show_table
 
 HEADERS = ("backend", "p50 ms", "inf/s", "mean W", "mJ/inf", "active mJ/inf", "speed", "energy")
@@ -35,11 +35,10 @@ class EnergyTable(DataTable[str]):
                 r = ratios.get(b.id)
                 speed = energy = "–"
                 if r is not None:
-                    faster, text = factor_text(r.speed)
-                    speed = f"{text} {'faster' if faster else 'slower'}{factor_tag(r)}"
+                    speed = _claim(r.speed, r.speed_ci95, "faster", "slower", "few inferences")
+                    speed += factor_tag(r) if is_clear(r.speed_ci95) else ""
                 if r is not None and r.energy:
-                    less, text = factor_text(r.energy)
-                    energy = f"{text} {'less' if less else 'more'}"
+                    energy = _claim(r.energy, r.energy_ci95, "less", "more", "few windows")
             rows.append(
                 (
                     b.id,
@@ -59,6 +58,20 @@ class EnergyTable(DataTable[str]):
         )
         self.border_title = "energy per inference" + (f" · {rails}" if rails else "")
         self.border_subtitle = _why_absent(snapshot, has_power, bool(measured))
+
+
+def _claim(
+    value: float, interval: tuple[float, float] | None, up: str, down: str, too_few: str
+) -> str:
+    """A ratio cell that claims only what its interval supports (as the reports do): the
+    factor when the interval excludes 1, "no clear diff" when it holds 1, and no figure
+    at all without an interval."""
+    if interval is None:
+        return f"– ({too_few})"
+    if not is_clear(interval):
+        return "no clear diff"
+    bigger, text = factor_text(value)
+    return f"{text} {up if bigger else down}"
 
 
 def _why_absent(snapshot: Snapshot, has_power: bool, any_energy: bool) -> str:
