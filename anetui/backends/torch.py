@@ -5,6 +5,9 @@ the probes (`anetui doctor` stays fast).
 
 Every ``infer()`` includes the device synchronisation (``torch.cuda.synchronize`` /
 ``torch.mps.synchronize``), so the runner's wall-clock latency is what a caller waits.
+
+One module per runtime: every PyTorch variant (eager, TorchScript, torch.compile, CUDA
+graphs, fp16, MPS) shares the loading, placing and timing above, hence its length.
 """
 
 from __future__ import annotations

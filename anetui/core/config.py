@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anetui.models.spec import DEFAULT_MODEL
+from anetui.core.agreement import REFERENCE_RUNTIME
+from anetui.models.spec import DEFAULT_MODEL, INPUT_SEED, ModelSpec
 
 DEFAULT_WARMUP = 10
 DEFAULT_DURATION_S = 10.0
@@ -50,3 +51,45 @@ class RunConfig:
         # The dashboard runs until stopped: neither limit. bench sets exactly one.
         if self.iterations is not None and self.duration_s is not None:
             raise ValueError("set iterations or duration_s, not both")
+
+
+def schedule(cfg: RunConfig, n_backends: int) -> list[list[tuple[int | None, float | None]]]:
+    """Per round, per backend: (iterations, seconds) for that slice of the run — one
+    round, or ~1 s slices (``INTERLEAVE_ROUNDS`` with --iterations) when interleaved."""
+    if not cfg.interleave:
+        rounds = 1
+    elif cfg.duration_s is not None:
+        rounds = max(1, round(cfg.duration_s / INTERLEAVE_SLICE_S))
+    else:
+        assert cfg.iterations is not None
+        rounds = max(1, min(INTERLEAVE_ROUNDS, cfg.iterations))
+    slices = []
+    for r in range(rounds):
+        if cfg.duration_s is not None:
+            item: tuple[int | None, float | None] = (None, cfg.duration_s / rounds)
+        else:
+            assert cfg.iterations is not None
+            share = cfg.iterations // rounds + (1 if r < cfg.iterations % rounds else 0)
+            item = (share, None)
+        slices.append([item] * n_backends)
+    return slices
+
+
+def config_dict(cfg: RunConfig, spec: ModelSpec) -> dict[str, object]:
+    """The results' ``config`` entry: what was measured and how."""
+    return {
+        "model": spec.describe(),
+        "model_kind": spec.kind,
+        "input_shape": list(spec.input_shape),
+        "warmup": cfg.warmup,
+        "iterations": cfg.iterations,
+        "duration_s": cfg.duration_s,
+        "interleave": cfg.interleave,
+        "dtype": cfg.dtype,
+        "threads": cfg.threads,
+        "power": cfg.power,
+        "idle_seconds": cfg.idle_seconds,
+        "keep_rails": list(cfg.keep_rails),
+        "agreement_reference": REFERENCE_RUNTIME,
+        "input": f"standard normal fp32, seed {INPUT_SEED}",
+    }

@@ -19,7 +19,9 @@ Two ways to measure a phase's energy:
 A window is attributed once, when it can be decided (its phase's buckets are final),
 and only running totals are kept (per-window figures are merged pairwise beyond
 :data:`MAX_ITEMS`), so the cost of a report does not grow with the length of the run.
-All energies in mJ, powers in W (= mJ/ms), times in ns.
+All energies in mJ, powers in W (= mJ/ms), times in ns. (One module over the usual
+length: the ledger, its accumulators and the figures they make are one algorithm whose
+parts share the phase bookkeeping and its lock.)
 """
 
 from __future__ import annotations

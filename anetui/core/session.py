@@ -4,10 +4,8 @@ out immutable snapshots. The CLI commands and the dashboard are thin layers over
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,16 +20,15 @@ from anetui.backends.base import (
     PrepareInfo,
     prepare_phase,
 )
-from anetui.core import agreement, caveats, environment, ratios, runner
-from anetui.core.config import INTERLEAVE_ROUNDS, INTERLEAVE_SLICE_S, RunConfig
+from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
+from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import Contention, ContentionSampler
 from anetui.core.energy import EnergyLedger, EnergyReport
 from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
 from anetui.core.stats import LatencySummary
 from anetui.errors import AnetuiError, Availability, one_line
-from anetui.models.spec import INPUT_SEED, ModelSpec
+from anetui.models.spec import ModelSpec
 from anetui.power import health
-from anetui.power.base import CounterSource
 from anetui.power.monitor import PowerMonitor
 
 #: Called with (backend id, what is happening, timed inferences so far).
@@ -71,7 +68,7 @@ class Session:
         #: preparation, warmup and gaps are nobody's (never idle).
         self.ledger: EnergyLedger | None = None
         if monitor is not None:
-            self.ledger = _ledger_for(monitor)
+            self.ledger = power_view.ledger_for(monitor)
             monitor.subscribe(self.ledger.add)
         self.contention = ContentionSampler()
         self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
@@ -89,17 +86,17 @@ class Session:
         """Whether the backend can run here with these options: an answer, never an
         exception (a probe that fails, or options it cannot take, make it unavailable)."""
         description = registry.describe(backend_id)
-        availability = _ask(description.probe, "its availability check failed")
+        availability = failures.ask(description.probe, "its availability check failed")
         if availability.ok and self.spec.kind not in description.accepts:
-            availability = Availability.no(_cannot_run(description, self.spec))
+            availability = Availability.no(failures.cannot_run(description, self.spec))
         slot = _Slot(backend_id, description, availability)
         if availability.ok:
             try:
                 backend = registry.create(backend_id, self._options)
             except Exception as exc:  # e.g. --dtype bf16 for a backend computing in fp32
-                slot.availability = Availability.no(_reason(backend_id, exc))
+                slot.availability = Availability.no(failures.reason(backend_id, exc))
             else:
-                slot.availability = _ask(backend.available, "its availability check failed")
+                slot.availability = failures.ask(backend.available, "its availability check failed")
                 slot.backend = backend if slot.availability.ok else None
         if not slot.availability.ok:
             slot.state = BackendState.UNAVAILABLE
@@ -166,7 +163,7 @@ class Session:
             if check_agreement:
                 self.check_agreement(backend_id)
         except Exception as exc:
-            self._fail(slot, _failure(slot.id, "failed to prepare", exc))
+            self._fail(slot, failures.failure(slot.id, "failed to prepare", exc))
         slot.step = None
         if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
@@ -220,34 +217,13 @@ class Session:
                 self.stop_event.wait(idle_s)  # nothing runs: this is the baseline
             finally:
                 self.end_idle()
-        for slot_round in self._schedule(len(ready)):
+        for slot_round in schedule(self.config, len(ready)):
             for slot, (count, seconds) in zip(ready, slot_round, strict=True):
                 if self.stop_event.is_set():
                     return
                 if slot.backend is None:
                     continue  # failed in an earlier round
                 self._run_one(slot, count, seconds, progress)
-
-    def _schedule(self, n_backends: int) -> list[list[tuple[int | None, float | None]]]:
-        """Per round, per backend: (iterations, seconds) for that slice of the run."""
-        cfg = self.config
-        if not cfg.interleave:
-            rounds = 1
-        elif cfg.duration_s is not None:
-            rounds = max(1, round(cfg.duration_s / INTERLEAVE_SLICE_S))
-        else:
-            assert cfg.iterations is not None
-            rounds = max(1, min(INTERLEAVE_ROUNDS, cfg.iterations))
-        schedule = []
-        for r in range(rounds):
-            if cfg.duration_s is not None:
-                item: tuple[int | None, float | None] = (None, cfg.duration_s / rounds)
-            else:
-                assert cfg.iterations is not None
-                share = cfg.iterations // rounds + (1 if r < cfg.iterations % rounds else 0)
-                item = (share, None)
-            schedule.append([item] * n_backends)
-        return schedule
 
     def _run_one(
         self,
@@ -264,7 +240,7 @@ class Session:
             self._timed_stretch(slot, self.stop_event, count, seconds)
             slot.state = BackendState.DONE
         except Exception as exc:
-            self._fail(slot, _failure(slot.id, "failed while running", exc))
+            self._fail(slot, failures.failure(slot.id, "failed while running", exc))
         if progress:
             progress(slot.id, slot.state, slot.record.count)
 
@@ -278,7 +254,7 @@ class Session:
             self._timed_stretch(slot, stop, None, None)
             slot.state = BackendState.PAUSED
         except Exception as exc:
-            self._fail(slot, _failure(slot.id, "failed while running", exc))
+            self._fail(slot, failures.failure(slot.id, "failed while running", exc))
 
     def _timed_stretch(
         self,
@@ -367,13 +343,13 @@ class Session:
             measured, self.reference_override or self.config.reference
         )
         against = ratios.against(reference, measured)
-        power = {**self._power_dict(report), **checked.power_fields()}
+        power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
             input_shape=self.spec.input_shape,
             environment=self._environment_once(),
-            config=self._config_dict(),
+            config=config_dict(self.config, self.spec),
             backends=results,
             reference=reference,
             ratios=against,
@@ -392,54 +368,17 @@ class Session:
         rails the health checks find suspect left out of the totals (unless kept)."""
         if self.ledger is None or self.monitor is None:
             return None, health.Checked()
-        checked = self._check_rails(self.monitor)
+        checked = power_view.check_rails(
+            self.monitor,
+            self.ledger.offset_ns,
+            {i: (slot.description.device, slot.record) for i, slot in self._slots.items()},
+            self.config.keep_rails,
+        )
         self.ledger.set_total_rails(
             health.excluding(self.monitor.source.total_rails, checked.left_out)
         )
         active = {i: int(s.record.active_s_now() * 1e9) for i, s in self._slots.items()}
         return self.ledger.report(active), checked
-
-    def _check_rails(self, monitor: PowerMonitor) -> health.Checked:
-        """The counter-health checks over the monitor's recent windows (a bounded ring),
-        moved onto the runner's clock, against each backend's timed stretches."""
-        assert self.ledger is not None
-        offset = self.ledger.offset_ns
-        samples = [
-            dataclasses.replace(s, t_start_ns=s.t_start_ns - offset, t_end_ns=s.t_end_ns - offset)
-            if offset
-            else s
-            for s in monitor.samples()
-        ]
-        now = time.perf_counter_ns()
-        runs = {}
-        for backend_id, slot in self._slots.items():
-            intervals = list(slot.record.intervals)
-            since = slot.record.running_since_ns
-            if since is not None:  # the stretch in progress, for a live view
-                intervals.append((since, now))
-            runs[backend_id] = health.RunSpan(slot.description.device, intervals)
-        return health.check(samples, runs, keep=self.config.keep_rails)
-
-    def _power_dict(self, report: EnergyReport | None) -> dict[str, object]:
-        if self.monitor is None:
-            return {"source": "none", "state": "unavailable", "reason": "no power source chosen"}
-        source = self.monitor.source
-        return {
-            "source": source.id,
-            "label": source.label,
-            "interval_ms": source.interval_ms,
-            "state": self.monitor.state,
-            "reason": self.monitor.reason,
-            "samples": self.monitor.count,
-            "idle_s": round(report.idle_s, 3) if report else 0.0,
-            "idle_windows": report.idle_windows if report else 0,
-            "idle_method": report.idle_method if report else None,
-            "idle_w": report.idle_w if report else None,
-            "counters": isinstance(source, CounterSource),
-            "resolution_mj": report.resolution_mj if report else None,
-            "missed_s": round(report.missed_s, 3) if report else 0.0,
-            "thermal_pressure": list(report.thermal_pressure) if report else [],
-        }
 
     def _result(
         self, slot: _Slot, report: EnergyReport | None, contention: dict[str, Contention]
@@ -488,76 +427,6 @@ class Session:
             BackendState.UNAVAILABLE: "not available",
             BackendState.ERROR: "failed",
         }.get(state, str(state))
-
-    def _config_dict(self) -> dict[str, object]:
-        cfg = self.config
-        return {
-            "model": self.spec.describe(),
-            "model_kind": self.spec.kind,
-            "input_shape": list(self.spec.input_shape),
-            "warmup": cfg.warmup,
-            "iterations": cfg.iterations,
-            "duration_s": cfg.duration_s,
-            "interleave": cfg.interleave,
-            "dtype": cfg.dtype,
-            "threads": cfg.threads,
-            "power": cfg.power,
-            "idle_seconds": cfg.idle_seconds,
-            "keep_rails": list(cfg.keep_rails),
-            "agreement_reference": agreement.REFERENCE_RUNTIME,
-            "input": f"standard normal fp32, seed {INPUT_SEED}",
-        }
-
-
-def _ask(probe: Callable[[], Availability], what: str) -> Availability:
-    """A probe's answer; a probe that raises answers "no" with its error."""
-    try:
-        return probe()
-    except Exception as exc:
-        return Availability.no(f"{what}: {type(exc).__name__}: {one_line(exc)}")
-
-
-def _reason(backend_id: str, exc: Exception) -> str:
-    """A backend's refusal as an unavailability reason, without repeating its id."""
-    text = (
-        one_line(exc)
-        if isinstance(exc, BackendError)
-        else (f"{type(exc).__name__}: {one_line(exc)}")
-    )
-    for prefix in (f"{backend_id}: ", f"{backend_id} "):
-        if text.startswith(prefix):
-            return text.removeprefix(prefix)
-    return text
-
-
-def _failure(backend_id: str, what: str, exc: Exception) -> str:
-    """One line naming the backend and the runtime's own message."""
-    if isinstance(exc, BackendError):  # already says which backend, in the user's terms
-        return one_line(exc, 300)
-    return f"{backend_id} {what}: {type(exc).__name__}: {one_line(exc)}"
-
-
-def _ledger_for(monitor: PowerMonitor) -> EnergyLedger:
-    """A ledger on the runner's clock (perf_counter) for ``monitor``'s samples
-    (monotonic): one clock on Linux and macOS, a constant offset elsewhere."""
-    offset = time.monotonic_ns() - time.perf_counter_ns()
-    if abs(offset) < 1_000_000:
-        offset = 0
-    source = monitor.source
-    return EnergyLedger(
-        source.total_rails,
-        source if isinstance(source, CounterSource) else None,
-        offset_ns=offset,
-        interval_ms=source.interval_ms,
-    )
-
-
-def _cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
-    """Why a backend cannot run this kind of model, in the user's terms."""
-    what = {"mlpackage": "a Core ML package", "onnx": "an ONNX file"}.get(spec.kind, spec.kind)
-    if description.runtime.startswith("PyTorch"):
-        return f"no PyTorch model (the model is {what})"
-    return f"{description.runtime} cannot run {what}"
 
 
 def _p99(summary: LatencySummary | None) -> float | None:
