@@ -7,7 +7,8 @@ Every ``infer()`` includes the device synchronisation (``torch.cuda.synchronize`
 ``torch.mps.synchronize``), so the runner's wall-clock latency is what a caller waits.
 
 One module per runtime: every PyTorch variant (eager, TorchScript, torch.compile, CUDA
-graphs, fp16, MPS) shares the loading, placing and timing above, hence its length.
+graphs, fp16, MPS) shares TorchBackend's loading, placing and synchronising, hence its
+length.
 """
 
 from __future__ import annotations
