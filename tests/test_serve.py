@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from anetui.cli.serve import public_url, served_arguments, served_command
+from anetui.ui.serve import public_url, served_arguments, served_command
 from tests.conftest import anetui_cmd
 from tests.test_prometheus import free_port
 

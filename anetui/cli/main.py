@@ -198,7 +198,7 @@ def cli(
         out_dir=out_dir,
     )  # built (and so checked) here even when serving: a bad option fails before the page
     if serve:
-        from anetui.cli.serve import serve as serve_dashboard
+        from anetui.ui.serve import serve as serve_dashboard
 
         argv = ctx.obj.get("argv") if isinstance(ctx.obj, dict) else None
         sys.exit(serve_dashboard(argv if argv is not None else sys.argv[1:], host, port))

@@ -4,9 +4,10 @@
 runs code from the file in five places (``torch/export/pt2_archive/_package.py`` and
 ``torch/_export/serde/serialize.py``):
 
-* weights or tensor constants marked ``use_pickle`` -> ``torch.load(weights_only=False)``;
+* weights or tensor constants marked ``use_pickle`` -> torch's unpickler with
+  ``weights_only=False``;
 * legacy ``data/weights/<model>.pt`` / ``data/constants/<model>.pt`` files, and sample
-  inputs that ``weights_only`` refuses -> a fallback to ``torch.load(weights_only=False)``;
+  inputs that ``weights_only`` refuses -> a fallback to that same unrestricted unpickler;
 * custom-object and opaque-object constants -> ``pickle.loads``;
 * symbolic-shape expressions -> ``sympy.sympify``, which ``eval``\\ s the string;
 * node targets -> ``getattr`` chains from ``torch``: ``torch.serialization.os.system``
