@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 
 from anetui.backends import registry
-from anetui.backends.base import BackendDescription
-from anetui.errors import Availability
 from tests import doubles
 
 DOUBLES = {
@@ -26,16 +24,7 @@ DOUBLES = {
 
 def register() -> None:
     for backend_id, cls in DOUBLES.items():
-        registry.REGISTRY[backend_id] = BackendDescription(
-            backend_id,
-            "test double",
-            "cpu",
-            "fp32",
-            "a test double",
-            cls,  # type: ignore[arg-type]
-            Availability.yes,
-            ("none", "torchvision"),
-        )
+        registry.REGISTRY[backend_id] = doubles.describe_double(backend_id, cls)
 
 
 def crash_after(calls: int) -> None:

@@ -5,12 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from anetui.backends.base import BackendDescription, BackendOptions, PrepareInfo
 from anetui.errors import Availability
 from anetui.models.spec import ModelSpec
+
+
+def describe_double(
+    backend_id: str,
+    factory: Any,
+    accepts: tuple[str, ...] = ("none", "torchvision"),
+    probe: Callable[[], Availability] = Availability.yes,
+) -> BackendDescription:
+    """A registry row for a test double, made the way real runtimes make theirs; by
+    default it runs without a model ("none") or beside a torchvision one."""
+    return BackendDescription(
+        backend_id, "test double", "cpu", "fp32", "a test double", factory, probe, accepts
+    )
 
 
 class CountingBackend:

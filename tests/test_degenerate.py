@@ -13,12 +13,11 @@ from anetui.backends import registry as backends
 from anetui.backends.base import BackendDescription, BackendOptions
 from anetui.core.config import RunConfig
 from anetui.core.session import Session
-from anetui.errors import Availability
 from anetui.models.spec import ModelSpec
 from anetui.power.monitor import PowerMonitor
 from anetui.power.replay import ReplaySource
 from anetui.report import files, markdown, results_json
-from tests.doubles import CountingBackend
+from tests.doubles import CountingBackend, describe_double
 from tests.test_energy import constant_power_recording
 
 NO_MODEL = ModelSpec(name="none", kind="none", input_shape=(1,))
@@ -39,16 +38,7 @@ def slow_registry(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(
             backends.REGISTRY,
             backend_id,
-            BackendDescription(
-                backend_id,
-                "test double",
-                "cpu",
-                "fp32",
-                "a test double",
-                factory,
-                Availability.yes,
-                ("none",),
-            ),
+            describe_double(backend_id, factory, accepts=("none",)),
         )
 
 

@@ -69,9 +69,7 @@ def register(
     monkeypatch.setitem(
         backends.REGISTRY,
         backend_id,
-        BackendDescription(
-            backend_id, "test double", "cpu", "fp32", "a double", factory, probe, ("none",)
-        ),  # type: ignore[arg-type]
+        doubles.describe_double(backend_id, factory, accepts=("none",), probe=probe),
     )
 
 

@@ -5,10 +5,8 @@ import json
 import pytest
 
 from anetui.backends import registry as backends
-from anetui.backends.base import BackendDescription
 from anetui.core.config import RunConfig
 from anetui.core.session import Session
-from anetui.errors import Availability
 from anetui.models.spec import ModelSpec
 from anetui.report import markdown, results_json
 from tests import doubles
@@ -38,16 +36,7 @@ def doubles_registry(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(
             backends.REGISTRY,
             backend_id,
-            BackendDescription(
-                backend_id,
-                "test double",
-                "cpu",
-                "fp32",
-                "a test double",
-                getattr(doubles, target),
-                Availability.yes,
-                ("none", "torchvision"),  # doubles run without a model, or beside one
-            ),
+            doubles.describe_double(backend_id, getattr(doubles, target)),
         )
 
 

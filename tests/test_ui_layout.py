@@ -166,19 +166,9 @@ async def test_the_key_row_at_80x24_shows_quit_and_help(tmp_path: Path) -> None:
 
 
 def _description(backend_id: str, cls: type) -> object:
-    from anetui.backends.base import BackendDescription
-    from anetui.errors import Availability
+    from tests.doubles import describe_double
 
-    return BackendDescription(
-        backend_id,
-        "test double",
-        "cpu",
-        "fp32",
-        "a test double",
-        cls,
-        Availability.yes,
-        ("none", "torchvision"),
-    )
+    return describe_double(backend_id, cls)
 
 
 # -- SVG snapshots at 80x24, 120x36 and 220x60 (deterministic: nothing timed) -----------
