@@ -254,3 +254,58 @@ def test_bench_keep_root_writes_its_results_as_the_user(shared_dir: Path) -> Non
     assert json.loads((out / "r.json").read_text())["environment"]["privileges"] == "root"
     assert (out / "r.json").stat().st_uid == USER and (out / "r.md").stat().st_uid == USER
     assert list(out.iterdir()) != [] and all(p.stat().st_uid == USER for p in out.iterdir())
+
+
+DEEP_DOCTOR = """
+from anetui.cli import doctor_deep
+from anetui.cli.main import main
+seen = {}
+def checker(kind):
+    def check(**kwargs):
+        seen[kind] = os.geteuid()
+        return [doctor_deep.Check(kind, kind + "-probe", "pass", "")]
+    return check
+doctor_deep.check_power_sources = checker("power")
+doctor_deep.check_backends = checker("backend")
+code = main(["doctor", "--deep", "--json", sys.argv[1] + "/user-home/d.json"])
+out = sys.argv[1] + "/user-home/d.json"
+print(json.dumps({"code": code, "seen": seen, "owner": os.stat(out).st_uid}))
+"""
+
+
+def test_deep_doctor_checks_power_as_root_then_runs_backends_and_writes_as_the_user(
+    shared_dir: Path,
+) -> None:
+    """`sudo anetui doctor --deep`: root only while the power sources are checked (some
+    are root-only); the backends run, and the report is written, as the invoking user."""
+    result = run_child(shared_dir, DEEP_DOCTOR)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out == {"code": 0, "seen": {"power": 0, "backend": USER}, "owner": USER}
+
+
+PLAIN_DOCTOR = """
+from pathlib import Path
+from anetui.power.rapl import RaplSource
+RaplSource.__init__.__defaults__ = (250, Path(sys.argv[1] + "/powercap"))
+from anetui.cli.main import main
+main(["doctor"])
+"""
+
+
+def test_doctor_under_sudo_says_a_root_only_source_is_root_only_not_missing(
+    shared_dir: Path,
+) -> None:
+    """Plain doctor drops first thing, so a root-only counter is unreadable to it: it must
+    say that `sudo anetui` starts it, not "needs root: run `sudo anetui`" to a user who did."""
+    zone = shared_dir / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "energy_uj").write_text("123456\n")
+    (zone / "energy_uj").chmod(0o600)  # as the kernel has it since 2020 (PLATYPUS)
+    (zone / "max_energy_range_uj").write_text("262143328850\n")
+    result = run_child(shared_dir, PLAIN_DOCTOR)
+    assert result.returncode == 0, result.stderr
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("• rapl ")]
+    assert "root-only: `sudo anetui` starts it" in line and "doctor dropped root" in line, line
+    assert "running as dropped" in result.stdout.splitlines()[0]

@@ -111,6 +111,7 @@ def doctor(
     if not deep:
         if json_path is not None:
             raise click.UsageError("--json needs --deep")
+        privileges.drop_to_sudo_user()  # probing needs no root: nothing here is root's
         print_doctor()
         return
     shape = parse_input_shape(input_shape) if input_shape else None
@@ -224,10 +225,19 @@ def print_doctor(console: Console | None = None) -> None:
         providers = ", ".join(onnxruntime.get_available_providers())
         console.print(f"onnxruntime providers: {providers}")
     console.print("[bold]power sources[/]")
+    dropped = privileges.current().state == "dropped"
     power_probes = power_registry.probe_all()
     for source_id, probe in power_probes:
         mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
         what = _POWER_WHAT.get(source_id, "") if probe.ok else f"[red]{probe.reason}[/]"
+        if not probe.ok and dropped and (probe.reason or "").startswith("needs root"):
+            # Under sudo the check ran as the invoking user: the source is root-only, not
+            # missing, and `sudo anetui` (or `sudo anetui doctor --deep`) starts it.
+            mark = "[yellow]•[/]"
+            what = (
+                f"root-only: `sudo anetui` starts it ({_POWER_WHAT.get(source_id, '')}; "
+                "doctor dropped root before checking)"
+            )
         console.print(f"  {mark} {source_id:<17} {what}", highlight=False)
     console.print(power_registry.auto_choice(power_probes), highlight=False)
     if "torch" in sys.modules:  # a regression guard the tests also check

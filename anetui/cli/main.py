@@ -43,8 +43,9 @@ COMMANDS = {
 
 #: Commands that never need root: under sudo they drop to the invoking user before doing
 #: anything (reading a model, writing a file). bench, power and the dashboard drop
-#: themselves, right after starting a root-only power source.
-ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report", "doctor"})
+#: themselves, right after starting a root-only power source; so does doctor, which drops
+#: first thing unless --deep asks it to check a root-only power source first.
+ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report"})
 
 
 class LazyGroup(click.Group):
