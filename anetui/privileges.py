@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import pkgutil
 import pwd
 import sys
 import sysconfig
@@ -73,6 +74,34 @@ class PrivilegeDropError(AnetuiError):
 #: the standard library at import time): preloaded when the user could not read them.
 MODEL_RUNTIMES = ("torch", "torchvision")
 
+#: Standard-library modules that the runtimes (and ``importlib.metadata``, rich, textual)
+#: import only when first used: always preloaded when the user could not import them
+#: after the drop. Found by running each command (bench over every backend, convert,
+#: doctor --deep, the dashboard) and listing the standard-library modules loaded beyond
+#: those of this package and torch; tests/test_least_privilege.py runs them for real.
+LAZY_STDLIB = (
+    "concurrent.futures.process",
+    "configparser",
+    "ctypes.util",
+    "email._header_value_parser",
+    "email.feedparser",
+    "email.headerregistry",
+    "email.parser",
+    "encodings.raw_unicode_escape",
+    "encodings.unicode_escape",
+    "getopt",
+    "graphlib",
+    "importlib.readers",
+    "importlib.resources._itertools",
+    "importlib.resources.readers",
+    "multiprocessing.popen_fork",
+    "multiprocessing.queues",
+    "multiprocessing.synchronize",
+    "pkgutil",
+    "tracemalloc",
+    "tty",
+)
+
 
 def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     """Become the sudo user for good; a no-op when not running as root under sudo.
@@ -95,8 +124,8 @@ def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     if target is None:
         return current()
     uid, gid = target
-    if preload and not _readable_by_others(Path(sysconfig.get_paths()["stdlib"])):
-        for module in preload:
+    if not _readable_by_others(Path(sysconfig.get_paths()["stdlib"])):
+        for module in (*LAZY_STDLIB, *_own_modules(), *preload):
             with contextlib.suppress(Exception):  # a missing runtime says so later
                 importlib.import_module(module)
     try:
@@ -127,6 +156,19 @@ def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     global _dropped
     _dropped = Privileges("dropped", uid, name)
     return _dropped
+
+
+def _own_modules() -> list[str]:
+    """Every module of this package (not ``__main__``, which runs the CLI): importing them
+    loads what they import from the standard library, ~0.3 s, only when the user could
+    not. None of them does work at import time."""
+    import anetui
+
+    return [
+        info.name
+        for info in pkgutil.walk_packages(anetui.__path__, "anetui.")
+        if not info.name.endswith(".__main__")
+    ]
 
 
 def _readable_by_others(path: Path) -> bool:

@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import sys
+import sysconfig
 import time
 import warnings
 from collections.abc import Callable
@@ -351,13 +352,24 @@ class TorchCudaCompiled(TorchCompiled, TorchCuda):
 
 
 def cxx_compiler() -> Availability:
-    """torch installed and a C++ compiler on PATH (Inductor compiles its CPU kernels)."""
+    """torch installed, a C++ compiler on PATH and Python's headers readable (Inductor
+    compiles its CPU kernels against them)."""
     base = torch_installed()
     if not base.ok:
         return base
     names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
     if not any(name and shutil.which(name) for name in names):
         return Availability.no("no C++ compiler for Inductor (apt-get install g++ / Xcode CLT)")
+    include = Path(sysconfig.get_paths()["include"])
+    try:
+        headers = (include / "Python.h").is_file()
+    except OSError:  # a folder this user may not enter (e.g. after dropping root)
+        headers = False
+    if not headers:
+        return Availability.no(
+            f"Inductor needs Python's headers and {include}/Python.h is not readable here "
+            "(install python3-dev, or run without sudo when Python lives in root's home)"
+        )
     return Availability.yes()
 
 
