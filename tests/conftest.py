@@ -5,9 +5,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Keep torch to the two cores we have and make tests independent of the runner's env.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# What rich and Textual read from the environment would change text and snapshots.
+for _name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+# Property tests draw the same examples on every run (a fresh CI machine has no example
+# database, and a suite must not pass or fail by chance); ANETUI_EXPLORE=1 draws new
+# ones, to look for bugs rather than to gate a change.
+settings.register_profile(
+    "deterministic", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("explore" if os.environ.get("ANETUI_EXPLORE") == "1" else "deterministic")
 
 REPO = Path(__file__).resolve().parent.parent
 #: A small torchvision model and input: real torch, a fraction of a second per run.

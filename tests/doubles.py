@@ -4,6 +4,7 @@ model, so the runner's and session's own logic can be tested precisely."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,12 +106,17 @@ class JitterBackend(CountingBackend):
 
 class SlowPrepareBackend(CountingBackend):
     """Says it is exporting for ``prepare_s`` seconds (sleeping), like a cold ONNX
-    export: the dashboard must stay responsive and quit at once meanwhile."""
+    export: the dashboard must stay responsive and quit at once meanwhile. A test that
+    must see the export happen sets ``done_exporting`` and ends it itself."""
 
     prepare_s = 120.0
+    done_exporting: threading.Event | None = None
 
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
         self.phase = "exporting"
-        time.sleep(self.prepare_s)
+        if self.done_exporting is not None:
+            self.done_exporting.wait(self.prepare_s)
+        else:
+            time.sleep(self.prepare_s)
         self.phase = "loading"
         return super().prepare(spec)

@@ -26,7 +26,9 @@ def test_a_cpu_hog_is_seen_as_other_processes_cores() -> None:
         sampler.close()
     figures = sampler.figures()["torch-cpu"]
     assert figures.seconds >= 1.4
-    assert figures.others_cores >= 0.8  # the hog's core (and whatever else ran)
+    # The hog's core (and whatever else ran); on a virtual machine the hypervisor may
+    # have stolen part of it, which is reported apart.
+    assert figures.others_cores + (figures.steal_cores or 0.0) >= 0.8
     assert figures.own_cores < 0.2
     warnings = figures.warnings("torch-cpu")
     assert any("other processes used" in w and "--threads 1" in w for w in warnings)

@@ -28,9 +28,10 @@ def test_latencies_are_the_time_spent_in_infer() -> None:
     run(backend, record, threading.Event(), warmup=0, iterations=20)
     summary = record.stats.summary()
     assert summary is not None
-    # Busy-waiting 2 ms: never less, and the median close to it (harness is ~1 µs).
-    assert summary.min_ns >= 2_000_000
-    assert summary.p50_ns < 2_500_000
+    # Busy-waiting 2 ms: never less, and the fastest close to it (harness is ~1 µs); the
+    # median only loosely, since another process may take the core mid-wait.
+    assert 2_000_000 <= summary.min_ns < 2_500_000
+    assert summary.p50_ns < 10_000_000
 
 
 def test_duration_limits_the_run() -> None:
@@ -52,6 +53,9 @@ def test_stop_event_stops_an_endless_run_from_another_thread() -> None:
     stop = threading.Event()
     worker = threading.Thread(target=run, args=(backend, record, stop), kwargs={"warmup": 0})
     worker.start()
+    deadline = time.monotonic() + 10
+    while record.running_since_ns is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # a busy machine may start the thread late
     time.sleep(0.2)
     assert record.running_since_ns is not None and record.active_s_now() > 0.1
     stop.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from anetui.ui.help import HELP
 from anetui.ui.widgets.backends import BackendList
 from anetui.ui.widgets.keys import KEYS, KeyBar, fit_keys
 from anetui.ui.widgets.latency import fit_title
-from anetui.ui.widgets.power import spark
+from anetui.ui.widgets.power import PowerPanel, spark
 from anetui.ui.widgets.tables import fit_columns
 from tests import doubles
 from tests.conftest import REPO
@@ -86,7 +87,9 @@ def test_the_help_screen_fits_80_columns() -> None:
 async def test_every_row_says_what_is_happening_and_backends_prepare_when_chosen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(doubles.SlowPrepareBackend, "prepare_s", 3.0)
+    exported = threading.Event()  # the export lasts until this test has seen it
+    monkeypatch.setattr(doubles.SlowPrepareBackend, "prepare_s", 60.0)
+    monkeypatch.setattr(doubles.SlowPrepareBackend, "done_exporting", exported)
     monkeypatch.setitem(
         backends.REGISTRY, "double-slow", _description("double-slow", doubles.SlowPrepareBackend)
     )
@@ -100,6 +103,7 @@ async def test_every_row_says_what_is_happening_and_backends_prepare_when_chosen
         await until(pilot, lambda: "exporting" in str(table.get_cell_at((1, 2))))
         latency = app.query_one("#latency")
         await until(pilot, lambda: "double-slow: exporting" in str(latency.border_title))
+        exported.set()
         await until(pilot, lambda: count(app, "double-slow") > 0, timeout_s=30)
         await until(pilot, lambda: "running" in str(table.get_cell_at((1, 2))))
         assert "stopped" in str(table.get_cell_at((0, 2)))
@@ -187,7 +191,10 @@ def _layout_app(tmp_path: Path) -> AnetuiApp:
 async def _ended(pilot: object) -> None:
     app = pilot.app  # type: ignore[attr-defined]
     await until(pilot, lambda: app.snapshot is not None and app.monitor.state == "ended")
-    await pilot.pause(1.2)  # type: ignore[attr-defined]  # a redraw after the last window
+    panel = app.query_one(PowerPanel)
+    # A redraw after the last window (its subtitle counts them), then one more beat.
+    await until(pilot, lambda: "24 windows · e" in str(panel.border_subtitle))  # ended
+    await pilot.pause(0.5)  # type: ignore[attr-defined]
 
 
 @linux_only
