@@ -175,9 +175,10 @@ def test_commands_that_need_no_root_drop_before_working(
     assert json.loads(result.stdout.splitlines()[0]) == {"euid": USER, "uid": USER}, result.stderr
 
 
+# Nothing imported beforehand: the drop itself must leave the command able to import
+# what it needs (this Python lives in root's mode-700 home here).
 REPORT = """
 from anetui.cli.main import main
-import anetui.cli.report, anetui.report.compare, anetui.report.files
 code = main(["report", sys.argv[1] + "/results.json", "--out", sys.argv[1] + "/out/report.md"])
 print(json.dumps({"code": code}))
 """

@@ -44,6 +44,20 @@ def test_torch_cpu_compile_needs_a_cxx_compiler(monkeypatch: pytest.MonkeyPatch)
     )
 
 
+def test_torch_cpu_compile_needs_pythons_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inductor builds its kernels against Python.h: without it (no python3-dev, or a
+    Python in root's home after dropping root) the backend is unavailable, saying why,
+    instead of failing in prepare with a PermissionError."""
+    paths = {**torch_backends.sysconfig.get_paths(), "include": str(tmp_path)}
+    monkeypatch.setattr(torch_backends.sysconfig, "get_paths", lambda: paths)
+    reason = backends.describe("torch-cpu-compile").probe().reason
+    assert reason is not None and f"{tmp_path}/Python.h is not readable" in reason
+    (tmp_path / "Python.h").write_text("")
+    assert backends.describe("torch-cpu-compile").probe().ok
+
+
 @pytest.mark.compile
 @pytest.mark.skipif(not COMPILE_TESTS, reason="cold torch.compile ~1 min: make test-compile")
 def test_torch_cpu_compile_compiles_in_prepare_runs_and_agrees(
