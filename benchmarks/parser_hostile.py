@@ -17,7 +17,8 @@ import resource
 import time
 from pathlib import Path
 
-from anetui.power.powermetrics_parse import PlistStreamParser, TextStreamParser, make_parser
+from anetui.power.powermetrics_parse import PlistStreamParser, make_parser
+from anetui.power.powermetrics_text import TextStreamParser
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "powermetrics"
 HOSTILE = [b"9" * 400, b"1.2.3", b"nan", b"-inf", b"inf", b"-5", b"1e999", b"\0", b"</plist>"]

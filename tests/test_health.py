@@ -16,7 +16,8 @@ from anetui.power.health import (
     timing_problems,
 )
 from anetui.power.powermetrics import total_rails as powermetrics_total_rails
-from anetui.power.powermetrics_parse import parse_bytes, windows_to_samples
+from anetui.power.powermetrics_parse import parse_bytes
+from anetui.power.powermetrics_window import windows_to_samples
 
 DATA = Path(__file__).parent / "data" / "powermetrics"
 #: 24 windows of an M1 under Geekbench 5 Metal: ANE at 0 mW throughout, GPU up to 7.6 W.

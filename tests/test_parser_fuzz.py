@@ -17,15 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anetui.power.powermetrics_parse import (
-    MAX_DOCUMENT_BYTES,
-    MAX_LINE_BYTES,
-    PlistStreamParser,
-    TextStreamParser,
-    Window,
-    make_parser,
-    window_problem,
-)
+from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser, make_parser
+from anetui.power.powermetrics_text import MAX_LINE_BYTES, TextStreamParser
+from anetui.power.powermetrics_window import Window, window_problem
 from tests.conftest import anetui_cmd
 
 DATA = Path(__file__).parent / "data" / "powermetrics"

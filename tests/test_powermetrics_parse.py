@@ -12,13 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anetui.power.powermetrics_parse import (
-    PlistStreamParser,
-    TextStreamParser,
-    detect_format,
-    parse_bytes,
-    windows_to_samples,
-)
+from anetui.power.powermetrics_parse import PlistStreamParser, detect_format, parse_bytes
+from anetui.power.powermetrics_text import TextStreamParser
+from anetui.power.powermetrics_window import windows_to_samples
 
 DATA = Path(__file__).parent / "data" / "powermetrics"
 PLISTS = sorted(DATA.glob("*.plist"))

@@ -21,7 +21,8 @@ from anetui.cli.options import STOP_SIGNALS, FiniteFloatRange, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import CounterSource, PowerSample, PowerSource, PowerSourceError
-from anetui.power.powermetrics_parse import detect_format, make_parser, windows_to_samples
+from anetui.power.powermetrics_parse import detect_format, make_parser
+from anetui.power.powermetrics_window import windows_to_samples
 
 
 @click.command()

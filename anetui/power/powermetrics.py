@@ -25,12 +25,8 @@ from pathlib import Path
 from anetui.errors import Availability, one_line
 from anetui.power import supervisor
 from anetui.power.base import PowerSample, SourceState, Unavailable, refuse
-from anetui.power.powermetrics_parse import (
-    MAX_DOCUMENT_BYTES,
-    PlistStreamParser,
-    Window,
-    max_window_ns_for,
-)
+from anetui.power.powermetrics_parse import MAX_DOCUMENT_BYTES, PlistStreamParser
+from anetui.power.powermetrics_window import Window, max_window_ns_for
 
 POWERMETRICS = "/usr/bin/powermetrics"
 WANTED_SAMPLERS = ("cpu_power", "gpu_power", "ane_power", "thermal")

@@ -16,7 +16,8 @@ from pathlib import Path
 from anetui.errors import Availability, one_line
 from anetui.power.base import PowerSample, SourceState, Unavailable
 from anetui.power.powermetrics import total_rails as powermetrics_total_rails
-from anetui.power.powermetrics_parse import Window, parse_bytes
+from anetui.power.powermetrics_parse import parse_bytes
+from anetui.power.powermetrics_window import Window
 
 
 class ReplaySource:
