@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anetui.core.energy import BackendEnergy
+from anetui.core.energy_figures import BackendEnergy
 from anetui.core.results import BackendResult, BackendState, Snapshot
 from anetui.core.stats import LatencyStats
 from anetui.report.compare import comparison_markdown, speed_ratio

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from anetui.core.config import RunConfig
-from anetui.core.energy import MAX_ITEMS, BackendEnergy, EnergyLedger, completions
+from anetui.core.energy import EnergyLedger
+from anetui.core.energy_figures import BackendEnergy
+from anetui.core.energy_totals import MAX_ITEMS, completions
 from anetui.core.intervals import energy_ratio
 from anetui.core.runner import BUCKET_NS, CompletionTimeline
 from anetui.core.session import Session

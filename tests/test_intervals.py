@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anetui.core.energy import BackendEnergy
+from anetui.core.energy_figures import BackendEnergy
 from anetui.core.intervals import energy_ratio
 from anetui.core.stats import LatencyStats, ratio_with_interval
 

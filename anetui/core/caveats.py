@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from anetui.core.energy import EnergyReport
+from anetui.core.energy_figures import EnergyReport
 from anetui.core.results import BackendResult, Ratio
 
 #: Missing this share of the measured time in windows deserves a warning.

@@ -17,11 +17,12 @@ Two ways to measure a phase's energy:
   The windows still feed the intervals and the live sparklines.
 
 A window is attributed once, when it can be decided (its phase's buckets are final),
-and only running totals are kept (per-window figures are merged pairwise beyond
-:data:`MAX_ITEMS`), so the cost of a report does not grow with the length of the run.
-All energies in mJ, powers in W (= mJ/ms), times in ns. (One module over the usual
-length: the ledger, its accumulators and the figures they make are one algorithm whose
-parts share the phase bookkeeping and its lock.)
+and only running totals are kept (:mod:`anetui.core.energy_totals`; per-window figures
+are merged pairwise beyond its ``MAX_ITEMS``), so the cost of a report does not grow
+with the length of the run. This module holds the ledger itself (its lock, the open and
+closed phases, the attribution); the figures it reports are in
+:mod:`anetui.core.energy_figures`.
+All energies in mJ, powers in W (= mJ/ms), times in ns.
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
+from anetui.core.energy_figures import BackendEnergy, EnergyReport
+from anetui.core.energy_totals import Counters, Phase, Windows, completions
 from anetui.core.runner import BUCKET_NS, CompletionTimeline
 from anetui.errors import one_line
 from anetui.power.base import CounterReading, CounterSource, PowerSample
 
-#: Per-window figures kept per backend; beyond, neighbours are merged in pairs (the
-#: interval sums them into at most 10 groups of consecutive windows anyway).
-MAX_ITEMS = 512
 #: Closed phases kept for windows that arrive late; older ones are forgotten.
 MAX_PHASES = 64
 #: Windows waiting for their buckets are few; beyond this many the oldest are dropped.
@@ -57,140 +56,6 @@ TotalRails = Callable[[Iterable[str]], tuple[str, ...]]
 def every_rail(rails: Iterable[str]) -> tuple[str, ...]:
     """The rule for rails that do not overlap: all of them."""
     return tuple(sorted(set(rails)))
-
-
-@dataclass(frozen=True)
-class BackendEnergy:
-    """One backend's energy figures (mJ per inference, W, s)."""
-
-    rails: tuple[str, ...]
-    total_rails: tuple[str, ...]
-    #: Windows wholly inside the backend's timed stretches, and their seconds.
-    windows: int
-    window_s: float
-    inferences: float
-    mj_per_inference: dict[str, float]
-    active_mj_per_inference: dict[str, float] | None
-    mean_power_w: dict[str, float]
-    #: Share of the backend's timed wall time that the figures measured.
-    coverage: float
-    thermal_pressure: tuple[str, ...]
-    #: (total energy mJ, inferences) per attributed window, oldest first (neighbours
-    #: merged beyond MAX_ITEMS): the material of the intervals.
-    per_window: tuple[tuple[float, float], ...] = field(repr=False, default=())
-    #: "counters" (read at each stretch's edges) or "windows".
-    method: str = "windows"
-    stretches: int = 0
-    #: Seconds of measurement behind the figures (counter time or window time).
-    measured_s: float = 0.0
-    #: How far the counters' step size can move the total per inference (mJ), or None.
-    resolution_mj_per_inference: float | None = None
-
-    @property
-    def total_mj_per_inference(self) -> float:
-        return self.mj_per_inference["total"]
-
-    @property
-    def total_active_mj_per_inference(self) -> float | None:
-        return self.active_mj_per_inference["total"] if self.active_mj_per_inference else None
-
-
-@dataclass(frozen=True)
-class EnergyReport:
-    idle_w: dict[str, float] | None
-    idle_windows: int
-    backends: dict[str, BackendEnergy]
-    #: Seconds of explicit idle phases, and how the baseline was measured.
-    idle_s: float = 0.0
-    idle_method: str | None = None
-    resolution_mj: dict[str, float] | None = None
-    #: Seconds between windows that the source did not cover (lost windows).
-    missed_s: float = 0.0
-    #: Thermal pressure seen during timed stretches, in order of first appearance.
-    thermal_pressure: tuple[str, ...] = ()
-    #: Plain sentences about what is missing and why.
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class _Phase:
-    start_ns: int
-    owner: str | None  # None: an idle phase
-    timeline: CompletionTimeline | None = None
-    count_now: Callable[[], int] | None = None
-    count_at_start: int = 0
-    counters_at_start: CounterReading | None = None
-    end_ns: int | None = None
-
-
-@dataclass(slots=True)
-class _Windows:
-    """Running totals over attributed windows."""
-
-    windows: int = 0
-    ns: int = 0
-    energy_mj: dict[str, float] = field(default_factory=dict)
-    inferences: float = 0.0
-    items: list[tuple[float, float]] = field(default_factory=list)
-    thermal: dict[str, None] = field(default_factory=dict)
-
-    def add(self, sample: PowerSample, total_mj: float, inferences: float) -> None:
-        self.windows += 1
-        self.ns += sample.elapsed_ns
-        for rail, mj in sample.rails_mj.items():
-            self.energy_mj[rail] = self.energy_mj.get(rail, 0.0) + mj
-        self.inferences += inferences
-        self.items.append((total_mj, inferences))
-        if len(self.items) > MAX_ITEMS:  # neighbours merged: blocks stay in time order
-            it = self.items
-            self.items = [
-                (it[i][0] + it[i + 1][0], it[i][1] + it[i + 1][1]) for i in range(0, len(it) - 1, 2)
-            ] + ([it[-1]] if len(it) % 2 else [])
-        if sample.thermal_pressure:
-            self.thermal[sample.thermal_pressure] = None
-
-
-@dataclass(slots=True)
-class _Counters:
-    """Running totals over phases measured by reading the counters at their edges."""
-
-    stretches: int = 0
-    ns: int = 0
-    energy_mj: dict[str, float] = field(default_factory=dict)
-    inferences: int = 0
-    failed: bool = False
-
-    def add(self, start: CounterReading, end: CounterReading, inferences: int) -> None:
-        self.stretches += 1
-        self.ns += end.t_ns - start.t_ns
-        for rail, mj in end.energy_mj.items():
-            if rail in start.energy_mj:
-                self.energy_mj[rail] = self.energy_mj.get(rail, 0.0) + mj - start.energy_mj[rail]
-        self.inferences += inferences
-
-
-def completions(
-    t_start_ns: int,
-    t_end_ns: int,
-    phase_start_ns: int,
-    phase_end_ns: int | None,
-    counts: Mapping[int, int],
-) -> float:
-    """Inferences completed inside [t_start_ns, t_end_ns), prorated from 100 ms buckets
-    over the part of each bucket the phase covered (exact for a steady rate)."""
-    total = 0.0
-    phase_end = phase_end_ns if phase_end_ns is not None else t_end_ns + BUCKET_NS
-    for bucket in range(t_start_ns // BUCKET_NS, (t_end_ns - 1) // BUCKET_NS + 1):
-        count = counts.get(bucket)
-        if not count:
-            continue
-        span_start = max(bucket * BUCKET_NS, phase_start_ns)
-        span_end = min((bucket + 1) * BUCKET_NS, phase_end)
-        if span_end <= span_start:
-            continue
-        overlap = min(span_end, t_end_ns) - max(span_start, t_start_ns)
-        total += count * max(0, overlap) / (span_end - span_start)
-    return total
 
 
 class EnergyLedger:
@@ -234,14 +99,14 @@ class EnergyLedger:
         """Forget everything measured so far (the dashboard's reset)."""
         with self._lock:
             self._since_ns = self._clock()
-            self._open: _Phase | None = None
-            self._closed: list[_Phase] = []
+            self._open: Phase | None = None
+            self._closed: list[Phase] = []
             self._starts: list[int] = []
             self._pending: list[PowerSample] = []
-            self._windows: dict[str, _Windows] = {}
-            self._idle_windows = _Windows()
-            self._counter_totals: dict[str, _Counters] = {}
-            self._idle_counters = _Counters()
+            self._windows: dict[str, Windows] = {}
+            self._idle_windows = Windows()
+            self._counter_totals: dict[str, Counters] = {}
+            self._idle_counters = Counters()
             self._idle_ns = 0
             self._last_end_ns: int | None = None
             self._missed_ns = 0
@@ -256,16 +121,14 @@ class EnergyLedger:
         reading = self._read_counters()
         with self._lock:
             self._close_open(self._clock(), None)
-            self._open = _Phase(
-                self._clock(), backend_id, timeline, count_now, count_now(), reading
-            )
+            self._open = Phase(self._clock(), backend_id, timeline, count_now, count_now(), reading)
 
     def begin_idle(self) -> None:
         """An explicit idle phase starts now: nothing runs until ``end``."""
         reading = self._read_counters()
         with self._lock:
             self._close_open(self._clock(), None)
-            self._open = _Phase(self._clock(), None, counters_at_start=reading)
+            self._open = Phase(self._clock(), None, counters_at_start=reading)
 
     def end(self) -> None:
         """The open phase ends now (a no-op when none is open)."""
@@ -297,7 +160,7 @@ class EnergyLedger:
             totals = (
                 self._idle_counters
                 if phase.owner is None
-                else self._counter_totals.setdefault(phase.owner, _Counters())
+                else self._counter_totals.setdefault(phase.owner, Counters())
             )
             if start is not None and reading is not None:
                 done = phase.count_now() - phase.count_at_start if phase.count_now else 0
@@ -352,7 +215,7 @@ class EnergyLedger:
                 return self._attribute(sample, closed)
         return True  # straddles an edge, or in nobody's time: not attributed
 
-    def _attribute(self, sample: PowerSample, phase: _Phase) -> bool:
+    def _attribute(self, sample: PowerSample, phase: Phase) -> bool:
         if phase.owner is None:
             self._idle_windows.add(sample, 0.0, 0.0)
             return True
@@ -365,7 +228,7 @@ class EnergyLedger:
         n = completions(sample.t_start_ns, sample.t_end_ns, phase.start_ns, phase.end_ns, counts)
         totals = self._total_rails(sample.rails_mj)
         total_mj = sum(sample.rails_mj.get(r, 0.0) for r in totals)
-        self._windows.setdefault(phase.owner, _Windows()).add(sample, total_mj, n)
+        self._windows.setdefault(phase.owner, Windows()).add(sample, total_mj, n)
         if sample.thermal_pressure:
             self._thermal[sample.thermal_pressure] = None
         return True
@@ -411,9 +274,9 @@ class EnergyLedger:
             )
 
     def _idle_power(
-        self, open_phase: _Phase | None, live: CounterReading | None
+        self, open_phase: Phase | None, live: CounterReading | None
     ) -> tuple[dict[str, float] | None, str | None]:
-        counters = _copy(self._idle_counters)
+        counters = self._idle_counters.copy()
         if (
             open_phase is not None
             and open_phase.owner is None
@@ -431,11 +294,11 @@ class EnergyLedger:
         return None, None
 
     def _counters_with_live(
-        self, owner: str, open_phase: _Phase | None, live: CounterReading | None
-    ) -> _Counters | None:
+        self, owner: str, open_phase: Phase | None, live: CounterReading | None
+    ) -> Counters | None:
         if self._counters is None:
             return None
-        counters = _copy(self._counter_totals.get(owner, _Counters()))
+        counters = self._counter_totals.get(owner, Counters()).copy()
         if open_phase is not None and open_phase.owner == owner:
             if open_phase.counters_at_start is None or live is None:
                 counters.failed = True
@@ -448,11 +311,11 @@ class EnergyLedger:
     def _backend(
         self,
         owner: str,
-        counters: _Counters | None,
+        counters: Counters | None,
         idle_w: Mapping[str, float] | None,
         active_ns: int,
     ) -> BackendEnergy | None:
-        windows = self._windows.get(owner, _Windows())
+        windows = self._windows.get(owner, Windows())
         use_counters = (
             counters is not None
             and not counters.failed
@@ -505,13 +368,3 @@ class EnergyLedger:
             measured_s=ns / 1e9,
             resolution_mj_per_inference=resolution,
         )
-
-
-def _copy(counters: _Counters) -> _Counters:
-    return _Counters(
-        counters.stretches,
-        counters.ns,
-        dict(counters.energy_mj),
-        counters.inferences,
-        counters.failed,
-    )

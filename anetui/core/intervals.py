@@ -6,7 +6,7 @@ from a delete-a-group jackknife over groups of consecutive windows, on the log s
 with Student's t. A percentile block bootstrap was tried first: in the coverage
 simulation (tests/test_intervals.py) it held 80–91 % instead of 95 %; this one holds
 95 % from 30 windows per backend with moderate autocorrelation. Its cost is O(windows
-kept), at most MAX_ITEMS per backend, so a live redraw stays cheap.
+kept), at most ``energy_totals.MAX_ITEMS`` per backend, so a live redraw stays cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anetui.core.energy import BackendEnergy
+from anetui.core.energy_figures import BackendEnergy
 
 #: Fewer attributed windows than this per backend: no energy interval (below, the
 #: coverage simulation falls under 95 % for autocorrelated windows).

@@ -7,7 +7,8 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 
-from anetui.core.energy import EnergyLedger, EnergyReport
+from anetui.core.energy import EnergyLedger
+from anetui.core.energy_figures import EnergyReport
 from anetui.core.runner import BackendRecord
 from anetui.power import health
 from anetui.power.base import CounterSource

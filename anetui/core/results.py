@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from anetui.backends.base import Factors, PrepareInfo
 from anetui.core.contention import Contention
-from anetui.core.energy import BackendEnergy
+from anetui.core.energy_figures import BackendEnergy
 from anetui.core.stats import LatencySummary
 
 

@@ -23,7 +23,8 @@ from anetui.backends.base import (
 from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
 from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import Contention, ContentionSampler
-from anetui.core.energy import EnergyLedger, EnergyReport
+from anetui.core.energy import EnergyLedger
+from anetui.core.energy_figures import EnergyReport
 from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
 from anetui.core.stats import LatencySummary
 from anetui.errors import AnetuiError, Availability, one_line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from anetui.core.energy import BackendEnergy
+from anetui.core.energy_figures import BackendEnergy
 from anetui.core.results import BackendResult, Snapshot
 from anetui.report.text import energy_sentence, ratio_sentence
 
