@@ -36,7 +36,7 @@ from anetui.core.energy_figures import BackendEnergy, EnergyReport
 from anetui.core.energy_totals import Counters, Phase, Windows, completions
 from anetui.core.runner import BUCKET_NS, CompletionTimeline
 from anetui.errors import one_line
-from anetui.power.base import CounterReading, CounterSource, PowerSample
+from anetui.power.base import CounterReading, CounterSource, PowerSample, TotalRails
 
 #: Closed phases kept for windows that arrive late; older ones are forgotten.
 MAX_PHASES = 64
@@ -47,10 +47,6 @@ MAX_PENDING = 256
 MAX_AHEAD_NS = 1_000_000_000
 #: A counter idle baseline needs at least this much idle time (ns).
 MIN_IDLE_NS = 500_000_000
-
-#: Which of the rails present sum to the total without counting anything twice: each
-#: power source declares its own (``PowerSource.total_rails``).
-TotalRails = Callable[[Iterable[str]], tuple[str, ...]]
 
 
 def every_rail(rails: Iterable[str]) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The immutable results a session hands out: per backend, ratios, the whole snapshot.
 
-Only these cross threads (DESIGN.md §1); report.py and tables.py render them.
+Only these cross threads (DESIGN.md §1); report/ (results_json, markdown, terminal)
+renders them.
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ absent from ``rails_mj``, never 0.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NoReturn, Protocol, runtime_checkable
 
 from anetui.errors import AnetuiError, Availability
+
+#: Which of the rails present sum to the total without counting anything twice: each
+#: power source declares its own (:meth:`PowerSource.total_rails`).
+TotalRails = Callable[[Iterable[str]], tuple[str, ...]]
 
 
 class SourceState(StrEnum):

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from anetui.power.base import PowerSample
+from anetui.power.base import PowerSample, TotalRails
 
 Interval = tuple[int, int]
-TotalRails = Callable[[Iterable[str]], tuple[str, ...]]
 
 #: A rail at exactly zero over fewer windows than this is not yet evidence.
 MIN_ZERO_WINDOWS = 5
