@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anetui.backends import registry as backends
-from anetui.backends import torch as torch_backends
+from anetui.backends import torch_base
 from anetui.backends.base import BackendError, BackendOptions
 from anetui.core.runner import BackendRecord, run
 from anetui.models.spec import ModelSpec
@@ -37,7 +37,7 @@ def test_registry_knows_the_design_ids_and_rejects_others() -> None:
 
 def test_unavailable_backends_say_why_on_this_machine() -> None:
     # This machine class has no NVIDIA GPU and is not a Mac; where one is, skip.
-    if torch_backends.torch_cuda().ok:
+    if torch_base.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     cuda = backends.create("torch-cuda").available()
     assert not cuda.ok and cuda.reason and "NVIDIA" in cuda.reason

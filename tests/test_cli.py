@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from anetui.backends import torch as torch_backends
+from anetui.backends import torch_base
 from tests.conftest import REPO, SMALL_MODEL, anetui_cmd
 
 #: A model and input small enough that a run costs well under a second.
@@ -72,7 +72,7 @@ def test_unknown_backend_is_a_usage_error() -> None:
 
 
 def test_asking_for_an_unavailable_backend_exits_with_its_reason() -> None:
-    if torch_backends.torch_cuda().ok:
+    if torch_base.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     proc = anetui("bench", "--backends", "torch-cuda", "--iterations", "1")
     assert_one_line_error(proc, 1, "torch-cuda is not available: no NVIDIA GPU")
@@ -169,7 +169,7 @@ def test_default_backends_are_those_available_and_the_rest_are_listed() -> None:
     proc = anetui("bench", *TINY_RUN, "--iterations", "3")
     assert proc.returncode == 0, proc.stderr
     assert "torch-cpu-opt" in proc.stdout
-    if not torch_backends.torch_mps().ok:
+    if not torch_base.torch_mps().ok:
         assert "torch-mps: not run — MPS needs macOS on Apple silicon" in proc.stdout
         assert "skipping torch-mps" in proc.stderr
 

@@ -107,9 +107,9 @@ def test_a_failing_backend_is_reported_and_the_others_go_on(doubles_registry: No
 
 
 def test_unavailable_backends_are_listed_not_run(small_spec: ModelSpec) -> None:
-    from anetui.backends import torch as torch_backends
+    from anetui.backends import torch_base
 
-    if torch_backends.torch_cuda().ok:
+    if torch_base.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     session = Session(small_config(backends=("torch-cpu", "torch-cuda")), small_spec)
     assert session.runnable() == ["torch-cpu"]

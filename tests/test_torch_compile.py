@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from anetui.backends import registry as backends
-from anetui.backends import torch as torch_backends
+from anetui.backends import torch_base
 from anetui.core.runner import BackendRecord, run
 from anetui.models.spec import ModelSpec
 from tests.tiny_export import save_tiny_export
@@ -25,7 +25,7 @@ COMPILE_TESTS = os.environ.get("ANETUI_COMPILE_TESTS") == "1"
 
 
 def test_cuda_backends_say_why_they_cannot_run_here() -> None:
-    if torch_backends.torch_cuda().ok:
+    if torch_base.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     for backend_id in ("torch-cuda-fp16", "torch-cuda-compile", "torch-cuda-graph"):
         availability = backends.create(backend_id).available()
@@ -38,7 +38,7 @@ def test_cuda_backends_say_why_they_cannot_run_here() -> None:
 def test_torch_cpu_compile_needs_a_cxx_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     assert backends.describe("torch-cpu-compile").probe().ok  # g++ is on this machine
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr(torch_backends.shutil, "which", lambda name: None)
+    monkeypatch.setattr(torch_base.shutil, "which", lambda name: None)
     assert backends.describe("torch-cpu-compile").probe().reason == (
         "no C++ compiler for Inductor (apt-get install g++ / Xcode CLT)"
     )
@@ -50,8 +50,8 @@ def test_torch_cpu_compile_needs_pythons_headers(
     """Inductor builds its kernels against Python.h: without it (no python3-dev, or a
     Python in root's home after dropping root) the backend is unavailable, saying why,
     instead of failing in prepare with a PermissionError."""
-    paths = {**torch_backends.sysconfig.get_paths(), "include": str(tmp_path)}
-    monkeypatch.setattr(torch_backends.sysconfig, "get_paths", lambda: paths)
+    paths = {**torch_base.sysconfig.get_paths(), "include": str(tmp_path)}
+    monkeypatch.setattr(torch_base.sysconfig, "get_paths", lambda: paths)
     reason = backends.describe("torch-cpu-compile").probe().reason
     assert reason is not None and f"{tmp_path}/Python.h is not readable" in reason
     (tmp_path / "Python.h").write_text("")
@@ -68,7 +68,7 @@ def test_torch_cpu_compile_compiles_in_prepare_runs_and_agrees(
     from anetui.models.torch_load import load_torch_model
 
     monkeypatch.setenv("ANETUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(torch_backends, "_USER_INDUCTOR_DIR", None)  # as when none is set
+    monkeypatch.setattr(torch_base, "_USER_INDUCTOR_DIR", None)  # as when none is set
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     spec: ModelSpec = save_tiny_export(tmp_path)
     backend = backends.create("torch-cpu-compile")
