@@ -7,26 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from anetui.backends import registry
 from anetui.backends.base import (
-    Backend,
-    BackendDescription,
     BackendError,
     BackendOptions,
-    PrepareInfo,
-    prepare_phase,
 )
 from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
 from anetui.core.config import RunConfig, config_dict, schedule
-from anetui.core.contention import Contention, ContentionSampler
+from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
-from anetui.core.stats import LatencySummary
+from anetui.core.results import BackendState, LiveStatus, Snapshot
+from anetui.core.slot import Slot
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import ModelSpec
 from anetui.power import health
@@ -34,26 +29,6 @@ from anetui.power.monitor import PowerMonitor
 
 #: Called with (backend id, what is happening, timed inferences so far).
 ProgressCallback = Callable[[str, str, int], None]
-HISTOGRAM_BINS = 40
-LATENCY_POINTS = 240
-
-
-@dataclass
-class _Slot:
-    id: str
-    description: BackendDescription
-    availability: Availability
-    backend: Backend | None = None
-    state: BackendState = BackendState.PENDING
-    error: str | None = None
-    prepare: PrepareInfo | None = None
-    agreement: float | None = None
-    notes: list[str] = field(default_factory=list)
-    record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
-    #: Set while the session itself works on a prepared backend (the agreement check).
-    step: str | None = None
-    #: Prepared with the agreement check left for later (check_agreement).
-    agreement_pending: bool = False
 
 
 class Session:
@@ -73,7 +48,7 @@ class Session:
             monitor.subscribe(self.ledger.add)
         self.contention = ContentionSampler()
         self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
-        self._slots: dict[str, _Slot] = {}
+        self._slots: dict[str, Slot] = {}
         self._reference_output: np.ndarray | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
@@ -83,14 +58,14 @@ class Session:
         for backend_id in ids:
             self._slots[backend_id] = self._probe(backend_id)
 
-    def _probe(self, backend_id: str) -> _Slot:
+    def _probe(self, backend_id: str) -> Slot:
         """Whether the backend can run here with these options: an answer, never an
         exception (a probe that fails, or options it cannot take, make it unavailable)."""
         description = registry.describe(backend_id)
         availability = failures.ask(description.probe, "its availability check failed")
         if availability.ok and self.spec.kind not in description.accepts:
             availability = Availability.no(failures.cannot_run(description, self.spec))
-        slot = _Slot(backend_id, description, availability)
+        slot = Slot(backend_id, description, availability)
         if availability.ok:
             try:
                 backend = registry.create(backend_id, self._options)
@@ -185,7 +160,7 @@ class Session:
         finally:
             slot.step = None
 
-    def _agreement(self, slot: _Slot) -> float | None:
+    def _agreement(self, slot: Slot) -> float | None:
         """Agreement with eager fp32 PyTorch on the CPU; None with a note when there is none."""
         assert slot.backend is not None
         if self._reference_output is None:
@@ -195,7 +170,7 @@ class Session:
             slot.notes.append(note)
         return value
 
-    def _fail(self, slot: _Slot, message: str) -> None:
+    def _fail(self, slot: Slot, message: str) -> None:
         slot.state = BackendState.ERROR
         slot.error = message
         if slot.backend is not None:
@@ -228,7 +203,7 @@ class Session:
 
     def _run_one(
         self,
-        slot: _Slot,
+        slot: Slot,
         count: int | None,
         seconds: float | None,
         progress: ProgressCallback | None,
@@ -259,7 +234,7 @@ class Session:
 
     def _timed_stretch(
         self,
-        slot: _Slot,
+        slot: Slot,
         stop: threading.Event,
         count: int | None,
         seconds: float | None,
@@ -338,7 +313,7 @@ class Session:
         length of the run (attribution is incremental, intervals are O(windows kept))."""
         report, checked = self._energy()
         figures = self.contention.figures()
-        results = tuple(self._result(s, report, figures) for s in self._slots.values())
+        results = tuple(s.result(self.config, report, figures) for s in self._slots.values())
         measured = {r.id: r for r in results if r.summary is not None}
         reference = ratios.pick_reference(
             measured, self.reference_override or self.config.reference
@@ -380,55 +355,3 @@ class Session:
         )
         active = {i: int(s.record.active_s_now() * 1e9) for i, s in self._slots.items()}
         return self.ledger.report(active), checked
-
-    def _result(
-        self, slot: _Slot, report: EnergyReport | None, contention: dict[str, Contention]
-    ) -> BackendResult:
-        backend = slot.backend
-        summary = slot.record.stats.summary()
-        return BackendResult(
-            id=slot.id,
-            runtime=slot.description.runtime,
-            device=slot.description.device,
-            dtype=backend.dtype
-            if backend
-            else (self.config.dtype or slot.description.default_dtype),
-            available=slot.availability.ok,
-            reason=slot.availability.reason,
-            state=slot.state,
-            error=slot.error,
-            prepare=slot.prepare,
-            summary=summary,
-            throughput_per_s=slot.record.throughput_per_s(),
-            active_s=slot.record.active_s_now(),
-            agreement_max_rel_err=slot.agreement,
-            notes=tuple(slot.notes),
-            energy=report.backends.get(slot.id) if report else None,
-            runtime_summary=slot.record.runtime_stats.summary(),
-            histogram=tuple(slot.record.stats.buckets(HISTOGRAM_BINS, _p99(summary))),
-            latency_series=tuple(slot.record.timeline.mean_latency_series(LATENCY_POINTS)),
-            contention=contention.get(slot.id),
-            factors=slot.description.factors(
-                backend.dtype if backend else self.config.dtype, self.config.threads
-            ),
-            phase=self._phase(slot),
-        )
-
-    def _phase(self, slot: _Slot) -> str:
-        """What is happening to this backend now, in one or two words."""
-        state = slot.state
-        if slot.step:
-            return slot.step
-        if state == BackendState.PREPARING:
-            return prepare_phase(slot.backend)
-        if state == BackendState.RUNNING and not slot.record.warmed_up:
-            return f"warming up {slot.record.warmup_done}/{self.config.warmup}"
-        return {
-            BackendState.PENDING: "not run",
-            BackendState.UNAVAILABLE: "not available",
-            BackendState.ERROR: "failed",
-        }.get(state, str(state))
-
-
-def _p99(summary: LatencySummary | None) -> float | None:
-    return summary.quantiles_ns["p99"] if summary else None
