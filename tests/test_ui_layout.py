@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -156,6 +157,32 @@ async def test_idle_counts_down_then_says_the_baseline_and_auto_shows_its_cycle(
         await pilot.press("a")
         await until(pilot, lambda: "auto-cycle: double-ok → double-nan" in str(bar.render()))
         assert re.search(r"double-nan in \d s", str(bar.render()))
+        await pilot.press("q")
+
+
+async def test_a_reset_in_flight_never_resumes_a_run_the_idle_phase_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class SlowInference(doubles.CountingBackend):
+        """300 ms per inference: a stop waits for the one in flight, as a big model's."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "work_ns": 300_000_000})
+
+    monkeypatch.setitem(
+        backends.REGISTRY, "double-300ms", _description("double-300ms", SlowInference)
+    )
+    monitor = PowerMonitor(ReplaySource(RECORDING, speed=20.0, loop=True))
+    app = make_app(config(tmp_path, "double-300ms", warmup=0), monitor, idle_seconds=3.0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: count(app, "double-300ms") > 2)
+        await pilot.press("r", "i")  # the reset is still waiting for the inference in flight
+        bar = app.query_one("#status")
+        await until(pilot, lambda: "idle baseline: nothing runs for" in str(bar.render()))
+        await pilot.pause(1.2)  # the reset is done by now, and must not have resumed the run
+        assert app.paused and app.session is not None
+        assert app.session.live()["double-300ms"].state != "running"
+        await until(pilot, lambda: not app.paused, timeout_s=10)
         await pilot.press("q")
 
 

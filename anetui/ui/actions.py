@@ -57,6 +57,9 @@ class KeyActions(_AppBase):
     saved: list[Path]
     _next_switch_at: float
     _auto_timer: object | None
+    #: Held by the actions that pause the run and then resume it (idle, reset), so that
+    #: one never resumes what the other paused.
+    _interlude: asyncio.Lock
 
     if TYPE_CHECKING:  # defined by AnetuiApp, which owns the run they control
 
@@ -161,6 +164,10 @@ class KeyActions(_AppBase):
         if self.monitor is None:
             self.notify("an idle baseline needs a power source (--power)", severity="warning")
             return
+        async with self._interlude:  # after a reset that is still resuming the run
+            await self._idle_phase()
+
+    async def _idle_phase(self) -> None:
         was_running = not self.paused and self.active is not None
         self._pause()
         session = self.session
@@ -194,12 +201,13 @@ class KeyActions(_AppBase):
     async def action_reset(self) -> None:
         if self.session is None:
             return
-        was_running = not self.paused and self.active is not None
-        self._pause()
-        await self._on_model_thread(lambda: None)  # the run has stopped once this ran
-        self.session.reset()
-        if was_running:
-            self._resume()
+        async with self._interlude:  # never resume a run an idle phase has paused
+            was_running = not self.paused and self.active is not None
+            self._pause()
+            await self._on_model_thread(lambda: None)  # the run has stopped once this ran
+            self.session.reset()
+            if was_running:
+                self._resume()
         self.notify("statistics reset")
 
     def action_snapshot(self) -> None:

@@ -114,6 +114,7 @@ class AnetuiApp(KeyActions, App[int]):
         self.auto = False
         self.auto_seconds = auto_seconds
         self._next_switch_at = 0.0
+        self._interlude = asyncio.Lock()
         self.idle_seconds = idle_seconds
         self.snapshot_on_exit = snapshot_on_exit
         self.autostart = autostart
