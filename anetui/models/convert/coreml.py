@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_fields
+from anetui.models.convert.common import Build, cached_conversion, torch_model_and_input
 from anetui.models.spec import ModelSpec
-from anetui.models.torch_load import load_torch_model
 from anetui.versions import package_version
 
 PRECISIONS = ("fp16", "fp32")
@@ -135,25 +134,32 @@ def convert(
     ct = import_coremltools()
     cache = cache or Cache("coreml")
     key = cache_key(spec, precision)
-    started = time.perf_counter()
-    hit = cache.lookup(key, ARTEFACT, package_is_valid)
-    if hit is not None:
-        meta = cache.meta(key)
-        return Conversion(
-            hit,
-            True,
-            str(meta.get("method", "?")),
-            time.perf_counter() - started,
-            str(meta.get("input_name", "x")),
-            precision,
-            tuple(meta.get("notes", [])),
-        )
-    if progress:
-        progress(f"converting {spec.describe()} to Core ML ({precision})")
-    import torch
+    got = cached_conversion(
+        cache,
+        key,
+        ARTEFACT,
+        package_is_valid,
+        lambda: _prepare(ct, spec, precision, progress),
+        progress=progress,
+        doing=f"converting {spec.describe()} to Core ML ({precision})",
+    )
+    meta = cache.meta(key)  # a hit's, or the one just written
+    return Conversion(
+        got.path,
+        got.hit,
+        str(meta.get("method", "?")),
+        got.seconds(),
+        str(meta.get("input_name", "x")),
+        precision,
+        tuple(meta.get("notes", [])),
+    )
 
-    model = load_torch_model(spec)
-    example = torch.from_numpy(spec.make_input())
+
+def _prepare(
+    ct: Any, spec: ModelSpec, precision: str, progress: Callable[[str], None] | None
+) -> tuple[Build, dict[str, Any]]:
+    """The model loaded, and its build and metadata (on a cache miss only)."""
+    model, example = torch_model_and_input(spec)
     input_name = _input_name(model)
 
     def build(target: Path) -> dict[str, Any]:
@@ -162,30 +168,15 @@ def convert(
             mlmodel.save(str(target))
         return {"method": method, "notes": IMPORT_NOTES + notes}
 
-    path = cache.store(
-        key,
-        ARTEFACT,
-        build,
-        {
-            "model": spec.describe(),
-            "input_shape": list(spec.input_shape),
-            "precision": precision,
-            "input_name": input_name,
-            "output_name": OUTPUT_NAME,
-            "torch": package_version("torch"),
-            "coremltools": package_version("coremltools"),
-        },
-    )
-    meta = cache.meta(key)
-    return Conversion(
-        path,
-        False,
-        str(meta["method"]),
-        time.perf_counter() - started,
-        input_name,
-        precision,
-        tuple(meta["notes"]),
-    )
+    return build, {
+        "model": spec.describe(),
+        "input_shape": list(spec.input_shape),
+        "precision": precision,
+        "input_name": input_name,
+        "output_name": OUTPUT_NAME,
+        "torch": package_version("torch"),
+        "coremltools": package_version("coremltools"),
+    }
 
 
 def _convert(

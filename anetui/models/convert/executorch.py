@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_fields
+from anetui.models.convert.common import Build, cached_conversion, torch_model_and_input
 from anetui.models.convert.coreml import COMPUTE_UNITS, quiet_coremltools
 from anetui.models.spec import ModelSpec
-from anetui.models.torch_load import load_torch_model
 from anetui.versions import package_version
 
 ARTEFACT = "model.pte"
@@ -144,19 +143,29 @@ def lower(
     if spec.kind not in ("torchvision", "export", "torchscript"):
         raise ExecuTorchExportError(f"ExecuTorch needs a PyTorch model, not {spec.kind}")
     cache = cache or Cache("executorch")
-    key = cache_key(spec, delegate, precision)
-    started = time.perf_counter()
-    hit = cache.lookup(key, ARTEFACT, is_valid)
-    if hit is not None:
-        return Program(hit, True, time.perf_counter() - started, _data_file(hit))
-    if progress:
-        progress(f"exporting {spec.describe()} to ExecuTorch ({delegate} delegate)")
+    got = cached_conversion(
+        cache,
+        cache_key(spec, delegate, precision),
+        ARTEFACT,
+        is_valid,
+        lambda: _prepare(spec, delegate, precision, cache),
+        progress=progress,
+        doing=f"exporting {spec.describe()} to ExecuTorch ({delegate} delegate)",
+    )
+    if not got.hit:
+        record_outcome(cache, delegate, None)
+    return Program(got.path, got.hit, got.seconds(), _data_file(got.path))
+
+
+def _prepare(
+    spec: ModelSpec, delegate: str, precision: str, cache: Cache
+) -> tuple[Build, dict[str, Any]]:
+    """The model loaded, and its build and metadata (on a cache miss only)."""
     import torch
 
-    model = load_torch_model(spec)
+    model, example = torch_model_and_input(spec)
     if isinstance(model, torch.jit.ScriptModule):
         raise ExecuTorchExportError("ExecuTorch cannot export a TorchScript model (use .pt2)")
-    example = torch.from_numpy(spec.make_input())
 
     def build(target: Path) -> dict[str, Any]:
         try:
@@ -183,19 +192,12 @@ def lower(
             raise ExecuTorchExportError(message) from None
         return {"exporter": "torch.export + to_edge_transform_and_lower", "delegate": delegate}
 
-    path = cache.store(
-        key,
-        ARTEFACT,
-        build,
-        {
-            "model": spec.describe(),
-            "input_shape": list(spec.input_shape),
-            "torch": package_version("torch"),
-            "executorch": package_version("executorch"),
-        },
-    )
-    record_outcome(cache, delegate, None)
-    return Program(path, False, time.perf_counter() - started, _data_file(path))
+    return build, {
+        "model": spec.describe(),
+        "input_shape": list(spec.input_shape),
+        "torch": package_version("torch"),
+        "executorch": package_version("executorch"),
+    }
 
 
 # -- the last outcome, for `anetui doctor` (which must not import torch to find out) --

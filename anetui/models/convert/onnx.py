@@ -4,17 +4,21 @@ side file, ``model.onnx.data``, beside ``model.onnx`` in the cache entry."""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anetui.errors import AnetuiError, one_line
+from anetui.errors import AnetuiError
 from anetui.models.cache import Cache, make_key, model_fields
+from anetui.models.convert.common import (
+    Build,
+    cached_conversion,
+    failures_as,
+    torch_model_and_input,
+)
 from anetui.models.spec import ModelSpec
-from anetui.models.torch_load import load_torch_model
 from anetui.versions import package_version
 
 ARTEFACT = "model.onnx"
@@ -62,49 +66,45 @@ def export(
     for package in ("onnx", "onnxscript"):
         if package_version(package) is None:
             raise OnnxExportError(f"{package} not installed (pip install 'anetui[onnx]')")
-    cache = cache or Cache("onnx")
-    key = cache_key(spec)
-    started = time.perf_counter()
-    hit = cache.lookup(key, ARTEFACT, is_valid)
-    if hit is not None:
-        return Export(hit, True, time.perf_counter() - started)
-    if progress:
-        progress(f"exporting {spec.describe()} to ONNX (torch.export-based exporter)")
+    got = cached_conversion(
+        cache or Cache("onnx"),
+        cache_key(spec),
+        ARTEFACT,
+        is_valid,
+        lambda: _prepare(spec),
+        progress=progress,
+        doing=f"exporting {spec.describe()} to ONNX (torch.export-based exporter)",
+    )
+    return Export(got.path, got.hit, got.seconds())
+
+
+def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
+    """The model loaded, and its build and metadata (on a cache miss only)."""
     import torch
 
-    model = load_torch_model(spec)
-    example = torch.from_numpy(spec.make_input())
+    model, example = torch_model_and_input(spec)
 
     def build(target: Path) -> dict[str, Any]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    model,
-                    (example,),
-                    str(target),
-                    dynamo=True,
-                    opset_version=OPSET,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    optimize=True,
-                    verbose=False,
-                )
-        except Exception as exc:
-            raise OnnxExportError(f"ONNX export failed: {one_line(exc)}") from None
+        with failures_as(OnnxExportError, "ONNX export failed"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(target),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                optimize=True,
+                verbose=False,
+            )
         return {"exporter": "torch.onnx.export(dynamo=True)", "opset": OPSET}
 
-    path = cache.store(
-        key,
-        ARTEFACT,
-        build,
-        {
-            "model": spec.describe(),
-            "input_shape": list(spec.input_shape),
-            "input_name": INPUT_NAME,
-            "output_name": OUTPUT_NAME,
-            "torch": package_version("torch"),
-            "onnx": package_version("onnx"),
-        },
-    )
-    return Export(path, False, time.perf_counter() - started)
+    return build, {
+        "model": spec.describe(),
+        "input_shape": list(spec.input_shape),
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "torch": package_version("torch"),
+        "onnx": package_version("onnx"),
+    }

@@ -10,17 +10,21 @@ reads ``.onnx`` files directly.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anetui.errors import AnetuiError, one_line
+from anetui.errors import AnetuiError
 from anetui.models.cache import Cache, make_key, model_fields
+from anetui.models.convert.common import (
+    Build,
+    cached_conversion,
+    failures_as,
+    torch_model_and_input,
+)
 from anetui.models.spec import ModelSpec
-from anetui.models.torch_load import load_torch_model
 from anetui.versions import package_version
 
 ARTEFACT = "model.xml"
@@ -71,45 +75,44 @@ def convert(
     if spec.kind == "onnx":
         assert spec.path is not None
         return OpenVinoModel(spec.path, True, 0.0)
-    cache = cache or Cache("openvino")
-    key = cache_key(spec)
-    started = time.perf_counter()
-    hit = cache.lookup(key, ARTEFACT, is_valid)
-    if hit is not None:
-        return OpenVinoModel(hit, True, time.perf_counter() - started)
-    if progress:
-        progress(f"converting {spec.describe()} to OpenVINO IR (ov.convert_model)")
+    got = cached_conversion(
+        cache or Cache("openvino"),
+        cache_key(spec),
+        ARTEFACT,
+        is_valid,
+        lambda: _prepare(spec),
+        progress=progress,
+        doing=f"converting {spec.describe()} to OpenVINO IR (ov.convert_model)",
+    )
+    return OpenVinoModel(got.path, got.hit, got.seconds())
+
+
+def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
+    """The model loaded, and its build and metadata (on a cache miss only)."""
     import openvino
     import torch
 
-    model = load_torch_model(spec)
-    example = torch.from_numpy(spec.make_input())
+    model, example = torch_model_and_input(spec)
 
     def build(target: Path) -> dict[str, Any]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.jit.trace's deprecation, per call
-                if isinstance(model, torch.jit.ScriptModule):
-                    converted = openvino.convert_model(model, example_input=example)
-                    method = "openvino.convert_model(TorchScript)"
-                else:  # OpenVINO's frontend for torch.export programs
-                    converted = openvino.convert_model(torch.export.export(model, (example,)))
-                    method = "openvino.convert_model(torch.export)"
-                converted.reshape(list(spec.input_shape))  # static: the benchmark's shape
-                openvino.save_model(converted, str(target), compress_to_fp16=False)
-        except Exception as exc:
-            raise OpenVinoConversionError(f"OpenVINO conversion failed: {one_line(exc)}") from None
+        with (
+            failures_as(OpenVinoConversionError, "OpenVINO conversion failed"),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")  # torch.jit.trace's deprecation, per call
+            if isinstance(model, torch.jit.ScriptModule):
+                converted = openvino.convert_model(model, example_input=example)
+                method = "openvino.convert_model(TorchScript)"
+            else:  # OpenVINO's frontend for torch.export programs
+                converted = openvino.convert_model(torch.export.export(model, (example,)))
+                method = "openvino.convert_model(torch.export)"
+            converted.reshape(list(spec.input_shape))  # static: the benchmark's shape
+            openvino.save_model(converted, str(target), compress_to_fp16=False)
         return {"converter": method, "weights": "fp32"}
 
-    path = cache.store(
-        key,
-        ARTEFACT,
-        build,
-        {
-            "model": spec.describe(),
-            "input_shape": list(spec.input_shape),
-            "torch": package_version("torch"),
-            "openvino": package_version("openvino"),
-        },
-    )
-    return OpenVinoModel(path, False, time.perf_counter() - started)
+    return build, {
+        "model": spec.describe(),
+        "input_shape": list(spec.input_shape),
+        "torch": package_version("torch"),
+        "openvino": package_version("openvino"),
+    }

@@ -1,0 +1,82 @@
+"""The shape every converter shares: look the artefact up in its :class:`Cache`, and only
+on a miss load the PyTorch model, convert it and store the result. What is a converter's
+own (its checks, its key, its build, its metadata, its errors) stays in its module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anetui.errors import AnetuiError, one_line
+from anetui.models.cache import Cache
+from anetui.models.spec import ModelSpec
+from anetui.models.torch_load import load_torch_model
+
+#: Writes the artefact at the path it is given and returns what it learnt, which joins
+#: the metadata in ``meta.json`` (see :meth:`Cache.store`).
+Build = Callable[[Path], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Cached:
+    """An artefact found in the cache (``hit``) or just built and stored."""
+
+    path: Path
+    hit: bool
+    #: ``time.perf_counter()`` just before the lookup.
+    started: float
+
+    def seconds(self) -> float:
+        """Seconds since the lookup began; read it once the converter's result is complete."""
+        return time.perf_counter() - self.started
+
+
+def cached_conversion(
+    cache: Cache,
+    key: str,
+    artefact: str,
+    is_valid: Callable[[Path], bool],
+    prepare: Callable[[], tuple[Build, Mapping[str, Any]]],
+    *,
+    progress: Callable[[str], None] | None,
+    doing: str,
+) -> Cached:
+    """The artefact of the valid entry ``key`` in ``cache``, or of one converted and stored now.
+
+    A hit costs the lookup alone (:meth:`Cache.lookup`, which removes a corrupt entry). On
+    a miss ``doing`` goes to ``progress``, ``prepare()`` loads what the conversion needs
+    and returns the build and the metadata, and :meth:`Cache.store` runs the build in a
+    temporary directory and renames it into place. The clock starts before the lookup
+    (not before the key, whose file digest may take a while) and stops when the caller
+    reads :meth:`Cached.seconds`.
+    """
+    started = time.perf_counter()
+    found = cache.lookup(key, artefact, is_valid)
+    if found is not None:
+        return Cached(found, True, started)
+    if progress:
+        progress(doing)
+    build, meta = prepare()
+    return Cached(cache.store(key, artefact, build, meta), False, started)
+
+
+def torch_model_and_input(spec: ModelSpec) -> tuple[Any, Any]:
+    """The PyTorch module for ``spec`` and its benchmark input as a tensor (imports torch)."""
+    import torch
+
+    return load_torch_model(spec), torch.from_numpy(spec.make_input())
+
+
+@contextlib.contextmanager
+def failures_as(error: type[AnetuiError], what: str) -> Iterator[None]:
+    """Any exception in the block raised again as ``error("<what>: <its first line>")``,
+    without the original chained: the user gets one line, not a converter's traceback."""
+    try:
+        yield
+    except Exception as exc:
+        raise error(f"{what}: {one_line(exc)}") from None
