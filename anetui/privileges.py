@@ -124,10 +124,14 @@ def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     if target is None:
         return current()
     uid, gid = target
-    if not _readable_by_others(Path(sysconfig.get_paths()["stdlib"])):
+    # The standard library is where os.py lives (sysconfig would need the platform's
+    # build data, and this runs on every sudo start).
+    if not _readable_by_others(Path(os.__file__).parent):
         for module in (*LAZY_STDLIB, *_own_modules(), *preload):
             with contextlib.suppress(Exception):  # a missing runtime says so later
                 importlib.import_module(module)
+        with contextlib.suppress(Exception):  # loads the build data (_sysconfigdata_*)
+            sysconfig.get_config_vars()
     try:
         entry = pwd.getpwuid(uid)
         name: str | None = entry.pw_name

@@ -92,7 +92,10 @@ def cxx_compiler() -> Availability:
     names = [os.environ.get("CXX", ""), "c++", "g++", "clang++"]
     if not any(name and shutil.which(name) for name in names):
         return Availability.no("no C++ compiler for Inductor (apt-get install g++ / Xcode CLT)")
-    include = Path(sysconfig.get_paths()["include"])
+    try:
+        include = Path(sysconfig.get_paths()["include"])
+    except Exception as exc:  # sysconfig without its build data: nothing to compile with
+        return Availability.no(f"Inductor cannot find Python's headers: {one_line(exc)}")
     try:
         headers = (include / "Python.h").is_file()
     except OSError:  # a folder this user may not enter (e.g. after dropping root)
