@@ -32,7 +32,11 @@ from anetui.cli.options import (
     FiniteFloatRange,
     StopRequests,
     check_output_path,
+    duration_option,
+    file_option,
+    iterations_option,
     keep_rail_option,
+    power_option,
     run_config,
     run_options,
     sampling_options,
@@ -63,28 +67,15 @@ def _consoles() -> tuple[Console, Console]:
 
 @click.command()
 @run_options
-@click.option(
-    "--iterations",
-    type=click.IntRange(min=1),
-    help="Timed inferences per backend (instead of --duration).",
-)
-@click.option(
-    "--duration",
-    "duration_s",
-    type=FiniteFloatRange(min=0, min_open=True),
-    help="Seconds of timed inference per backend.  [default: 10]",
-)
+@iterations_option(help="Timed inferences per backend (instead of --duration).")
+@duration_option(help="Seconds of timed inference per backend.  [default: 10]")
 @click.option(
     "--interleave",
     is_flag=True,
     help="Alternate the backends in ~1 s rounds so drift and heat fall on all equally.",
 )
-@click.option(
-    "--power",
-    "power_spec",
+@power_option(
     default="none",
-    show_default=True,
-    metavar="SOURCE",
     help="Measure energy: auto, ioreport (macOS, no root), powermetrics (macOS, root), "
     "rapl (Linux, root), rapl:DIR (a powercap tree at DIR), nvml "
     "(NVIDIA), replay:FILE (a recorded powermetrics stream, looped), or none.",
@@ -96,18 +87,10 @@ def _consoles() -> tuple[Console, Console]:
     show_default=True,
     help="Measure the idle baseline (power with nothing running) for this long first.",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results (schema anetui.results/1) to this file.",
+@file_option(
+    "--json", "json_path", help="Write the results (schema anetui.results/1) to this file."
 )
-@click.option(
-    "--markdown",
-    "markdown_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the Markdown report to this file.",
-)
+@file_option("--markdown", "markdown_path", help="Write the Markdown report to this file.")
 @keep_rail_option
 @sampling_options
 @metrics_option

@@ -10,32 +10,35 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from anetui.cli.options import check_output_path
+from anetui.cli.options import (
+    batch_size_option,
+    check_output_path,
+    input_shape_option,
+    model_option,
+)
 from anetui.errors import AnetuiError
 from anetui.models.resolve import resolve_model
 
-
-@click.command()
-@click.option(
-    "--model",
-    default="mobilenet_v2",
-    show_default=True,
-    help="A torchvision model name, a .pt2 or TorchScript .pt file.",
-)
-@click.option(
+#: Both commands convert (plan: unless given an .mlpackage) at this precision.
+precision_option = click.option(
     "--precision",
     type=click.Choice(["fp16", "fp32"]),
     default="fp16",
     show_default=True,
     help="Compute precision of the converted model.",
 )
+
+
+@click.command()
+@model_option(help="A torchvision model name, a .pt2 or TorchScript .pt file.")
+@precision_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     help="Also copy the package here (default: print its cache path).",
 )
-@click.option("--input-shape", metavar="N,C,H,W", help="Input shape (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@input_shape_option(help="Input shape (default: the model's).")
+@batch_size_option()
 @click.option(
     "--to",
     type=click.Choice(["coreml", "onnx"]),
@@ -61,12 +64,7 @@ def convert(
 
 
 @click.command()
-@click.option(
-    "--model",
-    default="mobilenet_v2",
-    show_default=True,
-    help="A torchvision model name, a model file, or an .mlpackage.",
-)
+@model_option(help="A torchvision model name, a model file, or an .mlpackage.")
 @click.option(
     "--compute-units",
     type=click.Choice(["all", "cpu", "gpu", "ane"]),
@@ -74,7 +72,7 @@ def convert(
     show_default=True,
     help="The compute units to plan for.",
 )
-@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True)
+@precision_option
 def plan(model: str, compute_units: str, precision: str) -> None:
     """Core ML's compute plan: the device each operation is planned for and the
     cost-weighted share on the Neural Engine, GPU and CPU (macOS 14.4+)."""

@@ -16,7 +16,15 @@ from rich.table import Table
 
 from anetui import __version__, privileges
 from anetui.backends.registry import REGISTRY
-from anetui.cli.options import backend_list
+from anetui.cli.options import (
+    backends_option,
+    file_option,
+    input_shape_option,
+    interval_ms_option,
+    iterations_option,
+    keep_root_option,
+    model_option,
+)
 from anetui.core.environment import cpu_model
 from anetui.core.environment import privileges as privilege_state
 from anetui.errors import AnetuiError
@@ -51,21 +59,14 @@ _POWER_WHAT = {
     help="Also run every available backend for a few inferences and every available power "
     "source for two windows, and check the results (pass/fail with the exact error).",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="With --deep: write the report (schema anetui.doctor/1) to this file.",
 )
-@click.option("--model", default="mobilenet_v2", show_default=True, help="With --deep.")
-@click.option("--input-shape", metavar="N,C,H,W", help="With --deep: the input shape.")
-@click.option(
-    "--backends",
-    "backend_ids",
-    callback=backend_list,
-    metavar="ID,ID,…",
-    help="With --deep: only these backends. Default: every one.",
-)
+@model_option(help="With --deep.")
+@input_shape_option(help="With --deep: the input shape.")
+@backends_option(help="With --deep: only these backends. Default: every one.")
 @click.option(
     "--power",
     "power_specs",
@@ -73,25 +74,11 @@ _POWER_WHAT = {
     help="With --deep: only these power sources (e.g. rapl, replay:FILE). Default: every "
     "source id.",
 )
-@click.option(
-    "--iterations",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="With --deep: timed inferences per backend.",
-)
-@click.option(
-    "--interval-ms",
-    type=click.IntRange(min=10),
-    default=250,
-    show_default=True,
-    help="With --deep: power window length (ms).",
-)
-@click.option(
-    "--keep-root",
-    is_flag=True,
+@iterations_option(default=5, help="With --deep: timed inferences per backend.")
+@interval_ms_option(help="With --deep: power window length (ms).")
+@keep_root_option(
     help="With --deep under sudo: stay root for the backends (default: drop to the "
-    "invoking user once the power sources are checked).",
+    "invoking user once the power sources are checked)."
 )
 def doctor(
     deep: bool,

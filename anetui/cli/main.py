@@ -24,6 +24,7 @@ from anetui.cli.options import (
     EXIT_OK,
     FiniteFloatRange,
     keep_rail_option,
+    power_option,
     run_config,
     run_options,
     sampling_options,
@@ -71,12 +72,8 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, prog_name="anetui")
 @run_options
-@click.option(
-    "--power",
-    "power_spec",
+@power_option(
     default="auto",
-    show_default=True,
-    metavar="SOURCE",
     help="auto (the first that runs here), ioreport, powermetrics, rapl, rapl:DIR, nvml, "
     "replay:FILE, or none.",
 )

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from anetui.core.config import RunConfig
-from anetui.models.spec import parse_input_shape
+from anetui.models.spec import DEFAULT_MODEL, parse_input_shape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -109,34 +109,104 @@ def backend_list(
     return ids
 
 
-def sampling_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--interval-ms, --speed and --keep-root, shared by `bench` and `power`."""
-    for option in reversed(
-        (
-            click.option(
-                "--interval-ms",
-                type=click.IntRange(min=10),
-                default=250,
-                show_default=True,
-                help="Power sampling interval (ms).",
-            ),
-            click.option(
-                "--speed",
-                type=FiniteFloatRange(min=0, min_open=True),
-                default=1.0,
-                show_default=True,
-                help="Replay speed for replay:FILE.",
-            ),
-            click.option(
-                "--keep-root",
-                is_flag=True,
-                help="Under sudo, stay root after starting the power source (default: "
-                "drop to the invoking user before loading models or writing files).",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
+#: What a shared option below returns: a decorator for a command function.
+OptionDecorator = Callable[[Callable[..., None]], Callable[..., None]]
+
+# One declaration per option that several commands take: the name, type, range, default
+# and metavar stay the same everywhere; the help is the command's own where it differs.
+
+
+def model_option(
+    *,
+    help: str = "A torchvision classification model (random weights, nothing downloaded) "
+    "or a model file: .pt2 (torch.export), TorchScript .pt, Core ML .mlpackage or .onnx.",
+) -> OptionDecorator:
+    return click.option("--model", default=DEFAULT_MODEL, show_default=True, help=help)
+
+
+def batch_size_option(
+    *, help: str = "Batch size; the input is (N, 3, R, R) with the model's own resolution R."
+) -> OptionDecorator:
+    return click.option(
+        "--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help=help
+    )
+
+
+def input_shape_option(*, help: str) -> OptionDecorator:
+    return click.option("--input-shape", metavar="N,C,H,W", help=help)
+
+
+def backends_option(*, help: str) -> OptionDecorator:
+    """--backends ID,ID,…: checked against the registry, duplicates dropped."""
+    return click.option(
+        "--backends", "backend_ids", callback=backend_list, metavar="ID,ID,…", help=help
+    )
+
+
+def power_option(*, default: str, help: str) -> OptionDecorator:
+    """--power SOURCE: the one power source to measure with (`bench`, the dashboard)."""
+    return click.option(
+        "--power", "power_spec", default=default, show_default=True, metavar="SOURCE", help=help
+    )
+
+
+def iterations_option(*, default: int | None = None, help: str) -> OptionDecorator:
+    return click.option(
+        "--iterations",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def duration_option(*, help: str) -> OptionDecorator:
+    return click.option(
+        "--duration", "duration_s", type=FiniteFloatRange(min=0, min_open=True), help=help
+    )
+
+
+def interval_ms_option(*, help: str) -> OptionDecorator:
+    return click.option(
+        "--interval-ms", type=click.IntRange(min=10), default=250, show_default=True, help=help
+    )
+
+
+def keep_root_option(*, help: str) -> OptionDecorator:
+    return click.option("--keep-root", is_flag=True, help=help)
+
+
+def file_option(*param_decls: str, help: str) -> OptionDecorator:
+    """A file path (a folder is refused), e.g. ``file_option("--json", "json_path", …)``."""
+    return click.option(*param_decls, type=click.Path(dir_okay=False, path_type=Path), help=help)
+
+
+def option_group(*options: OptionDecorator) -> OptionDecorator:
+    """One decorator for several options, shown in --help in the order given."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+#: --interval-ms, --speed and --keep-root, shared by `bench`, `power` and the dashboard.
+sampling_options = option_group(
+    interval_ms_option(help="Power sampling interval (ms)."),
+    click.option(
+        "--speed",
+        type=FiniteFloatRange(min=0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Replay speed for replay:FILE.",
+    ),
+    keep_root_option(
+        help="Under sudo, stay root after starting the power source (default: drop to the "
+        "invoking user before loading models or writing files)."
+    ),
+)
 
 
 #: Suspect rails (power/health.py) leave totals and ratios unless kept; bench, dashboard.
@@ -150,64 +220,39 @@ keep_rail_option = click.option(
 )
 
 
-def run_options(command: Callable[..., None]) -> Callable[..., None]:
-    """What to run and how: shared by `bench` and the dashboard."""
-    for option in reversed(
-        (
-            click.option(
-                "--backends",
-                "backend_ids",
-                callback=backend_list,
-                metavar="ID,ID,…",
-                help="Backends to run, comma-separated. Default: every backend available here.",
-            ),
-            click.option(
-                "--model",
-                default="mobilenet_v2",
-                show_default=True,
-                help="A torchvision classification model (random weights, nothing downloaded) "
-                "or a model file: .pt2 (torch.export), TorchScript .pt, Core ML .mlpackage "
-                "or .onnx.",
-            ),
-            click.option(
-                "--batch-size",
-                type=click.IntRange(min=1),
-                default=1,
-                show_default=True,
-                help="Batch size; the input is (N, 3, R, R) with the model's own resolution R.",
-            ),
-            click.option(
-                "--input-shape", metavar="N,C,H,W", help="Input shape, overriding --batch-size."
-            ),
-            click.option(
-                "--dtype",
-                type=click.Choice(["fp32", "fp16", "bf16"]),
-                help="Precision for the backends that can compute in it (the others "
-                "say why not). Default: each backend's own (fp32; fp16 for Core ML and "
-                "torch-cuda-graph).",
-            ),
-            click.option(
-                "--threads",
-                type=click.IntRange(min=1),
-                help="Intra-op CPU threads (torch, ONNX Runtime, OpenVINO, ExecuTorch). "
-                "Default: each runtime's own.",
-            ),
-            click.option(
-                "--warmup",
-                type=click.IntRange(min=0),
-                default=10,
-                show_default=True,
-                help="Untimed inferences per backend before timing.",
-            ),
-            click.option(
-                "--reference",
-                metavar="ID",
-                help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
+#: What to run and how: shared by `bench` and the dashboard.
+run_options = option_group(
+    backends_option(
+        help="Backends to run, comma-separated. Default: every backend available here."
+    ),
+    model_option(),
+    batch_size_option(),
+    input_shape_option(help="Input shape, overriding --batch-size."),
+    click.option(
+        "--dtype",
+        type=click.Choice(["fp32", "fp16", "bf16"]),
+        help="Precision for the backends that can compute in it (the others say why not). "
+        "Default: each backend's own (fp32; fp16 for Core ML and torch-cuda-graph).",
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        help="Intra-op CPU threads (torch, ONNX Runtime, OpenVINO, ExecuTorch). "
+        "Default: each runtime's own.",
+    ),
+    click.option(
+        "--warmup",
+        type=click.IntRange(min=0),
+        default=10,
+        show_default=True,
+        help="Untimed inferences per backend before timing.",
+    ),
+    click.option(
+        "--reference",
+        metavar="ID",
+        help="Backend the ratios are taken against. Default: torch-cpu, else the first.",
+    ),
+)
 
 
 def run_config(

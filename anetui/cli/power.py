@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from anetui import privileges
-from anetui.cli.options import STOP_SIGNALS, FiniteFloatRange, sampling_options
+from anetui.cli.options import STOP_SIGNALS, duration_option, file_option, sampling_options
 from anetui.errors import AnetuiError, one_line
 from anetui.power import registry
 from anetui.power.base import CounterSource, PowerSample, PowerSource, PowerSourceError
@@ -37,16 +37,10 @@ from anetui.power.powermetrics_window import windows_to_samples
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (JSON lines).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many samples.")
-@click.option(
-    "--duration",
-    "duration_s",
-    type=FiniteFloatRange(min=0, min_open=True),
-    help="Stop after this many seconds.",
-)
-@click.option(
+@duration_option(help="Stop after this many seconds.")
+@file_option(
     "--parse",
     "parse_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Parse a recorded powermetrics file instead: one JSON object per sample.",
 )
 @click.option(
@@ -84,8 +78,9 @@ def power(
     if parse_path is not None:
         privileges.drop_to_sudo_user()  # parsing a file needs no root: read it as the user
         code = parse_file(parse_path, fmt, parse_limit_mb << 20)
-    else:
-        code = live(spec, interval_ms, as_json, count, duration_s, speed, keep_root)
+    else:  # stream samples until --count, --duration or Ctrl+C; 1 if the source is lost
+        source = registry.create(spec, interval_ms, speed=speed, loop_replay=False)
+        code = asyncio.run(_live(source, as_json, count, duration_s, keep_root))
     if code:
         sys.exit(code)
 
@@ -128,20 +123,6 @@ def parse_file(path: Path, fmt: str | None, limit_bytes: int = 1 << 30) -> int:
     for sample in windows_to_samples(windows):
         out.write(json.dumps(sample.to_json()) + "\n")
     return 0
-
-
-def live(
-    spec: str,
-    interval_ms: int,
-    as_json: bool,
-    count: int | None,
-    duration_s: float | None,
-    speed: float,
-    keep_root: bool,
-) -> int:
-    """Stream samples until count/duration is reached or Ctrl+C; 1 if the source is lost."""
-    source = registry.create(spec, interval_ms, speed=speed, loop_replay=False)
-    return asyncio.run(_live(source, as_json, count, duration_s, keep_root))
 
 
 async def _live(

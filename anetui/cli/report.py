@@ -7,16 +7,13 @@ from pathlib import Path
 
 import click
 
+from anetui.cli.options import check_output_path, file_option
 from anetui.errors import AnetuiError
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the Markdown here instead of stdout.",
-)
+@file_option("--out", help="Write the Markdown here instead of stdout.")
 def report(files: tuple[Path, ...], out: Path | None) -> None:
     """Compare saved results (bench --json, dashboard snapshots) in one Markdown report.
 
@@ -25,7 +22,6 @@ def report(files: tuple[Path, ...], out: Path | None) -> None:
     fields that differ are marked; files from different machines get each machine's
     fastest and least-energy backend compared, with the caveat on power sources.
     """
-    from anetui.cli.options import check_output_path
     from anetui.report.compare import comparison_markdown
     from anetui.report.files import write_atomic
 
