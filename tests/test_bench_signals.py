@@ -67,6 +67,11 @@ def test_a_stop_signal_while_running_keeps_the_partial_results(
     (backend,) = [b for b in results["backends"] if b["id"] == "torch-cpu"]
     assert backend["count"] > 0
     assert f"interrupted ({signal.Signals(signum).name})" in text
+    # The file says so too: a partial result must never pass for a whole one.
+    assert results["warnings"][0] == (
+        f"interrupted by {signal.Signals(signum).name}: these results are partial "
+        "(1 of 1 backends; measured: torch-cpu)"
+    )
     assert "torch-cpu" in text.split("interrupted")[0]  # the table came first
 
 
@@ -74,6 +79,7 @@ def test_sigterm_while_preparing_still_writes_the_results(tmp_path: Path) -> Non
     returncode, text, results = bench_until(tmp_path, "preparing", signal.SIGTERM)
     assert returncode == 143, text
     assert results["schema"] == "anetui.results/1"
+    assert results["warnings"][0].endswith("(0 of 1 backends; no backend was measured yet)")
     assert "Traceback" not in text
 
 

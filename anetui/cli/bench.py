@@ -6,6 +6,7 @@ keeps the progress display live and turns Ctrl+C into a clean stop with partial 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -42,6 +43,7 @@ from anetui.cli.options import (
     sampling_options,
 )
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
+from anetui.core.results import Snapshot
 from anetui.core.session import ProgressCallback, Session
 from anetui.errors import AnetuiError, one_line
 from anetui.models.resolve import resolve_model
@@ -266,6 +268,10 @@ def _measure(
     if monitor is not None:
         monitor.stop()  # before the snapshot, so the last windows are in
     snapshot = session.snapshot()
+    if stopped_by is not None:  # the files must say so, not only the terminal
+        snapshot = dataclasses.replace(
+            snapshot, warnings=(_interrupted(stopped_by, snapshot), *snapshot.warnings)
+        )
     if exporter is not None:
         exporter.freeze(snapshot, session)
     session.close()
@@ -297,6 +303,17 @@ def _measure(
     for b in failed:
         err.print(f"[red]error:[/] {b.error}")
     return 1 if failed else 0
+
+
+def _interrupted(signum: int, snapshot: Snapshot) -> str:
+    """The results' warning for a run a signal stopped: what it holds, and what not."""
+    runnable = [b for b in snapshot.backends if b.available]
+    measured = [b.id for b in runnable if b.summary is not None]
+    held = f"measured: {', '.join(measured)}" if measured else "no backend was measured yet"
+    return (
+        f"interrupted by {signal.Signals(signum).name}: these results are partial "
+        f"({len(measured)} of {len(runnable)} backends; {held})"
+    )
 
 
 def _run_with_progress(
