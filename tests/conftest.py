@@ -58,3 +58,25 @@ def macos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
     from tests import macos as personality
 
     return personality.apply(monkeypatch, tmp_path / "macos")
+
+
+# -- converter tests: one cache per test module, shared by its tests -------------------
+@pytest.fixture(scope="module")
+def cache_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A conversion cache kept for the module's tests (a conversion costs seconds)."""
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-cache")
+
+
+@pytest.fixture
+def isolated_cache(cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The module's cache, and never the user's: ANETUI_CACHE_DIR points at it."""
+    monkeypatch.setenv("ANETUI_CACHE_DIR", str(cache_root))
+    return cache_root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny exported program (.pt2): converts in seconds, not a whole torchvision model."""
+    from tests.tiny_export import save_tiny_export
+
+    return save_tiny_export(tmp_path_factory.mktemp("tiny"))

@@ -18,26 +18,9 @@ from anetui.core.session import Session
 from anetui.models.cache import Cache
 from anetui.models.convert import executorch as et_convert
 from anetui.models.spec import ModelSpec
-from tests.tiny_export import save_tiny_export
 
 pytest.importorskip("executorch")
 pytestmark = pytest.mark.slow  # each lowering costs ~20–30 s on this 2-core machine
-
-
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("executorch-cache")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
-    return save_tiny_export(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def isolated_cache(cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ANETUI_CACHE_DIR", str(cache_root))
-    return cache_root
 
 
 def test_xnnpack_lowers_once_runs_and_agrees(

@@ -17,17 +17,6 @@ from anetui.models.resolve import resolve_model
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture
-def isolated_cache(cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ANETUI_CACHE_DIR", str(cache_root))
-    return cache_root
-
-
 def test_mobilenet_v2_exports_runs_and_agrees_with_pytorch(isolated_cache: Path) -> None:
     spec = resolve_model("mobilenet_v2")
     session = Session(RunConfig(backends=("onnx-cpu",), iterations=20, duration_s=None), spec)

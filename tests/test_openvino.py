@@ -17,25 +17,8 @@ from anetui.core.session import Session
 from anetui.models.convert import openvino as ov_convert
 from anetui.models.spec import ModelSpec
 from anetui.versions import package_version
-from tests.tiny_export import save_tiny_export
 
 openvino = pytest.importorskip("openvino")
-
-
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("openvino-cache")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
-    return save_tiny_export(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def isolated_cache(cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ANETUI_CACHE_DIR", str(cache_root))
-    return cache_root
 
 
 def test_openvino_cpu_runs_in_f32_and_agrees_with_eager_fp32(
