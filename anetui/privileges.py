@@ -78,7 +78,8 @@ MODEL_RUNTIMES = ("torch", "torchvision")
 #: import only when first used: always preloaded when the user could not import them
 #: after the drop. Found by running each command (bench over every backend, convert,
 #: doctor --deep, the dashboard) and listing the standard-library modules loaded beyond
-#: those of this package and torch; tests/test_least_privilege.py runs them for real.
+#: those of this package and torch; tests/test_least_privilege.py runs doctor and report
+#: under a simulated sudo with nothing imported beforehand.
 LAZY_STDLIB = (
     "concurrent.futures.process",
     "configparser",
@@ -106,11 +107,11 @@ LAZY_STDLIB = (
 def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     """Become the sudo user for good; a no-op when not running as root under sudo.
 
-    ``preload``: modules to import first when this interpreter's standard library is not
-    readable by the invoking user (a Python installed under root's mode-700 home): after
-    the drop the user could not import them, nor what they import from the standard
-    library. Importing an installed package is not loading a model; no model file is
-    read before the drop.
+    When this interpreter's standard library is not readable by the invoking user (a
+    Python installed under root's mode-700 home), the user could not import anything new
+    after the drop: first this package's modules, :data:`LAZY_STDLIB` and ``preload``
+    (the runtimes a command will use) are imported. Importing an installed package is not
+    loading a model; no model file is read before the drop.
 
     The order is the one both Linux and macOS need: the invoking user's supplementary
     groups (``initgroups``), then ``setgid``, then ``setuid`` — each sets the real,
