@@ -91,16 +91,24 @@ class LatencyPanel(Vertical):
         yticks = sorted({float(round(peak * i / 4)) for i in range(5)})
         plt.yticks(yticks, [str(int(t)) for t in yticks])  # counts are whole numbers
         plt.ylim(0, peak * 1.15)
+        # Names closer than a label's width (in ms at this plot's width) would print over
+        # each other ("p5p90"): each such one goes a step lower than the one it meets.
+        label_ms = (high - low) * 4 / max(plot.size.width - 8, 10)
+        placed: list[tuple[float, float]] = []
         for name, color in MARKERS:
             at = s.quantiles_ns[name] / 1e6
             plt.vline(at, color=color)
+            y = peak * 1.1
+            while any(abs(at - x) < label_ms and abs(y - py) < peak * 0.05 for x, py in placed):
+                y -= peak * 0.12
+            placed.append((at, y))
             near_right = at > low + (high - low) * 0.9  # keep the name inside the plot
-            plt.text(
-                name, at, peak * 1.1, color=color, alignment="right" if near_right else "center"
-            )
+            plt.text(name, at, y, color=color, alignment="right" if near_right else "center")
         hidden = s.count - sum(counts)
         plt.title(
-            "p50 green · p90 yellow · p99 red"
+            # Each line carries its name: a colour word can be wrong (the default theme
+            # draws plotext's "yellow" violet, as screenshots/ showed).
+            "p50 · p90 · p99 named on their lines"
             + (f" · {hidden} > p99 not drawn" if hidden > 0 else "")
         )
         plt.xlabel("latency (ms)")
