@@ -268,6 +268,8 @@ def checker(kind):
     return check
 doctor_deep.check_power_sources = checker("power")
 doctor_deep.check_backends = checker("backend")
+import anetui.cli.doctor as doctor_cli
+doctor_cli.print_doctor = lambda console=None: seen.setdefault("listing", os.geteuid())
 code = main(["doctor", "--deep", "--json", sys.argv[1] + "/user-home/d.json"])
 out = sys.argv[1] + "/user-home/d.json"
 print(json.dumps({"code": code, "seen": seen, "owner": os.stat(out).st_uid}))
@@ -278,11 +280,16 @@ def test_deep_doctor_checks_power_as_root_then_runs_backends_and_writes_as_the_u
     shared_dir: Path,
 ) -> None:
     """`sudo anetui doctor --deep`: root only while the power sources are checked (some
-    are root-only); the backends run, and the report is written, as the invoking user."""
+    are root-only); the listing, the backends and the report are the invoking user's."""
     result = run_child(shared_dir, DEEP_DOCTOR)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.splitlines()[-1])
-    assert out == {"code": 0, "seen": {"power": 0, "backend": USER}, "owner": USER}
+    # The listing too: it imports onnxruntime, which writes under $HOME on import.
+    assert out == {
+        "code": 0,
+        "seen": {"power": 0, "listing": USER, "backend": USER},
+        "owner": USER,
+    }
 
 
 PLAIN_DOCTOR = """

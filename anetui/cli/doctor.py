@@ -140,7 +140,6 @@ def run_deep(
     def progress(text: str) -> None:
         err.print(f"[dim][{time.monotonic() - started:5.1f} s] {text}[/]", highlight=False)
 
-    print_doctor(out)
     power = doctor_deep.check_power_sources(
         specs=power_specs, interval_ms=interval_ms, progress=progress
     )
@@ -149,6 +148,9 @@ def run_deep(
         and privileges.drop_to_sudo_user(preload=privileges.MODEL_RUNTIMES).state == "dropped"
     ):
         progress(f"dropped root: running the backends as {privileges.current().user}")
+    # After the drop: the listing imports onnxruntime, which writes its telemetry id under
+    # $HOME/.cache (the user's home, under macOS's sudo) — as the user, never as root.
+    print_doctor(out)
     try:
         backends = doctor_deep.check_backends(
             model=model,
