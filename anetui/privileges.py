@@ -104,6 +104,33 @@ LAZY_STDLIB = (
 )
 
 
+#: Where libraries put their files under a home: pointed at root's own while anetui is
+#: root under sudo, and given back to the user by the drop.
+_HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
+_users_home_variables: dict[str, str] = {}
+
+
+def use_roots_home() -> None:
+    """While root under sudo, let $HOME be root's (and no XDG folder the user's).
+
+    sudo may keep the invoking user's HOME (macOS does) or XDG folders, and libraries
+    write under them when imported or used — onnxruntime writes a telemetry id to
+    ``$HOME/.cache`` on import — which as root would leave root's files in the user's
+    folders (or follow a symlink there anywhere). A no-op when not root under sudo; the
+    drop gives the user's values back.
+    """
+    target = sudo_user()
+    if target is None or _users_home_variables:
+        return
+    for name in _HOME_VARIABLES:
+        if name in os.environ:
+            _users_home_variables[name] = os.environ.pop(name)
+    try:
+        os.environ["HOME"] = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        os.environ["HOME"] = "/var/root" if sys.platform == "darwin" else "/root"
+
+
 def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     """Become the sudo user for good; a no-op when not running as root under sudo.
 
@@ -153,6 +180,7 @@ def drop_to_sudo_user(preload: tuple[str, ...] = ()) -> Privileges:
     problem = _still_privileged(uid, gid)
     if problem:
         _abort(f"dropping root to uid {uid}/gid {gid} is incomplete: {problem}")
+    os.environ.update(_users_home_variables)  # the user's XDG folders, as sudo kept them
     if home:
         # Caches (model conversions, torch's hub dir) then go to the user's home.
         os.environ["HOME"] = home

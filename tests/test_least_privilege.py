@@ -317,3 +317,48 @@ def test_doctor_under_sudo_says_a_root_only_source_is_root_only_not_missing(
     (line,) = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("• rapl ")]
     assert "root-only: `sudo anetui` starts it" in line and "doctor dropped root" in line, line
     assert "running as dropped" in result.stdout.splitlines()[0]
+
+
+KEEP_ROOT_ONNX = """
+from anetui.cli.main import main
+code = main([
+    "bench", "--keep-root", "--model", "mobilenet_v3_small", "--input-shape", "1,3,32,32",
+    "--backends", "onnx-cpu", "--warmup", "1", "--iterations", "3",
+    "--json", sys.argv[1] + "/user-home/r.json",
+])
+print(json.dumps({"code": code}))
+"""
+
+
+def test_keep_root_leaves_nothing_of_roots_in_the_users_home(shared_dir: Path) -> None:
+    """sudo kept the user's HOME (as macOS's does) and the run stays root: onnxruntime,
+    imported as root, writes its telemetry id under $HOME/.cache — which must then be
+    root's home, so that every file in the user's home is the user's."""
+    result = run_child(shared_dir, KEEP_ROOT_ONNX)
+    assert json.loads(result.stdout.splitlines()[-1]) == {"code": 0}, result.stderr
+    home = shared_dir / "user-home"
+    assert (home / "r.json").exists()
+    roots = [str(p) for p in home.rglob("*") if p.stat().st_uid != USER]
+    assert roots == [], roots
+    assert (shared_dir / "root-home" / ".cache" / "anetui").is_dir()  # conversions: root's
+
+
+HOMES_AROUND_THE_DROP = """
+from anetui import privileges
+privileges.use_roots_home()
+as_root = {k: os.environ.get(k) for k in ("HOME", "XDG_CACHE_HOME")}
+privileges.drop_to_sudo_user()
+as_user = {k: os.environ.get(k) for k in ("HOME", "XDG_CACHE_HOME")}
+print(json.dumps({"root": as_root, "user": as_user}))
+"""
+
+
+def test_root_works_in_its_own_home_and_the_drop_gives_the_users_back(
+    shared_dir: Path,
+) -> None:
+    xdg = str(shared_dir / "user-home" / "xdg-cache")
+    result = run_child(shared_dir, HOMES_AROUND_THE_DROP, XDG_CACHE_HOME=xdg)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["root"] == {"HOME": str(shared_dir / "root-home"), "XDG_CACHE_HOME": None}
+    assert seen["user"] == {"HOME": str(shared_dir / "user-home"), "XDG_CACHE_HOME": xdg}

@@ -164,6 +164,7 @@ def cli(
     """
     if serve and ctx.invoked_subcommand is not None:
         raise click.UsageError("--serve serves the dashboard: give no command")
+    privileges.use_roots_home()  # whatever runs as root writes nothing in the user's home
     if ctx.invoked_subcommand is not None:
         if ctx.invoked_subcommand in ROOTLESS_COMMANDS:
             runs_torch = ctx.invoked_subcommand in ("convert", "plan")
