@@ -100,6 +100,16 @@ class CounterReading:
     t_ns: int
     energy_mj: dict[str, float]
 
+    def sample_since(self, earlier: CounterReading) -> PowerSample:
+        """The window from ``earlier`` to this reading: each rail's energy in between (mJ),
+        for the rails both readings have."""
+        rails = {
+            rail: mj - earlier.energy_mj[rail]
+            for rail, mj in self.energy_mj.items()
+            if rail in earlier.energy_mj
+        }
+        return PowerSample(earlier.t_ns, self.t_ns, rails)
+
 
 class PowerSourceError(AnetuiError):
     """A power source could not be started or read; one line for the user."""

@@ -205,12 +205,7 @@ class IOReportSource:
                 if self._closed:
                     break
                 now = self.read_counters()
-                rails = {
-                    rail: mj - previous.energy_mj[rail]
-                    for rail, mj in now.energy_mj.items()
-                    if rail in previous.energy_mj
-                }
-                yield PowerSample(previous.t_ns, now.t_ns, rails)
+                yield now.sample_since(previous)
                 previous = now
         except Exception as exc:  # the library raises RuntimeError on a failed sample
             if not self._closed:

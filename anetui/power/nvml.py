@@ -165,12 +165,7 @@ class NvmlSource:
                 if self._nvml is None:
                     break
                 now = self.read_counters()
-                rails = {
-                    rail: mj - previous.energy_mj[rail]
-                    for rail, mj in now.energy_mj.items()
-                    if rail in previous.energy_mj
-                }
-                yield PowerSample(previous.t_ns, now.t_ns, rails)
+                yield now.sample_since(previous)
                 previous = now
         except Exception as exc:  # NVMLError_GpuIsLost and friends
             if self._nvml is not None:

@@ -181,12 +181,7 @@ class RaplSource:
                 if not self._fds:
                     break
                 now = self.read_counters()
-                rails = {
-                    rail: mj - previous.energy_mj[rail]
-                    for rail, mj in now.energy_mj.items()
-                    if rail in previous.energy_mj
-                }
-                yield PowerSample(previous.t_ns, now.t_ns, rails)
+                yield now.sample_since(previous)
                 previous = now
         except (OSError, ValueError) as exc:
             self.state, self.reason = SourceState.LOST, f"reading RAPL failed: {one_line(exc)}"
