@@ -46,6 +46,29 @@ def _torch_dtype(name: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+def _emulated_precision(device: str, dtype: str) -> tuple[str, ...]:
+    """A note when PyTorch computes ``dtype`` on the CPU without native instructions for
+    it (oneDNN's own checks): the figures are that precision's, reached the slow way."""
+    if device != "cpu" or dtype == "fp32":
+        return ()
+    import torch
+
+    check = {
+        "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported,
+        "bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
+    }[dtype]
+    try:
+        native = bool(check())
+    except (AttributeError, RuntimeError):  # an older torch without the check: say nothing
+        return ()
+    if native:
+        return ()
+    return (
+        f"no native {dtype} arithmetic on this CPU (oneDNN): PyTorch emulates {dtype}, "
+        "usually slower than fp32 (see `anetui doctor`, cpu features)",
+    )
+
+
 # -- availability probes: file and platform checks, no torch import ------------------
 def torch_installed() -> Availability:
     if importlib.util.find_spec("torch") is None:
@@ -168,7 +191,7 @@ class TorchBackend:
             load_s=loaded - started,
             compile_s=compiled - loaded,
             first_inference_ms=first_ns / 1e6,
-            notes=spec.notes + self._notes(),
+            notes=spec.notes + self._notes() + _emulated_precision(self.device, self.dtype),
         )
 
     def _notes(self) -> tuple[str, ...]:

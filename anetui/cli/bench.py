@@ -302,7 +302,12 @@ def _measure(
     failed = [b for b in snapshot.backends if b.state == "error"]
     for b in failed:
         err.print(f"[red]error:[/] {b.error}")
-    return 1 if failed else 0
+    # Asked for by name and found unavailable only while preparing (e.g. the device
+    # compiled another precision): exit 1, like one its probe refused.
+    refused = [b for b in snapshot.backends if config.backends is not None and not b.available]
+    for b in refused:
+        err.print(f"[red]error:[/] {b.id}: not run — {b.reason}")
+    return 1 if failed or refused else 0
 
 
 def _interrupted(signum: int, snapshot: Snapshot) -> str:

@@ -4,6 +4,7 @@ out immutable snapshots. The CLI commands and the dashboard are thin layers over
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from anetui.backends import registry
 from anetui.backends.base import (
     BackendError,
     BackendOptions,
+    NotAvailableHere,
 )
 from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
 from anetui.core.config import RunConfig, config_dict, schedule
@@ -97,7 +99,7 @@ class Session:
         """Raise for the first explicitly requested backend that cannot run here."""
         for slot in self._slots.values():
             if not slot.availability.ok:
-                raise AnetuiError(f"{slot.id} is not available: {slot.availability.reason}")
+                raise AnetuiError(f"{slot.id}: not run — {slot.availability.reason}")
 
     # -- preparation ----------------------------------------------------------------
     def prepare(self, progress: ProgressCallback | None = None) -> None:
@@ -138,6 +140,8 @@ class Session:
             slot.agreement_pending = True
             if check_agreement:
                 self.check_agreement(backend_id)
+        except NotAvailableHere as exc:  # found while preparing: unavailable, not failed
+            self._unavailable(slot, one_line(exc, 300))
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed to prepare", exc))
         slot.step = None
@@ -169,6 +173,15 @@ class Session:
         if note:
             slot.notes.append(note)
         return value
+
+    def _unavailable(self, slot: Slot, reason: str) -> None:
+        slot.availability = Availability.no(reason)
+        slot.state = BackendState.UNAVAILABLE
+        slot.prepare = None
+        if slot.backend is not None:
+            with contextlib.suppress(Exception):  # the reason is what the user needs
+                slot.backend.close()
+            slot.backend = None
 
     def _fail(self, slot: Slot, message: str) -> None:
         slot.state = BackendState.ERROR
