@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
-
 import math
+import statistics
 from typing import Any
 
 from anetui.core.energy_figures import BackendEnergy
