@@ -132,6 +132,8 @@ class Snapshot:
     #: few samples, lost windows, thermal pressure that changed): for the report, stderr
     #: and the dashboard's status line.
     warnings: tuple[str, ...] = ()
+    #: What a live view cost the measurement (the frame gate's figures), None headless.
+    observer: dict[str, object] | None = None
 
     def measured(self) -> list[BackendResult]:
         return [b for b in self.backends if b.summary is not None]

@@ -35,6 +35,8 @@ SWITCH_INTERVAL_S = 50e-6
 _switch_lock = threading.Lock()
 _stretches_running = 0
 _saved_interval = [sys.getswitchinterval()]
+#: Stretch medians kept (the dashboard ends a stretch for every frame): the latest.
+MAX_STRETCHES = 600
 #: Buckets kept: 10 minutes at 100 ms, far more than a power window can lag (the energy
 #: ledger reads each bucket within seconds); older ones fall off, memory stays flat.
 MAX_BUCKETS = 10 * 60 * 10
@@ -107,8 +109,10 @@ class BackendRecord:
     warmup_done: int = 0
     #: Monotonic start of the timed stretch in progress (ns), None between stretches.
     running_since_ns: int | None = None
-    #: (median ns, inferences) of each timed stretch: the run-to-run spread.
-    stretch_medians_ns: list[tuple[float, int]] = field(default_factory=list)
+    #: (median ns, inferences) of the latest timed stretches: the run-to-run spread.
+    stretch_medians_ns: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque(maxlen=MAX_STRETCHES)
+    )
 
     @property
     def count(self) -> int:
@@ -134,7 +138,7 @@ class BackendRecord:
         self.timeline = CompletionTimeline()
         self.active_ns = 0
         self.intervals = []
-        self.stretch_medians_ns = []
+        self.stretch_medians_ns = deque(maxlen=MAX_STRETCHES)
 
 
 def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
@@ -159,15 +163,17 @@ def run(
     warmup: int = 10,
     iterations: int | None = None,
     duration_s: float | None = None,
+    pause: threading.Event | None = None,
 ) -> int:
     """Warm up (once), then time inferences until ``iterations`` are done, ``duration_s``
-    seconds have passed, or ``stop`` is set. Returns the number of timed inferences.
+    seconds have passed, or ``stop`` (or ``pause``: a frame gate's request, see
+    :mod:`anetui.core.gate`) is set. Returns the number of timed inferences.
 
     Raises BackendError, with the backend's id, when an inference fails.
     """
     try:
         warm_up(backend, record, warmup, stop)
-        return _timed_loop(backend, record, stop, iterations, duration_s)
+        return _timed_loop(backend, record, stop, iterations, duration_s, pause)
     except BackendError:
         raise
     except Exception as exc:  # a runtime's own error: report it, never crash the caller
@@ -180,6 +186,7 @@ def _timed_loop(
     stop: threading.Event,
     iterations: int | None,
     duration_s: float | None,
+    pause: threading.Event | None = None,
 ) -> int:
     # The hot path is the harness overhead: two clock reads, the call, one store into a
     # preallocated buffer and two comparisons. Everything else — folding the buffer into
@@ -189,6 +196,7 @@ def _timed_loop(
     clock = time.perf_counter_ns
     infer = backend.infer
     stopped = stop.is_set
+    paused = pause.is_set if pause is not None else stop.is_set
     # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
     runtime_latency = getattr(backend, "runtime_latency_ns", None)
     record_runtime = record.runtime_stats.record
@@ -206,39 +214,45 @@ def _timed_loop(
         edge = min((bucket + 1) * BUCKET_NS, deadline)
         room = min(CHUNK, max_count)
         now = started
-        while room > 0 and not stopped():
-            t0 = clock()
-            infer()
-            now = clock()
-            buffer[filled] = now - t0
-            filled += 1
-            if runtime_latency is not None:
-                runtime_ns = runtime_latency()
-                if runtime_ns is not None:
-                    record_runtime(runtime_ns)
-            if now < edge and filled < room:
-                continue
-            # -- the slow path: between inferences, outside the timed region --------
-            chunk = buffer[:filled]
-            record.stats.record_many(chunk)
-            stretch_stats.record_many(chunk)
-            folded += filled
-            filled = 0
-            if now // BUCKET_NS != bucket:
-                # The edge is checked after every inference, so only the last one of the
-                # chunk ended in the new bucket: it opens that bucket.
-                last = chunk[-1]
-                record.timeline.publish(
-                    bucket, in_bucket + len(chunk) - 1, in_bucket_ns + sum(chunk) - last
-                )
-                bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, last
-            else:
-                in_bucket += len(chunk)
-                in_bucket_ns += sum(chunk)
-            if now >= deadline:
-                break
-            edge = min((bucket + 1) * BUCKET_NS, deadline)
-            room = min(CHUNK, max_count - folded)
+        try:
+            while room > 0 and not stopped() and not paused():
+                t0 = clock()
+                infer()
+                now = clock()
+                buffer[filled] = now - t0
+                filled += 1
+                if runtime_latency is not None:
+                    runtime_ns = runtime_latency()
+                    if runtime_ns is not None:
+                        record_runtime(runtime_ns)
+                if now < edge and filled < room:
+                    continue
+                # -- the slow path: between inferences, outside the timed region --------
+                chunk = buffer[:filled]
+                record.stats.record_many(chunk)
+                stretch_stats.record_many(chunk)
+                folded += filled
+                filled = 0
+                if now // BUCKET_NS != bucket:
+                    # The edge is checked after every inference, so only the last one of the
+                    # chunk ended in the new bucket: it opens that bucket.
+                    last = chunk[-1]
+                    record.timeline.publish(
+                        bucket, in_bucket + len(chunk) - 1, in_bucket_ns + sum(chunk) - last
+                    )
+                    bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, last
+                else:
+                    in_bucket += len(chunk)
+                    in_bucket_ns += sum(chunk)
+                if now >= deadline:
+                    break
+                edge = min((bucket + 1) * BUCKET_NS, deadline)
+                room = min(CHUNK, max_count - folded)
+        except BaseException:
+            # An inference failed: what was timed before it still counts (the error is
+            # the backend's, its figures so far are kept and shown).
+            record.stats.record_many(buffer[:filled])
+            raise
         if filled:
             chunk = buffer[:filled]
             record.stats.record_many(chunk)

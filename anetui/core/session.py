@@ -22,7 +22,9 @@ from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.results import BackendState, LiveStatus, Snapshot
+from anetui.core.gate import FrameGate
+from anetui.core.gate import observer_warnings as gate_warnings
+from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import ModelSpec
@@ -55,6 +57,10 @@ class Session:
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
+        #: A live view draws its frames through this gate, never while a runner times.
+        self.gate = FrameGate()
+        #: Set by a live view: what it cost (the gate's figures) goes into snapshots.
+        self.observed = False
         self._environment: dict[str, object] | None = None
         ids = config.backends if config.backends is not None else tuple(registry.REGISTRY)
         for backend_id in ids:
@@ -234,13 +240,28 @@ class Session:
             progress(slot.id, slot.state, slot.record.count)
 
     def run_backend(self, backend_id: str, stop: threading.Event) -> None:
-        """Run one prepared backend until ``stop`` is set (the dashboard's worker body)."""
+        """Run one prepared backend until ``stop`` is set (the dashboard's worker body),
+        stepping aside for every frame the view draws (:attr:`gate`)."""
         slot = self._slots[backend_id]
         if slot.backend is None or slot.prepare is None:
             return
         slot.state = BackendState.RUNNING
+        gate = self.gate
         try:
-            self._timed_stretch(slot, stop, None, None)
+            while not stop.is_set():
+                gate.runner_active(True)
+                try:
+                    self._timed_stretch(slot, stop, None, None, pause=gate.requested)
+                finally:
+                    gate.runner_active(False)
+                if stop.is_set():
+                    break
+                gate.park(stop)  # the frame is drawn now, while nothing is timed
+                if not stop.is_set():
+                    # Untimed: the runtime's threads slept through the frame; a
+                    # headless run never pays that wake-up.
+                    with slot.backend.thread_context():
+                        slot.backend.infer()
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
@@ -251,6 +272,7 @@ class Session:
         stop: threading.Event,
         count: int | None,
         seconds: float | None,
+        pause: threading.Event | None = None,
     ) -> None:
         """Warm up (once), then one timed stretch, its edges marked for the energy
         ledger (counters read there) and the contention sampler."""
@@ -274,6 +296,7 @@ class Session:
                 warmup=self.config.warmup,
                 iterations=count,
                 duration_s=seconds,
+                pause=pause,
             )
         finally:
             self.contention.set_owner(None)
@@ -333,6 +356,7 @@ class Session:
         )
         against = ratios.against(reference, measured)
         power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
+        observer, observer_warnings = self._observer(measured)
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
@@ -343,8 +367,30 @@ class Session:
             reference=reference,
             ratios=against,
             power=power,
-            warnings=(*checked.warnings, *caveats.collect(results, against, report, power)),
+            warnings=(
+                *checked.warnings,
+                *caveats.collect(results, against, report, power),
+                *observer_warnings,
+            ),
+            observer=observer,
         )
+
+    def _observer(
+        self, measured: dict[str, BackendResult]
+    ) -> tuple[dict[str, object] | None, list[str]]:
+        """What the live view cost, and a warning when it could have moved a p99."""
+        if not self.observed:
+            return None, []
+        figures = self.gate.figures()
+        p99 = {i: r.summary.quantiles_ns["p99"] / 1e6 for i, r in measured.items() if r.summary}
+        observer: dict[str, object] = {
+            "view": "dashboard",
+            **figures.to_json(),
+            "switch_interval_us": round(runner.SWITCH_INTERVAL_S * 1e6, 1),
+            "method": "frames drawn while the runner is paused at an inference boundary "
+            "(one untimed inference after each); UI-thread CPU time from thread_time",
+        }
+        return observer, gate_warnings(figures, p99)
 
     def _environment_once(self) -> dict[str, object]:
         # Collected once threads are known: the dashboard snapshots several times a second.

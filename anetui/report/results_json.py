@@ -135,6 +135,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             for r in snapshot.ratios
         ],
         "warnings": list(snapshot.warnings),
+        "observer": snapshot.observer,
     }
     replaced: list[str] = []
     clean = _finite(document, "", replaced)
