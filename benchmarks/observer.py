@@ -96,14 +96,14 @@ def headless(backend: str, model: str, seconds: float, out: Path, metrics: bool)
     return _figures(out)
 
 
-def dashboard(backend: str, model: str, seconds: float, out_dir: Path, metrics: bool) -> dict[str, Any]:
+def dashboard(
+    backend: str, model: str, seconds: float, out_dir: Path, metrics: bool
+) -> dict[str, Any]:
     port = _free_port() if metrics else None
     scraper = Scraper(port) if port else None
     session = f"anetui-observer-{time.monotonic_ns()}"
-    command = " ".join(
-        [ANETUI, *_common(backend, model, port), "--out", str(out_dir), "--snapshot-on-exit"]
-        + ["--exit-after", str(seconds + STARTUP_S)]
-    )
+    argv = [ANETUI, *_common(backend, model, port), "--out", str(out_dir), "--snapshot-on-exit"]
+    command = " ".join([*argv, "--exit-after", str(seconds + STARTUP_S)])
     subprocess.run(
         ["tmux", "new-session", "-d", "-x", "160", "-y", "48", "-s", session, command], check=True
     )
@@ -154,9 +154,7 @@ def measure(case: tuple[str, str], rounds: int, seconds: float, metrics: bool, w
         )
     medians = {tag: statistics.median(values) for tag, values in ratios.items()}
     verdict = (
-        medians["throughput"] >= 0.99
-        and abs(medians["p50"] - 1) <= 0.01
-        and medians["p99"] <= 1.10
+        medians["throughput"] >= 0.99 and abs(medians["p50"] - 1) <= 0.01 and medians["p99"] <= 1.10
     )
     print(
         f"  median dashboard / headless: throughput {medians['throughput']:.3f} (goal >= 0.99), "

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from anetui.core.gate import FrameGate, GateFigures, observer_warnings
 from anetui.core.session import Session
 from anetui.models.spec import ModelSpec
 from tests.doubles import CountingBackend
 from tests.test_session import doubles_registry, small_config  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("doubles_registry")
 
 
 class Watched(CountingBackend):
@@ -25,7 +29,7 @@ class Watched(CountingBackend):
         self.inside = False
 
 
-def test_no_inference_runs_while_a_granted_frame_is_drawn(doubles_registry: None) -> None:
+def test_no_inference_runs_while_a_granted_frame_is_drawn() -> None:
     """A "UI" thread holds the gate 30 times while a session runs a backend: whenever
     the hold is granted, no inference is in progress or starts until the release, and
     the runner times again afterwards."""
@@ -91,9 +95,7 @@ def test_the_warning_names_backends_whose_p99_frames_could_move() -> None:
     assert observer_warnings(quiet, {"slow": 100.0}) == []
 
 
-async def test_dashboard_snapshots_say_what_the_view_cost(
-    doubles_registry: None, tmp_path: object
-) -> None:
+async def test_dashboard_snapshots_say_what_the_view_cost(tmp_path: object) -> None:
     """The dashboard's frames go through the gate and its snapshots carry the observer
     figures; a headless session's carry none."""
     from pathlib import Path
