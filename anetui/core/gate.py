@@ -5,11 +5,13 @@ back from the runtime needs before its second clock read, and it takes a core th
 runtime's threads would use. Both used to land inside the measured figures (p99 1.6–2.5x
 worse, throughput ~7 % lower under the dashboard; issue 20). So the UI asks the runner
 to step aside for the frame: the runner ends its timed stretch at the next inference
-boundary (an energy-ledger edge, like any stretch end), waits, does one untimed
-inference when released (the runtime's worker threads went to sleep meanwhile, which a
-headless run never sees), and times again. Throughput counts timed wall time only, so
-the pause is in no figure; counter power sources are read at both edges, so the frame's
-energy is nobody's.
+boundary, waits, does one untimed inference when released after a real wait (the
+runtime's worker threads went to sleep meanwhile, which a headless run never sees), and
+times again. Latencies and throughput count timed wall time only, so the pause is in no
+speed figure. The energy ledger's phase spans the pauses — a window source's windows
+must lie wholly inside a phase, and a frame a second would leave none — so a frame's
+energy stays in the backend's energy per inference, as it did when frames ran beside
+the inferences, and the untimed inference is counted among its completions.
 
 A runner that does not reach a boundary within ``wait_s`` (an inference longer than
 that) is not waited for: the frame is drawn anyway and counted as overlapping.
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 
 #: How long a frame waits for the runner to reach an inference boundary (s).
 DEFAULT_WAIT_S = 0.02
+#: A runner held at least this long (ns) does one untimed inference before timing again.
+REWARM_AFTER_NS = 1_000_000
 #: How long a runner stays held without a release before it times again on its own (s):
 #: a UI that died mid-frame must not stop the measurement.
 MAX_HOLD_S = 2.0
@@ -84,9 +88,9 @@ class FrameGate:
                     self._active_wall_ns += now - self._active_since
                     self._active_since = None
 
-    def park(self, stop: threading.Event) -> None:
+    def park(self, stop: threading.Event) -> int:
         """Called by the runner once its stretch has ended for a frame: wait for the
-        release (or ``stop``, or MAX_HOLD_S)."""
+        release (or ``stop``, or MAX_HOLD_S). Returns how long it waited (ns)."""
         started = time.perf_counter_ns()
         self._parked.set()
         deadline = time.monotonic() + MAX_HOLD_S
@@ -96,8 +100,10 @@ class FrameGate:
         self._released.clear()
         self._parked.clear()
         self.requested.clear()
+        waited = time.perf_counter_ns() - started
         with self._lock:
-            self._held_ns += time.perf_counter_ns() - started
+            self._held_ns += waited
+        return waited
 
     # -- the UI's side ----------------------------------------------------------------
     def hold(self) -> bool:

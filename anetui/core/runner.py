@@ -57,11 +57,19 @@ class CompletionTimeline:
         #: (bucket, mean latency ns) for latency-over-time plots; the last ~10 minutes.
         self._means: deque[tuple[int, float]] = deque(maxlen=6000)
 
-    def publish(self, bucket: int, count: int, latency_sum_ns: int = 0) -> None:
+    def publish(self, bucket: int, count: int, latency_sum_ns: float = 0) -> None:
         """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS), whose
-        latencies added up to ``latency_sum_ns``."""
+        latencies added up to ``latency_sum_ns``; added to the last bucket published when
+        it is the same one (buckets only move forward)."""
         if count:
             with self._lock:
+                if self._closed and self._closed[-1][0] == bucket:
+                    # A stretch that starts in the bucket where the last one ended (the
+                    # dashboard's frame gate pauses for milliseconds): one entry.
+                    _, before = self._closed.pop()
+                    _, mean_before = self._means.pop()
+                    latency_sum_ns += mean_before * before
+                    count += before
                 self._closed.append((bucket, count))
                 self._means.append((bucket, latency_sum_ns / count))
 
@@ -109,6 +117,9 @@ class BackendRecord:
     warmup_done: int = 0
     #: Monotonic start of the timed stretch in progress (ns), None between stretches.
     running_since_ns: int | None = None
+    #: Inferences completed inside an energy phase but not timed (the one after each
+    #: dashboard frame): counted for energy per inference, in no latency figure.
+    untimed_completions: int = 0
     #: (median ns, inferences) of the latest timed stretches: the run-to-run spread.
     stretch_medians_ns: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=MAX_STRETCHES)
@@ -117,6 +128,11 @@ class BackendRecord:
     @property
     def count(self) -> int:
         return self.stats.count
+
+    def completions(self) -> int:
+        """Every inference completed in timed runs, the untimed ones among them included
+        (the energy ledger's count)."""
+        return self.stats.count + self.untimed_completions
 
     def throughput_per_s(self) -> float | None:
         """Inferences per second of wall time including the harness (overhead included)."""
@@ -138,6 +154,7 @@ class BackendRecord:
         self.timeline = CompletionTimeline()
         self.active_ns = 0
         self.intervals = []
+        self.untimed_completions = 0
         self.stretch_medians_ns = deque(maxlen=MAX_STRETCHES)
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from anetui.backends import registry
 from anetui.backends.base import (
+    Backend,
     BackendError,
     BackendOptions,
     NotAvailableHere,
@@ -22,7 +24,7 @@ from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.gate import FrameGate
+from anetui.core.gate import REWARM_AFTER_NS, FrameGate
 from anetui.core.gate import observer_warnings as gate_warnings
 from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
@@ -241,30 +243,59 @@ class Session:
 
     def run_backend(self, backend_id: str, stop: threading.Event) -> None:
         """Run one prepared backend until ``stop`` is set (the dashboard's worker body),
-        stepping aside for every frame the view draws (:attr:`gate`)."""
+        stepping aside for every frame the view draws (:mod:`anetui.core.gate`): one
+        energy phase, timed stretches between the frames."""
         slot = self._slots[backend_id]
-        if slot.backend is None or slot.prepare is None:
+        backend = slot.backend
+        if backend is None or slot.prepare is None:
             return
         slot.state = BackendState.RUNNING
-        gate = self.gate
+        gate, record = self.gate, slot.record
         try:
-            while not stop.is_set():
-                gate.runner_active(True)
-                try:
-                    self._timed_stretch(slot, stop, None, None, pause=gate.requested)
-                finally:
-                    gate.runner_active(False)
-                if stop.is_set():
-                    break
-                gate.park(stop)  # the frame is drawn now, while nothing is timed
-                if not stop.is_set():
-                    # Untimed: the runtime's threads slept through the frame; a
-                    # headless run never pays that wake-up.
-                    with slot.backend.thread_context():
-                        slot.backend.infer()
+            self._warm_up(slot, stop)
+            if stop.is_set():
+                slot.state = BackendState.PAUSED
+                return
+            if self.ledger is not None:
+                self.ledger.begin_run(slot.id, record.timeline, record.completions)
+            try:
+                while not stop.is_set():
+                    gate.runner_active(True)
+                    try:
+                        self._timed_stretch(slot, stop, None, None, gate.requested, edges=False)
+                    finally:
+                        gate.runner_active(False)
+                    if stop.is_set():
+                        break
+                    waited = gate.park(stop)  # the frame is drawn now, nothing timed
+                    if waited >= REWARM_AFTER_NS and not stop.is_set():
+                        self._rewarm(backend, record)
+            finally:
+                if self.ledger is not None:
+                    self.ledger.end()
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
+
+    @staticmethod
+    def _rewarm(backend: Backend, record: runner.BackendRecord) -> None:
+        """One untimed inference: the runtime's threads slept through the frame, and a
+        headless run never pays that wake-up. Counted for energy, not for latency."""
+        with backend.thread_context():
+            started = time.perf_counter_ns()
+            backend.infer()
+            ended = time.perf_counter_ns()
+        record.untimed_completions += 1
+        record.timeline.publish(ended // runner.BUCKET_NS, 1, ended - started)
+
+    def _warm_up(self, slot: Slot, stop: threading.Event) -> None:
+        assert slot.backend is not None
+        try:
+            runner.warm_up(slot.backend, slot.record, self.config.warmup, stop)
+        except BackendError:
+            raise
+        except Exception as exc:  # a runtime's own error: one line, the others go on
+            raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
 
     def _timed_stretch(
         self,
@@ -273,20 +304,18 @@ class Session:
         count: int | None,
         seconds: float | None,
         pause: threading.Event | None = None,
+        *,
+        edges: bool = True,
     ) -> None:
-        """Warm up (once), then one timed stretch, its edges marked for the energy
-        ledger (counters read there) and the contention sampler."""
+        """Warm up (once), then one timed stretch, its edges marked for the contention
+        sampler and (unless ``edges`` is False: the caller holds the phase) for the
+        energy ledger, which reads counters there."""
         backend = slot.backend
         assert backend is not None
-        try:
-            runner.warm_up(backend, slot.record, self.config.warmup, stop)
-        except BackendError:
-            raise
-        except Exception as exc:  # a runtime's own error: one line, the others go on
-            raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
+        self._warm_up(slot, stop)
         record = slot.record
-        if self.ledger is not None:
-            self.ledger.begin_run(slot.id, record.timeline, lambda: record.count)
+        if self.ledger is not None and edges:
+            self.ledger.begin_run(slot.id, record.timeline, record.completions)
         self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
         try:
             runner.run(
@@ -300,7 +329,7 @@ class Session:
             )
         finally:
             self.contention.set_owner(None)
-            if self.ledger is not None:
+            if self.ledger is not None and edges:
                 self.ledger.end()
 
     def begin_idle(self) -> None:
