@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from anetui.core.results import BackendResult
+from anetui.core.runner import SWITCH_INTERVAL_S
 
 #: How long a frame waits for the runner to reach an inference boundary (s).
 DEFAULT_WAIT_S = 0.02
@@ -171,3 +175,19 @@ def observer_warnings(figures: GateFigures, p99_ms: dict[str, float]) -> list[st
         for backend_id, p99 in p99_ms.items()
         if frame_ms / p99 > 0.10
     ]
+
+
+def gate_entry(
+    gate: FrameGate, measured: Mapping[str, BackendResult]
+) -> tuple[dict[str, object], list[str]]:
+    """The results' ``observer`` entry for a live view, and its warnings."""
+    figures = gate.figures()
+    p99 = {i: r.summary.quantiles_ns["p99"] / 1e6 for i, r in measured.items() if r.summary}
+    observer: dict[str, object] = {
+        "view": "dashboard",
+        **figures.to_json(),
+        "switch_interval_us": round(SWITCH_INTERVAL_S * 1e6, 1),
+        "method": "frames drawn while the runner is paused at an inference boundary (one "
+        "untimed inference after each real pause); UI-thread CPU time from thread_time",
+    }
+    return observer, observer_warnings(figures, p99)

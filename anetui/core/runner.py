@@ -172,6 +172,30 @@ def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading
     record.warmed_up = True
 
 
+def warm_up_once(
+    backend: Backend, record: BackendRecord, count: int, stop: threading.Event
+) -> None:
+    """:func:`warm_up`, a runtime's own error raised as this backend's BackendError."""
+    try:
+        warm_up(backend, record, count, stop)
+    except BackendError:
+        raise
+    except Exception as exc:  # a runtime's own error: one line, the others go on
+        raise BackendError(f"{backend.id} failed while warming up: {one_line(exc)}") from exc
+
+
+def untimed_inference(backend: Backend, record: BackendRecord) -> None:
+    """One inference outside the statistics, counted among the completions for energy
+    (the dashboard's after each frame: the runtime's threads slept through it, and a
+    headless run never pays that wake-up)."""
+    with backend.thread_context():
+        started = time.perf_counter_ns()
+        backend.infer()
+        ended = time.perf_counter_ns()
+    record.untimed_completions += 1
+    record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
+
+
 def run(
     backend: Backend,
     record: BackendRecord,

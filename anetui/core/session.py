@@ -7,15 +7,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 from anetui.backends import registry
 from anetui.backends.base import (
-    Backend,
-    BackendError,
     BackendOptions,
     NotAvailableHere,
 )
@@ -24,9 +21,8 @@ from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.gate import REWARM_AFTER_NS, FrameGate
-from anetui.core.gate import observer_warnings as gate_warnings
-from anetui.core.results import BackendResult, BackendState, LiveStatus, Snapshot
+from anetui.core.gate import REWARM_AFTER_NS, FrameGate, gate_entry
+from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import ModelSpec
@@ -252,7 +248,7 @@ class Session:
         slot.state = BackendState.RUNNING
         gate, record = self.gate, slot.record
         try:
-            self._warm_up(slot, stop)
+            runner.warm_up_once(backend, record, self.config.warmup, stop)
             if stop.is_set():
                 slot.state = BackendState.PAUSED
                 return
@@ -269,33 +265,13 @@ class Session:
                         break
                     waited = gate.park(stop)  # the frame is drawn now, nothing timed
                     if waited >= REWARM_AFTER_NS and not stop.is_set():
-                        self._rewarm(backend, record)
+                        runner.untimed_inference(backend, record)
             finally:
                 if self.ledger is not None:
                     self.ledger.end()
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
-
-    @staticmethod
-    def _rewarm(backend: Backend, record: runner.BackendRecord) -> None:
-        """One untimed inference: the runtime's threads slept through the frame, and a
-        headless run never pays that wake-up. Counted for energy, not for latency."""
-        with backend.thread_context():
-            started = time.perf_counter_ns()
-            backend.infer()
-            ended = time.perf_counter_ns()
-        record.untimed_completions += 1
-        record.timeline.publish(ended // runner.BUCKET_NS, 1, ended - started)
-
-    def _warm_up(self, slot: Slot, stop: threading.Event) -> None:
-        assert slot.backend is not None
-        try:
-            runner.warm_up(slot.backend, slot.record, self.config.warmup, stop)
-        except BackendError:
-            raise
-        except Exception as exc:  # a runtime's own error: one line, the others go on
-            raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
 
     def _timed_stretch(
         self,
@@ -312,7 +288,7 @@ class Session:
         energy ledger, which reads counters there."""
         backend = slot.backend
         assert backend is not None
-        self._warm_up(slot, stop)
+        runner.warm_up_once(backend, slot.record, self.config.warmup, stop)
         record = slot.record
         if self.ledger is not None and edges:
             self.ledger.begin_run(slot.id, record.timeline, record.completions)
@@ -385,7 +361,9 @@ class Session:
         )
         against = ratios.against(reference, measured)
         power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
-        observer, observer_warnings = self._observer(measured)
+        observer, observer_warnings = (
+            gate_entry(self.gate, measured) if self.observed else (None, [])
+        )
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
@@ -403,23 +381,6 @@ class Session:
             ),
             observer=observer,
         )
-
-    def _observer(
-        self, measured: dict[str, BackendResult]
-    ) -> tuple[dict[str, object] | None, list[str]]:
-        """What the live view cost, and a warning when it could have moved a p99."""
-        if not self.observed:
-            return None, []
-        figures = self.gate.figures()
-        p99 = {i: r.summary.quantiles_ns["p99"] / 1e6 for i, r in measured.items() if r.summary}
-        observer: dict[str, object] = {
-            "view": "dashboard",
-            **figures.to_json(),
-            "switch_interval_us": round(runner.SWITCH_INTERVAL_S * 1e6, 1),
-            "method": "frames drawn while the runner is paused at an inference boundary "
-            "(one untimed inference after each); UI-thread CPU time from thread_time",
-        }
-        return observer, gate_warnings(figures, p99)
 
     def _environment_once(self) -> dict[str, object]:
         # Collected once threads are known: the dashboard snapshots several times a second.
