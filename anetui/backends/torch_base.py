@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anetui.backends import cpu_features
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
 from anetui.models.spec import ModelError, ModelSpec
@@ -47,25 +48,14 @@ def _torch_dtype(name: str) -> torch.dtype:
 
 
 def _emulated_precision(device: str, dtype: str) -> tuple[str, ...]:
-    """A note when PyTorch computes ``dtype`` on the CPU without native instructions for
-    it (oneDNN's own checks): the figures are that precision's, reached the slow way."""
-    if device != "cpu" or dtype == "fp32":
-        return ()
-    import torch
-
-    check = {
-        "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported,
-        "bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
-    }[dtype]
-    try:
-        native = bool(check())
-    except (AttributeError, RuntimeError):  # an older torch without the check: say nothing
-        return ()
-    if native:
+    """A note when PyTorch computes ``dtype`` on a CPU without instructions for it
+    (:mod:`anetui.backends.cpu_features`): the figures are that precision's, reached
+    through conversions, usually slower than fp32."""
+    if device != "cpu" or dtype == "fp32" or cpu_features.detect().has(dtype):
         return ()
     return (
-        f"no native {dtype} arithmetic on this CPU (oneDNN): PyTorch emulates {dtype}, "
-        "usually slower than fp32 (see `anetui doctor`, cpu features)",
+        f"this CPU has no {dtype} arithmetic: PyTorch emulates {dtype}, usually slower than "
+        "fp32 (`anetui doctor` lists the cpu features)",
     )
 
 
