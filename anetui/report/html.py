@@ -12,6 +12,7 @@ table; with a gate, its verdict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -92,12 +93,22 @@ def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _is_num(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bins(value: object) -> list[tuple[float, float, float]]:
+    """The (low ms, high ms, count) bins of a histogram_ms entry; [] if malformed."""
+    if not isinstance(value, list):
+        return []
+    bins = [b for b in value if isinstance(b, list) and len(b) == 3 and all(map(_is_num, b))]
+    return (
+        [(float(lo), float(hi), float(n)) for lo, hi, n in bins] if len(bins) == len(value) else []
+    )
+
+
 def _pair(value: object) -> tuple[float, float] | None:
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) for v in value)
-    ):
+    if isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value):
         return float(value[0]), float(value[1])
     return None
 
@@ -158,9 +169,9 @@ def results_sections(doc: dict[str, Any], level: int = 2) -> list[str]:
             why = b.get("error") or b.get("reason") or b.get("state")
             parts.append(f'<p class="dim">{_e(b.get("id"))}: not measured — {_e(why)}</p>')
     charts = [
-        svg.histogram(f"{b['id']}: latency", b.get("histogram_ms") or [], "latency, ms")
+        svg.histogram(f"{b['id']}: latency", bins, "latency, ms")
         for b in measured
-        if isinstance(b.get("histogram_ms"), list) and b["histogram_ms"]
+        if (bins := _bins(b.get("histogram_ms")))
     ]
     if charts:
         parts += [f"<{h}>Latency histograms</{h}>", '<div class="charts">', *charts, "</div>"]
@@ -190,7 +201,11 @@ def _energy(doc: dict[str, Any], measured: list[dict[str, Any]], h: str) -> list
     series = _dict(power.get("series"))
     t_s: list[Any] = series["t_s"] if isinstance(series.get("t_s"), list) else []
     rails = {
-        str(rail): list(zip(t_s, watts, strict=False))
+        str(rail): [
+            (float(t), float(w) if _is_num(w) else None)
+            for t, w in zip(t_s, watts, strict=False)
+            if _is_num(t)
+        ]
         for rail, watts in _dict(series.get("rails_w")).items()
         if isinstance(watts, list)
     }
