@@ -97,6 +97,10 @@ def _is_num(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _fixed(value: object, digits: int) -> str:
+    return f"{value:.{digits}f}" if _is_num(value) else "–"
+
+
 def _bins(value: object) -> list[tuple[float, float, float]]:
     """The (low ms, high ms, count) bins of a histogram_ms entry; [] if malformed."""
     if not isinstance(value, list):
@@ -149,11 +153,7 @@ def results_sections(doc: dict[str, Any], level: int = 2) -> list[str]:
                 _p50_cell(b["latency_ms"]),
                 fmt_ms(b["latency_ms"].get("p90")),
                 fmt_ms(b["latency_ms"].get("p99")),
-                _e(
-                    round(b["throughput_per_s"], 1)
-                    if isinstance(b.get("throughput_per_s"), (int, float))
-                    else None
-                ),
+                _fixed(b.get("throughput_per_s"), 1),
                 f"{mj:.3f}" if mj is not None else "–",
                 gflops_text(b.get("gflops_per_s")),
             ]
@@ -353,3 +353,47 @@ def comparison_page(runs: Sequence[Run]) -> str:
     for run in runs:
         parts += [f"<h2>{_e(run.label)}</h2>", *results_sections(run.doc, level=3)]
     return page("anetui comparison", parts)
+
+
+def sweep_page(sweep: dict[str, Any]) -> str:
+    """The page for ``sweep --html``: the curves, the table, then each point in full."""
+    from anetui.report.sweep import CURVES, rows, series
+
+    axes = list(_dict(sweep.get("axes")))
+    parts = [f"<p>Axes: {_e(', '.join(axes))}; created {_e(sweep.get('created'))}.</p>"]
+    warnings = [w for w in sweep.get("warnings") or [] if isinstance(w, str)]
+    if warnings:
+        parts += ["<h2>Warnings</h2>", *(f'<div class="warn">{escape(w)}</div>' for w in warnings)]
+    charts = []
+    for metric, label in CURVES:
+        x_name, data = series(sweep, metric)
+        if data:
+            ordered = {name: sorted(points) for name, points in data.items()}
+            charts.append(svg.lines(f"{label} against {x_name}", ordered, x_name, label))
+    parts += ["<h2>Curves</h2>", '<div class="charts">', *charts, "</div>"]
+    table_rows = []
+    for row in rows(sweep):
+        ci = _pair(row["p50_ci95"])
+        table_rows.append(
+            [
+                *(_e(row["point"].get(name)) for name in axes),
+                f'<span class="text">{_e(row["backend"])}</span>',
+                f"<b>{fmt_ms(row['p50_ms'])}</b>"
+                + (f" ({fmt_ms(ci[0])}–{fmt_ms(ci[1])})" if ci else ""),
+                _fixed(row["throughput_per_s"], 1),
+                _fixed(row["samples_per_s"], 1),
+                _fixed(row["mj_per_inference"], 3),
+                gflops_text(row["gflops_per_s"]),
+            ]
+        )
+    header = [*axes, "backend", "p50 ms (95% CI)", "inf/s", "samples/s", "mJ/inf", "GFLOP/s"]
+    parts += ["<h2>Table</h2>", _table(header, table_rows)]
+    for item in sweep.get("points") or []:
+        if isinstance(item, dict) and isinstance(item.get("results"), dict):
+            point = ", ".join(f"{k} {v}" for k, v in _dict(item.get("point")).items())
+            parts += [
+                f"<details><summary>Point: {_e(point)}</summary>",
+                *results_sections(item["results"], level=3),
+                "</details>",
+            ]
+    return page("anetui sweep", parts)
