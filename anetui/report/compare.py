@@ -65,11 +65,16 @@ def labels_for(paths: Sequence[Path]) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{i}:{stem}" for i, stem in enumerate(stems, 1)]
 
 
-def comparison_markdown(paths: list[Path]) -> str:
-    runs = [
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Each file read as untrusted input, labelled."""
+    return [
         Run(label, path, load_results(path))
         for label, path in zip(labels_for(paths), paths, strict=True)
     ]
+
+
+def comparison_markdown(paths: list[Path]) -> str:
+    runs = load_runs(paths)
     lines = ["# anetui comparison", ""]
     lines += _environment_table(runs)
     lines += _latency_table(runs)
