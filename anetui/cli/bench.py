@@ -172,6 +172,8 @@ def bench(
         keep_root=keep_root,
         keep_rails=keep_rails,
     )
+    if gate is not None:
+        gate.refuse_early(model)
     code = run_bench(
         config,
         json_path=json_path,

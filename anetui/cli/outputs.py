@@ -94,6 +94,21 @@ class Gate:
     allow_different_machine: bool
     summary_path: Path | None
 
+    def refuse_early(self, model: str) -> None:
+        """Refuse now, before measuring anything, a baseline of another model (the rest
+        of the like-for-like check needs the run's results)."""
+        from anetui.report.gate import EXIT_REFUSED
+
+        config = self.doc.get("config")
+        wanted = config.get("model") if isinstance(config, dict) else None
+        if isinstance(wanted, str) and wanted != str(Path(model)):
+            click.echo(
+                f"anetui: baseline refused, not like for like: model {wanted} vs {model} "
+                f"({self.baseline})",
+                err=True,
+            )
+            raise SystemExit(EXIT_REFUSED)
+
 
 def gate_from_options(
     baseline_path: Path | None,

@@ -1,0 +1,214 @@
+"""The regression gate: `bench --baseline`, against baselines made from a real run whose
+figures are then changed (so no verdict depends on this machine's speed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anetui.report.compare import Run
+from anetui.report.gate import EXIT_REFUSED, EXIT_REGRESSION, evaluate, markdown
+from tests.conftest import SMALL_MODEL, anetui_cmd
+
+SHAPE = "1,3,32,32"
+BENCH = ("bench", "--backends", "torch-cpu", "--model", SMALL_MODEL, "--input-shape", SHAPE,
+         "--iterations", "40", "--warmup", "2")  # fmt: skip
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(anetui_cmd(*args), capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def two_thread_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real 2-thread run's results document."""
+    path = tmp_path_factory.mktemp("gate") / "two-threads.json"
+    proc = run(*BENCH, "--threads", "2", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def scaled(doc: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The document with every latency figure of every backend multiplied by factor."""
+    out = copy.deepcopy(doc)
+    for backend in out["backends"]:
+        latency = backend["latency_ms"]
+        for key, value in latency.items():
+            latency[key] = (
+                [v * factor for v in value] if isinstance(value, list) else value * factor
+            )
+    return out
+
+
+def fixed(doc: dict[str, Any], p50: float, half_width: float, ci975: bool = True) -> dict[str, Any]:
+    """The document with torch-cpu's median set to p50 and its intervals p50 ± half_width
+    (95 %) and p50 ± 1.5 half_width (97.5 %), or no 97.5 % interval (an older file)."""
+    out = copy.deepcopy(doc)
+    latency = out["backends"][0]["latency_ms"]
+    latency["p50"] = p50
+    latency["p50_ci95"] = [p50 - half_width, p50 + half_width]
+    latency["p50_ci975"] = [p50 - 1.5 * half_width, p50 + 1.5 * half_width]
+    if not ci975:
+        del latency["p50_ci975"]
+    return out
+
+
+def save(doc: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_the_results_keep_what_the_gate_needs(two_thread_run: dict[str, Any]) -> None:
+    latency = two_thread_run["backends"][0]["latency_ms"]
+    lo95, hi95 = latency["p50_ci95"]
+    lo975, hi975 = latency["p50_ci975"]
+    assert lo975 <= lo95 <= latency["p50"] <= hi95 <= hi975  # the wider interval holds more
+    assert two_thread_run["backends"][0]["factors"]["threads"] == "2"
+
+
+def test_a_run_against_itself_is_no_clear_difference(two_thread_run: dict[str, Any]) -> None:
+    report = evaluate(
+        Run("b", Path("b.json"), two_thread_run), Run("c", Path("c"), two_thread_run), 0.05
+    )
+    assert report.exit_code == 0 and not report.refused and not report.settings_differ
+    (finding,) = report.findings
+    assert finding.ratio == pytest.approx(1.0)
+    assert finding.interval is not None and finding.interval[0] < 1 < finding.interval[1]
+    assert finding.confidence == "95 %" and finding.verdict == "no clear difference"
+
+
+def test_a_one_thread_run_against_a_faster_two_thread_baseline_fails_with_3(
+    two_thread_run: dict[str, Any], tmp_path: Path
+) -> None:
+    # The baseline's medians 100x faster: whatever this machine does, the run is slower.
+    baseline = save(scaled(two_thread_run, 0.01), tmp_path / "base.json")
+    summary, page = tmp_path / "summary.md", tmp_path / "gate.html"
+    summary.write_text("# earlier step\n")
+    proc = run(*BENCH, "--threads", "1", "--baseline", str(baseline), "--max-regression", "10%",
+               "--summary", str(summary), "--html", str(page))  # fmt: skip
+    assert proc.returncode == EXIT_REGRESSION, proc.stdout + proc.stderr
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("gate against"))
+    assert "regression: torch-cpu: p50 latency" in verdict and "clear regression" in verdict
+    assert "95 % interval" in verdict
+    # Threads are a run setting: reported, not refused.
+    assert "threads 2 vs 1" in proc.stdout
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n")  # appended, as $GITHUB_STEP_SUMMARY wants
+    assert "anetui regression gate" in text and "| torch-cpu | p50 latency |" in text
+    assert "**clear regression**" in text
+    assert "Regression gate" in page.read_text()
+
+
+def test_a_baseline_of_another_model_is_refused_with_what_differs(
+    two_thread_run: dict[str, Any], tmp_path: Path
+) -> None:
+    other = copy.deepcopy(two_thread_run)
+    other["config"]["model"] = "resnet18"
+    baseline = save(other, tmp_path / "resnet.json")
+    proc = run(*BENCH, "--threads", "2", "--baseline", str(baseline))
+    assert proc.returncode == EXIT_REFUSED, proc.stdout + proc.stderr
+    refusal = next(line for line in proc.stderr.splitlines() if "not like for like" in line)
+    assert f"model resnet18 vs {SMALL_MODEL}" in refusal
+    assert proc.stdout == ""  # refused before measuring anything
+    # After the run, the whole like-for-like check: the input and the machine too.
+    other["config"]["model"] = SMALL_MODEL
+    other["config"]["input_shape"] = [1, 3, 64, 64]
+    other["environment"]["cpu"] = "Some Other CPU"
+    report = evaluate(Run("b", baseline, other), Run("c", Path("c"), two_thread_run), 0.05)
+    assert report.exit_code == EXIT_REFUSED and not report.findings
+    assert "input_shape 1×3×64×64 vs 1×3×32×32" in report.headline()
+    assert "machine cpu Some Other CPU vs" in report.headline()
+
+
+def test_a_different_machine_is_compared_when_allowed(two_thread_run: dict[str, Any]) -> None:
+    other = copy.deepcopy(two_thread_run)
+    other["environment"]["cpu"] = "Some Other CPU"
+    other["environment"]["torch"] = "1.0"
+    base, cur = Run("b", Path("b.json"), other), Run("c", Path("c"), two_thread_run)
+    refused = evaluate(base, cur, 0.05)
+    assert refused.exit_code == EXIT_REFUSED
+    assert any("torch 1.0 vs" in r for r in refused.refused)
+    allowed = evaluate(base, cur, 0.05, allow_different_machine=True)
+    assert allowed.exit_code == 0 and allowed.allowed_machine and allowed.findings
+    assert "Different machines" in markdown(allowed, base, cur)
+
+
+def test_a_backend_factor_other_than_threads_is_refused(two_thread_run: dict[str, Any]) -> None:
+    other = copy.deepcopy(two_thread_run)
+    other["backends"][0]["factors"]["precision"] = "fp16"
+    report = evaluate(Run("b", Path("b.json"), other), Run("c", Path("c"), two_thread_run), 0.05)
+    assert report.refused == ("torch-cpu precision fp16 vs fp32",)
+
+
+def test_an_older_file_falls_back_to_95_percent_intervals(two_thread_run: dict[str, Any]) -> None:
+    older = fixed(two_thread_run, 1.0, 0.02, ci975=False)
+    current = fixed(two_thread_run, 2.0, 0.04)
+    report = evaluate(Run("b", Path("b.json"), older), Run("c", Path("c"), current), 0.05)
+    (finding,) = report.findings
+    assert finding.ratio == pytest.approx(2.0)
+    assert finding.confidence == "90 %"  # two 95 % intervals hold together at >= 90 % only
+    assert finding.interval == pytest.approx((1.96 / 1.02, 2.04 / 0.98))
+    assert finding.regressed and report.exit_code == EXIT_REGRESSION
+
+
+def test_a_regression_needs_its_whole_interval_beyond_the_threshold(
+    two_thread_run: dict[str, Any],
+) -> None:
+    base = Run("b", Path("b.json"), fixed(two_thread_run, 1.0, 0.02))
+    # 8 % slower, but the interval (1.03–1.14) reaches below the 5 % allowed: no claim.
+    unclear = evaluate(base, Run("c", Path("c"), fixed(two_thread_run, 1.08, 0.02)), 0.05)
+    assert unclear.findings[0].interval == pytest.approx((1.05 / 1.03, 1.11 / 0.97))
+    assert unclear.exit_code == 0 and unclear.findings[0].verdict == "no clear difference"
+    clear = evaluate(base, Run("c", Path("c"), fixed(two_thread_run, 1.2, 0.02)), 0.05)
+    assert clear.exit_code == EXIT_REGRESSION and "clear regression" in clear.headline()
+    assert evaluate(base, Run("c", Path("c"), fixed(two_thread_run, 1.2, 0.02)), 0.5).exit_code == 0
+
+
+def test_too_few_inferences_give_no_verdict(two_thread_run: dict[str, Any]) -> None:
+    few = fixed(two_thread_run, 0.1, 0.001)
+    few["backends"][0]["count"] = 10
+    report = evaluate(Run("b", Path("b.json"), few), Run("c", Path("c"), two_thread_run), 0.05)
+    assert report.exit_code == 0
+    assert report.findings[0].verdict.startswith("no verdict: too few inferences")
+
+
+def test_energy_is_gated_only_with_an_interval_and_the_same_rails(
+    two_thread_run: dict[str, Any],
+) -> None:
+    def with_energy(mj: float, ci: list[float] | None, rails: list[str]) -> dict[str, Any]:
+        doc = copy.deepcopy(two_thread_run)
+        doc["power"]["source"] = "rapl"
+        doc["backends"][0]["energy"] = {
+            "total_rails": rails, "mj_per_inference": mj, "mj_per_inference_ci975": ci,
+        }  # fmt: skip
+        return doc
+
+    base = Run("b", Path("b.json"), with_energy(10.0, [9.5, 10.5], ["package-0"]))
+    hungrier = Run("c", Path("c"), with_energy(13.0, [12.5, 13.5], ["package-0"]))
+    report = evaluate(base, hungrier, 0.05, max_energy=0.1)
+    energy = next(f for f in report.findings if f.metric == "energy per inference")
+    assert energy.ratio == pytest.approx(1.3)
+    assert energy.interval == pytest.approx((12.5 / 10.5, 13.5 / 9.5))
+    assert energy.regressed and report.exit_code == EXIT_REGRESSION
+    no_ci = Run("c", Path("c"), with_energy(13.0, None, ["package-0"]))
+    assert not evaluate(base, no_ci, 0.05, max_energy=0.1).regressions
+    other_rails = Run("c", Path("c"), with_energy(13.0, [12.5, 13.5], ["package-0", "dram"]))
+    refused = evaluate(base, other_rails, 0.05, max_energy=0.1)
+    assert refused.exit_code == EXIT_REFUSED and "over different rails" in refused.refused[0]
+
+
+def test_a_malformed_baseline_fails_before_measuring(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "anetui.results/1", "backends": [{"id": "x", "latency_ms": '
+                   '{"p50": 1, "p99": 2, "p50_ci975": "wide"}}]}')  # fmt: skip
+    proc = run("bench", "--model", "no_such_model", "--baseline", str(bad))
+    assert proc.returncode == 1
+    assert "p50_ci975' is not a pair of numbers" in proc.stderr
+    assert "no_such_model" not in proc.stderr  # refused before the model was looked at
+    assert "Traceback" not in proc.stderr
