@@ -105,7 +105,7 @@ def series(
     sweep: Mapping[str, Any], metric: str
 ) -> tuple[str, dict[str, list[tuple[float, float]]]]:
     """(x axis name, {series name: [(x, metric value)]}): x is the first axis with more
-    than one value; a series per backend (and per value of the other axes)."""
+    than one value; a series per backend (and per value of the other varying axes)."""
     axes = {k: v for k, v in (sweep.get("axes") or {}).items() if isinstance(v, list)}
     varying = [name for name, values in axes.items() if len(values) > 1] or list(axes)
     x_name = varying[0] if varying else "point"
@@ -114,7 +114,9 @@ def series(
         value, x = row[metric], row["point"].get(x_name)
         if not isinstance(value, (int, float)) or not isinstance(x, (int, float)):
             continue
-        others = ", ".join(f"{k} {v}" for k, v in row["point"].items() if k != x_name)
+        others = ", ".join(
+            f"{k} {v}" for k, v in row["point"].items() if k != x_name and k in varying
+        )
         name = f"{row['backend']} ({others})" if others else row["backend"]
         out.setdefault(name, []).append((float(x), float(value)))
     return x_name, out
