@@ -70,6 +70,13 @@ def test_the_results_keep_what_the_gate_needs(two_thread_run: dict[str, Any]) ->
     lo975, hi975 = latency["p50_ci975"]
     assert lo975 <= lo95 <= latency["p50"] <= hi95 <= hi975  # the wider interval holds more
     assert two_thread_run["backends"][0]["factors"]["threads"] == "2"
+    # The achieved work rate: FLOPs of one inference × inferences/s, and ÷ the median.
+    backend, flops = two_thread_run["backends"][0], two_thread_run["config"]["flops_per_inference"]
+    assert flops > 0 and "FlopCounterMode" in two_thread_run["config"]["flops_method"]
+    assert backend["gflops_per_s"] == pytest.approx(
+        flops * backend["throughput_per_s"] / 1e9, rel=1e-3
+    )
+    assert backend["gflops_per_s_at_p50"] == pytest.approx(flops / latency["p50"] / 1e6, rel=1e-3)
 
 
 def test_a_run_against_itself_is_no_clear_difference(two_thread_run: dict[str, Any]) -> None:
