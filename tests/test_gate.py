@@ -95,10 +95,11 @@ def test_a_one_thread_run_against_a_faster_two_thread_baseline_fails_with_3(
 ) -> None:
     # The baseline's medians 100x faster: whatever this machine does, the run is slower.
     baseline = save(scaled(two_thread_run, 0.01), tmp_path / "base.json")
-    summary, page = tmp_path / "summary.md", tmp_path / "gate.html"
+    summary, page, report = tmp_path / "summary.md", tmp_path / "gate.html", tmp_path / "r.md"
     summary.write_text("# earlier step\n")
     proc = run(*BENCH, "--threads", "1", "--baseline", str(baseline), "--max-regression", "10%",
-               "--summary", str(summary), "--html", str(page))  # fmt: skip
+               "--summary", str(summary), "--html", str(page),
+               "--markdown", str(report))  # fmt: skip
     assert proc.returncode == EXIT_REGRESSION, proc.stdout + proc.stderr
     verdict = next(line for line in proc.stdout.splitlines() if line.startswith("gate against"))
     assert "regression: torch-cpu: p50 latency" in verdict and "clear regression" in verdict
@@ -110,6 +111,8 @@ def test_a_one_thread_run_against_a_faster_two_thread_baseline_fails_with_3(
     assert "anetui regression gate" in text and "| torch-cpu | p50 latency |" in text
     assert "**clear regression**" in text
     assert "Regression gate" in page.read_text()
+    assert "## Achieved work rate" in report.read_text()
+    assert "achieved work rate, GFLOP/s" in proc.stdout
 
 
 def test_a_baseline_of_another_model_is_refused_with_what_differs(
@@ -219,3 +222,28 @@ def test_a_malformed_baseline_fails_before_measuring(tmp_path: Path) -> None:
     assert "p50_ci975' is not a pair of numbers" in proc.stderr
     assert "no_such_model" not in proc.stderr  # refused before the model was looked at
     assert "Traceback" not in proc.stderr
+
+
+def test_the_energy_interval_of_one_run_needs_30_windows_and_holds_its_figure() -> None:
+    import numpy as np
+
+    from anetui.core.energy_figures import BackendEnergy
+    from anetui.core.intervals import energy_interval
+
+    rng = np.random.default_rng(1)
+    windows = tuple((float(20.0 + rng.normal(0, 1)), 10.0) for _ in range(40))
+    total = sum(e for e, _ in windows) / sum(n for _, n in windows)
+
+    def energy(per_window: tuple[tuple[float, float], ...]) -> BackendEnergy:
+        return BackendEnergy(
+            rails=("cpu",), total_rails=("cpu",), windows=len(per_window), window_s=10.0,
+            inferences=400.0, mj_per_inference={"total": total}, active_mj_per_inference=None,
+            mean_power_w={"cpu": 1.0}, coverage=1.0, thermal_pressure=(), per_window=per_window,
+        )  # fmt: skip
+
+    interval = energy_interval(energy(windows))
+    assert interval is not None and interval[0] < total < interval[1]
+    assert interval[1] - interval[0] < 0.1 * total  # 40 windows of 5 % noise: narrow
+    assert energy_interval(energy(windows[:29])) is None
+    steady = tuple((20.0, 10.0) for _ in range(40))
+    assert energy_interval(energy(steady)) == pytest.approx((total, total), rel=0.01)
