@@ -15,6 +15,8 @@ from anetui.report.compare import Run
 from anetui.report.gate import EXIT_REFUSED, EXIT_REGRESSION, evaluate, markdown
 from tests.conftest import SMALL_MODEL, anetui_cmd
 
+#: Most tests here read a real run (a module fixture) or run bench.
+pytestmark = pytest.mark.slow
 SHAPE = "1,3,32,32"
 BENCH = ("bench", "--backends", "torch-cpu", "--model", SMALL_MODEL, "--input-shape", SHAPE,
          "--iterations", "40", "--warmup", "2")  # fmt: skip

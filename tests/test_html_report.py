@@ -22,12 +22,19 @@ from tests.conftest import SMALL_MODEL, anetui_cmd
 REPLAY = Path(__file__).parent / "data" / "powermetrics"
 RECORDING = REPLAY / "m1_mbp17-1_macos13-3_22E252_plist_cpu_gpu_thermal_a.plist"
 
-browser = pytest.importorskip("tests.test_serve_browser", reason="needs aiohttp (anetui[serve])")
-aiohttp = pytest.importorskip("aiohttp")
-pytestmark = pytest.mark.skipif(
-    browser.CHROMIUM is None,
-    reason="needs Debian's chromium: apt-get update && apt-get install -y chromium",
+# Its DevTools helpers (start_chromium) need aiohttp and textual-serve: `anetui[serve]`.
+browser = pytest.importorskip(
+    "tests.test_serve_browser", reason="pip install 'anetui[serve]' (make test does)"
 )
+aiohttp = pytest.importorskip("aiohttp")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        browser.CHROMIUM is None,
+        reason="needs Debian's chromium: apt-get update && apt-get install -y chromium "
+        "(`make test` installs it when run as root)",
+    ),
+]
 
 CHARTS = """(() => [...document.querySelectorAll('svg.chart')].map(s => {
   const r = s.getBoundingClientRect();

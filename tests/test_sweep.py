@@ -61,6 +61,7 @@ def test_sweep_needs_an_axis_and_refuses_bad_lists() -> None:
     assert "Traceback" not in none.stderr + bad.stderr
 
 
+@pytest.mark.slow
 def test_a_batch_size_sweep_prints_a_row_per_batch_size(tmp_path: Path) -> None:
     out = tmp_path / "sweep.json"
     proc = subprocess.run(
