@@ -249,3 +249,21 @@ def test_the_energy_interval_of_one_run_needs_30_windows_and_holds_its_figure() 
     assert energy_interval(energy(windows[:29])) is None
     steady = tuple((20.0, 10.0) for _ in range(40))
     assert energy_interval(energy(steady)) == pytest.approx((total, total), rel=0.01)
+
+
+def test_a_busier_machine_in_one_run_is_named_beside_the_verdict(
+    two_thread_run: dict[str, Any],
+) -> None:
+    def busy(others: float) -> dict[str, Any]:
+        doc = fixed(two_thread_run, 1.0, 0.01)
+        doc["backends"][0]["contention"] = {"cores": 2, "others_cores": others}
+        return doc
+
+    slower = fixed(two_thread_run, 2.0, 0.02)
+    slower["backends"][0]["contention"] = {"cores": 2, "others_cores": 1.4}
+    report = evaluate(Run("b", Path("b.json"), busy(0.1)), Run("c", Path("c"), slower), 0.05)
+    (finding,) = report.findings
+    assert finding.regressed  # still a regression: the caveat informs, it does not excuse
+    assert finding.caveat is not None and "busier machine in this run" in finding.sentence()
+    quiet = evaluate(Run("b", Path("b.json"), busy(1.3)), Run("c", Path("c"), slower), 0.05)
+    assert quiet.findings[0].caveat is None  # both runs equally busy

@@ -18,9 +18,10 @@ when they differ, never refused: the gate exists to catch the effect of a change
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
+from anetui.core.contention import MEANINGFUL_CORES, MEANINGFUL_SHARE
 from anetui.core.stats import MIN_COUNT_FOR_RATIO
 from anetui.report.compare import Run, energy_caveat, speed_ratio
 from anetui.report.text import fmt_ratio
@@ -53,6 +54,8 @@ class Finding:
     confidence: str
     limit: float  # the largest ratio allowed, e.g. 1.05
     note: str | None = None
+    #: What else may explain a difference (a busier machine in one of the runs).
+    caveat: str | None = None
 
     @property
     def regressed(self) -> bool:
@@ -77,9 +80,10 @@ class Finding:
             if self.interval
             else ""
         )
+        caveat = f" ({self.caveat})" if self.caveat else ""
         return (
             f"{self.backend}: {self.metric} {fmt_ratio(self.ratio)}x the baseline{ci}, "
-            f"allowed {fmt_ratio(self.limit)}x: {self.verdict}"
+            f"allowed {fmt_ratio(self.limit)}x: {self.verdict}{caveat}"
         )
 
 
@@ -174,7 +178,8 @@ def evaluate(
         factor_diffs, factor_settings = _factor_differences(base_entry, cur_entry)
         refused += [f"{backend_id} {d}" for d in factor_diffs]
         settings += [f"{backend_id} {d}" for d in factor_settings]
-        findings.append(_latency_finding(backend_id, base_entry, cur_entry, 1.0 + max_latency))
+        latency = _latency_finding(backend_id, base_entry, cur_entry, 1.0 + max_latency)
+        findings.append(replace(latency, caveat=_contention_caveat(base_entry, cur_entry)))
         if max_energy is not None:
             finding, problem = _energy_finding(baseline, current, backend_id, 1.0 + max_energy)
             if problem is not None:
@@ -226,6 +231,29 @@ def _latency_finding(
         note = "no interval of the median in one of the files"
     turned = (1.0 / interval[1], 1.0 / interval[0]) if interval else None
     return Finding(backend_id, "p50 latency", slowdown, turned, confidence, limit, note)
+
+
+def _contention_caveat(base: dict[str, Any], cur: dict[str, Any]) -> str | None:
+    """Which run other processes slowed, when one was busy and the other less so: the
+    machine, not the change, may then explain a difference (core.contention's rule of
+    what is meaningful)."""
+    used = []
+    cores = 0.0
+    for entry in (base, cur):
+        contention = entry.get("contention")
+        others = contention.get("others_cores") if isinstance(contention, dict) else None
+        count = contention.get("cores") if isinstance(contention, dict) else None
+        used.append(float(others) if isinstance(others, (int, float)) and others > 0 else 0.0)
+        if isinstance(count, (int, float)) and count > 0:
+            cores = max(cores, float(count))
+    meaningful = max(MEANINGFUL_CORES, MEANINGFUL_SHARE * cores)
+    if abs(used[1] - used[0]) < meaningful:
+        return None
+    busier = "this run" if used[1] > used[0] else "the baseline"
+    return (
+        f"other processes used {used[1]:.1f} cores during this run, {used[0]:.1f} during "
+        f"the baseline: a busier machine in {busier} may explain part of it"
+    )
 
 
 def _count(entry: dict[str, Any]) -> int:
@@ -313,6 +341,8 @@ def markdown(report: GateReport, baseline: Run, current: Run) -> str:
                 else "–"
             )
             verdict = f"**{f.verdict}**" if f.regressed else f.verdict
+            if f.caveat:
+                verdict += f" ({f.caveat})"
             lines.append(
                 f"| {f.backend} | {f.metric} | {fmt_ratio(f.ratio)}x | {ci} | "
                 f"{fmt_ratio(f.limit)}x | {verdict} |"

@@ -292,7 +292,8 @@ def gate_section(report: GateReport) -> list[str]:
             if f.interval
             else "–",
             f"{fmt_ratio(f.limit)}x",
-            f'<span class="{"bad" if f.regressed else ""}">{_e(f.verdict)}</span>',
+            f'<span class="{"bad" if f.regressed else ""}">{_e(f.verdict)}</span>'
+            + (f'<br><span class="dim">{_e(f.caveat)}</span>' if f.caveat else ""),
         ]
         for f in report.findings
     ]
