@@ -63,8 +63,7 @@ def _axis_options(command: Callable[..., None]) -> Callable[..., None]:
             axis.name,
             callback=int_list,
             metavar="N,N,…",
-            help=f"Values of {axis.name.replace('_', ' ')} to sweep"
-            + (f" (not available until {axis.needs})." if axis.available() else "."),
+            help=axis.help + (f" Not available until {axis.needs}." if axis.available() else ""),
         )(command)
     return command
 
@@ -72,9 +71,17 @@ def _axis_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.command()
 @backends_option(help="Backends to run at each point. Default: every backend available here.")
 @model_option()
-@input_shape_option(help="Input shape at batch 1 … (its first dimension is the swept batch).")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), help="As for bench.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@input_shape_option(help="Input shape; its first dimension is replaced by each --batch-size.")
+@click.option(
+    "--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), help="Precision, as for bench."
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Untimed inferences per backend and point before timing.",
+)
 @iterations_option(help="Timed inferences per backend and point (instead of --duration).")
 @duration_option(
     help=f"Seconds of timed inference per backend and point.  [default: {DEFAULT_POINT_S:g}]"

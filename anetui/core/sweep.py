@@ -26,6 +26,8 @@ class Axis:
     field: str
     #: What the axis waits for while RunConfig lacks ``field``.
     needs: str = ""
+    #: What the values are, for --help.
+    help: str = ""
 
     def available(self) -> str | None:
         """None when the axis can be swept here, else why not (one line)."""
@@ -34,24 +36,14 @@ class Axis:
         return f"{self.option} is not available until {self.needs}"
 
 
+_NAMED = "named model inputs (token ids of a set length) are supported"
+_GENERATIVE = "generative workloads (prefill + decode) are supported"
 AXES: tuple[Axis, ...] = (
-    Axis("batch_size", "--batch-size", "batch_size"),
-    Axis("threads", "--threads", "threads"),
-    Axis(
-        "seq_len",
-        "--seq-len",
-        "seq_len",
-        "named model inputs (token ids of a set length) are supported",
-    ),
-    Axis(
-        "prompt_len",
-        "--prompt-len",
-        "prompt_len",
-        "generative workloads (prefill + decode) are supported",
-    ),
-    Axis(
-        "gen_len", "--gen-len", "gen_len", "generative workloads (prefill + decode) are supported"
-    ),
+    Axis("batch_size", "--batch-size", "batch_size", help="Batch sizes, e.g. 1,2,4,8."),
+    Axis("threads", "--threads", "threads", help="Intra-op CPU thread counts, e.g. 1,2,4."),
+    Axis("seq_len", "--seq-len", "seq_len", _NAMED, "Sequence lengths (tokens)."),
+    Axis("prompt_len", "--prompt-len", "prompt_len", _GENERATIVE, "Prompt lengths (tokens)."),
+    Axis("gen_len", "--gen-len", "gen_len", _GENERATIVE, "Generated tokens per run."),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 
