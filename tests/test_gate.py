@@ -151,6 +151,17 @@ def test_a_different_machine_is_compared_when_allowed(two_thread_run: dict[str, 
     assert "Different machines" in markdown(allowed, base, cur)
 
 
+def test_a_baseline_sharing_no_backend_with_the_run_is_refused(
+    two_thread_run: dict[str, Any],
+) -> None:
+    other = copy.deepcopy(two_thread_run)
+    other["backends"][0]["id"] = "onnx-cpu"
+    report = evaluate(Run("b", Path("b.json"), other), Run("c", Path("c"), two_thread_run), 0.05)
+    assert report.exit_code == EXIT_REFUSED
+    assert "no backend was measured in both files" in report.headline()
+    assert "onnx-cpu: in the baseline, not measured in this run" in report.notes
+
+
 def test_a_backend_factor_other_than_threads_is_refused(two_thread_run: dict[str, Any]) -> None:
     other = copy.deepcopy(two_thread_run)
     other["backends"][0]["factors"]["precision"] = "fp16"

@@ -189,8 +189,8 @@ def evaluate(
     notes += [
         f"{i}: new in this run, not in the baseline" for i in cur_measured if i not in base_measured
     ]
-    if not findings and not refused:
-        notes.append("no backend was measured in both files: nothing to compare")
+    if not findings and not refused:  # a gate that compared nothing must not pass
+        refused.append("no backend was measured in both files: nothing to compare")
     if machine and not allow_different_machine:
         refused += [f"machine {d}" for d in machine]
     return GateReport(
