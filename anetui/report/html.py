@@ -36,7 +36,7 @@ td:first-child,th:first-child,td.text{text-align:left}th{background:#f4f4f4}
 .warn{background:#fff6db;border-left:4px solid #e6a700;padding:.4em .8em;margin:.3em 0}
 .bad{color:#b00020;font-weight:bold}.good{color:#087f23}.dim{color:#666}
 svg.chart{display:block;margin:.5em 0;max-width:100%;height:auto;background:#fcfcfc}
-svg .grid{stroke:#e5e5e5}svg .tick,svg .legend{font-size:11px;fill:#555}
+svg .grid{stroke:#e5e5e5}svg .tick{font-size:11px;fill:#555}svg .legend{font-size:11px}
 svg .title{font-size:13px;font-weight:bold}svg .axis{font-size:12px;fill:#333}
 svg .bar{fill:#0072B2}svg .series{fill:none;stroke-width:2}
 svg .interval{stroke:#000;stroke-width:2}
@@ -95,6 +95,10 @@ def _measured(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _is_num(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _percent(value: object) -> str:
+    return f"{value:.0%}" if _is_num(value) else "–"
 
 
 def _fixed(value: object, digits: int) -> str:
@@ -216,8 +220,8 @@ def _energy(doc: dict[str, Any], measured: list[dict[str, Any]], h: str) -> list
             _e(b["id"]),
             _e(", ".join(_dict(b.get("energy")).get("total_rails") or [])),
             f"{mj:.3f}",
-            _e(_dict(b.get("energy")).get("active_mj_per_inference")),
-            _e(_dict(b.get("energy")).get("coverage")),
+            _fixed(_dict(b.get("energy")).get("active_mj_per_inference"), 3),
+            _percent(_dict(b.get("energy")).get("coverage")),
         ]
         for b in measured
         if (mj := _mj(b)) is not None

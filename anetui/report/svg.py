@@ -59,7 +59,9 @@ def _frame(kind: str, title: str, body: list[str], x_label: str, y_label: str) -
 def _y_axis(y_max: float, y_min: float = 0.0) -> tuple[list[str], float, float]:
     """Grid lines and labels; returns them and the (min, max) they span."""
     ticks = _ticks(y_min, y_max)
-    top = max(ticks[-1], y_max) if ticks else y_max
+    if len(ticks) > 1 and ticks[-1] < y_max:  # one more tick above the highest value
+        ticks.append(ticks[-1] + (ticks[1] - ticks[0]))
+    top = max(ticks[-1], y_max)
     body = []
     for tick in ticks:
         y = _y(tick, y_min, top)
