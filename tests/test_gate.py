@@ -278,3 +278,12 @@ def test_a_busier_machine_in_one_run_is_named_beside_the_verdict(
     assert finding.caveat is not None and "busier machine in this run" in finding.sentence()
     quiet = evaluate(Run("b", Path("b.json"), busy(1.3)), Run("c", Path("c"), slower), 0.05)
     assert quiet.findings[0].caveat is None  # both runs equally busy
+
+
+def test_gate_options_are_checked_as_usage() -> None:
+    bad = run("bench", "--baseline", "x.json", "--max-regression", "five")
+    assert bad.returncode == 2 and "'five' is not a percentage such as 5%" in bad.stderr
+    alone = run("bench", "--summary", "s.md")
+    assert alone.returncode == 2 and "--summary and --max-energy-regression need --baseline" in (
+        alone.stderr
+    )

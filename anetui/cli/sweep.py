@@ -18,6 +18,7 @@ from anetui import privileges
 from anetui.cli.bench import measure, start_power
 from anetui.cli.options import (
     EXIT_USAGE,
+    FiniteFloatRange,
     StopRequests,
     backends_option,
     check_output_path,
@@ -90,6 +91,13 @@ def _axis_options(command: Callable[..., None]) -> Callable[..., None]:
     "--reference", metavar="ID", help="Backend the ratios at each point are taken against."
 )
 @power_option(default="none", help="Measure energy at each point (as for bench).")
+@click.option(
+    "--idle-seconds",
+    type=FiniteFloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="At each point, measure the idle baseline for this long first (active energy).",
+)
 @keep_rail_option
 @sampling_options
 @_axis_options
@@ -105,6 +113,7 @@ def sweep(
     duration_s: float | None,
     reference: str | None,
     power_spec: str,
+    idle_seconds: float,
     keep_rails: tuple[str, ...],
     interval_ms: int,
     speed: float,
@@ -135,8 +144,8 @@ def sweep(
     base = run_config(
         model=model, input_shape=input_shape, backend_ids=backend_ids, dtype=dtype,
         warmup=warmup, iterations=iterations, duration_s=duration_s, reference=reference,
-        power=power_spec, interval_ms=interval_ms, replay_speed=speed, keep_root=keep_root,
-        keep_rails=keep_rails,
+        power=power_spec, idle_seconds=idle_seconds, interval_ms=interval_ms,
+        replay_speed=speed, keep_root=keep_root, keep_rails=keep_rails,
     )  # fmt: skip
     code = run_sweep(base, chosen, json_path, html_path)
     if code:
