@@ -24,7 +24,7 @@ from typing import Any, cast
 from anetui.core.contention import MEANINGFUL_CORES, MEANINGFUL_SHARE
 from anetui.core.stats import MIN_COUNT_FOR_RATIO
 from anetui.report.compare import Run, energy_caveat, speed_ratio
-from anetui.report.text import fmt_ratio
+from anetui.report.text import fmt_ms, fmt_ratio
 
 #: Exit codes: a clear regression; a baseline that is not like for like.
 EXIT_REGRESSION, EXIT_REFUSED = 3, 4
@@ -56,6 +56,8 @@ class Finding:
     note: str | None = None
     #: What else may explain a difference (a busier machine in one of the runs).
     caveat: str | None = None
+    #: The two figures, baseline first: "1.40 → 1.52 ms".
+    figures: str | None = None
 
     @property
     def regressed(self) -> bool:
@@ -72,8 +74,8 @@ class Finding:
         return "no clear difference"
 
     def sentence(self) -> str:
-        """'torch-cpu: p50 latency 1.52x the baseline (1.45–1.60, 95 % interval), allowed
-        1.1x: clear regression'."""
+        """'torch-cpu: p50 latency 1.40 → 2.13 ms, 1.52x the baseline (1.45–1.60, 95 %
+        interval), allowed 1.1x: clear regression'."""
         ci = (
             f" ({fmt_ratio(self.interval[0])}–{fmt_ratio(self.interval[1])}, "
             f"{self.confidence} interval)"
@@ -81,8 +83,9 @@ class Finding:
             else ""
         )
         caveat = f" ({self.caveat})" if self.caveat else ""
+        figures = f" {self.figures}," if self.figures else ""
         return (
-            f"{self.backend}: {self.metric} {fmt_ratio(self.ratio)}x the baseline{ci}, "
+            f"{self.backend}: {self.metric}{figures} {fmt_ratio(self.ratio)}x the baseline{ci}, "
             f"allowed {fmt_ratio(self.limit)}x: {self.verdict}{caveat}"
         )
 
@@ -230,7 +233,10 @@ def _latency_finding(
     elif interval is None:
         note = "no interval of the median in one of the files"
     turned = (1.0 / interval[1], 1.0 / interval[0]) if interval else None
-    return Finding(backend_id, "p50 latency", slowdown, turned, confidence, limit, note)
+    figures = f"{fmt_ms(base['latency_ms']['p50'])} → {fmt_ms(cur['latency_ms']['p50'])} ms"
+    return Finding(
+        backend_id, "p50 latency", slowdown, turned, confidence, limit, note, figures=figures
+    )
 
 
 def _contention_caveat(base: dict[str, Any], cur: dict[str, Any]) -> str | None:
@@ -288,7 +294,11 @@ def _energy_finding(
         assert isinstance(base_ci, list) and isinstance(cur_ci, list)
         interval, note = (cur_ci[0] / base_ci[1], cur_ci[1] / base_ci[0]), None
     ratio = float(cast(float, cur_mj)) / float(cast(float, base_mj))
-    return Finding(backend_id, "energy per inference", ratio, interval, "95 %", limit, note), None
+    figures = f"{base_mj:.3f} → {cur_mj:.3f} mJ"
+    finding = Finding(
+        backend_id, "energy per inference", ratio, interval, "95 %", limit, note, figures=figures
+    )
+    return finding, None
 
 
 def _positive(value: object) -> bool:
@@ -331,8 +341,9 @@ def markdown(report: GateReport, baseline: Run, current: Run) -> str:
     ]
     if report.findings:
         lines += [
-            "| backend | metric | this run ÷ baseline | interval | allowed | verdict |",
-            "|---|---|--:|---|--:|---|",
+            "| backend | metric | baseline → this run | this run ÷ baseline | interval | allowed "
+            "| verdict |",
+            "|---|---|--:|--:|---|--:|---|",
         ]
         for f in report.findings:
             ci = (
@@ -344,7 +355,7 @@ def markdown(report: GateReport, baseline: Run, current: Run) -> str:
             if f.caveat:
                 verdict += f" ({f.caveat})"
             lines.append(
-                f"| {f.backend} | {f.metric} | {fmt_ratio(f.ratio)}x | {ci} | "
+                f"| {f.backend} | {f.metric} | {f.figures or '–'} | {fmt_ratio(f.ratio)}x | {ci} | "
                 f"{fmt_ratio(f.limit)}x | {verdict} |"
             )
         lines.append("")

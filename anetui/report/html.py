@@ -291,6 +291,7 @@ def gate_section(report: GateReport) -> list[str]:
         [
             _e(f.backend),
             _e(f.metric),
+            _e(f.figures),
             f"{fmt_ratio(f.ratio)}x",
             f"{fmt_ratio(f.interval[0])}–{fmt_ratio(f.interval[1])} ({f.confidence})"
             if f.interval
@@ -305,7 +306,16 @@ def gate_section(report: GateReport) -> list[str]:
     if rows:
         parts.append(
             _table(
-                ["backend", "metric", "this run ÷ baseline", "interval", "allowed", "verdict"], rows
+                [
+                    "backend",
+                    "metric",
+                    "baseline → this run",
+                    "this run ÷ baseline",
+                    "interval",
+                    "allowed",
+                    "verdict",
+                ],
+                rows,
             )
         )
     if report.allowed_machine:
