@@ -366,9 +366,9 @@ def markdown(report: GateReport, baseline: Run, current: Run) -> str:
         ]
     if report.settings_differ:
         lines += ["Settings that differ: " + "; ".join(report.settings_differ), ""]
-    lines += [f"- {n}" for n in report.notes]
+    if report.notes:
+        lines += [*(f"- {n}" for n in report.notes), ""]
     lines += [
-        "",
         "A regression is claimed only when the whole interval of the ratio is above the "
         "allowed ratio; the interval combines both runs' 97.5 % intervals of the median "
         "(>= 95 % jointly).",
