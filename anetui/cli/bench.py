@@ -42,6 +42,7 @@ from anetui.cli.options import (
     run_options,
     sampling_options,
 )
+from anetui.cli.outputs import After, enrich, gate_from_options, gate_options, html_option, now_ns
 from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.results import Snapshot
 from anetui.core.session import ProgressCallback, Session
@@ -102,6 +103,8 @@ def _consoles() -> tuple[Console, Console]:
     "--json", "json_path", help="Write the results (schema anetui.results/1) to this file."
 )
 @file_option("--markdown", "markdown_path", help="Write the Markdown report to this file.")
+@html_option
+@gate_options
 @keep_rail_option
 @sampling_options
 @metrics_option
@@ -136,6 +139,12 @@ def bench(
     keep_rails: tuple[str, ...],
     json_path: Path | None,
     markdown_path: Path | None,
+    html_path: Path | None,
+    baseline_path: Path | None,
+    max_regression: float,
+    max_energy_regression: float | None,
+    allow_different_machine: bool,
+    summary_path: Path | None,
     metrics_addr: tuple[str, int] | None,
     metrics_linger_s: float,
 ) -> None:
@@ -151,6 +160,9 @@ def bench(
         raise click.UsageError(f"--reference {reference} is not among --backends")
     if iterations is None and duration_s is None:
         duration_s = DEFAULT_DURATION_S
+    gate = gate_from_options(  # the baseline is read and checked before anything runs
+        baseline_path, max_regression, max_energy_regression, allow_different_machine, summary_path
+    )
     config = run_config(
         model=model,
         batch_size=batch_size,
@@ -171,12 +183,15 @@ def bench(
         keep_root=keep_root,
         keep_rails=keep_rails,
     )
+    if gate is not None:
+        gate.refuse_early(model)
     code = run_bench(
         config,
         json_path=json_path,
         markdown_path=markdown_path,
         metrics_addr=metrics_addr,
         metrics_linger_s=metrics_linger_s,
+        after=After(html_path, gate),
     )
     if code:
         sys.exit(code)
@@ -189,8 +204,11 @@ def run_bench(
     markdown_path: Path | None = None,
     metrics_addr: tuple[str, int] | None = None,
     metrics_linger_s: float = 0.0,
+    after: After | None = None,
 ) -> int:
-    """Measure, print and write results. Returns the exit code (1 if a backend failed)."""
+    """Measure, print and write results. Returns the exit code (1 if a backend failed;
+    ``after``'s gate: 3 for a clear regression, 4 for a baseline not like for like)."""
+    after = after or After()
     out, err = _consoles()
     # SIGTERM (timeout, kill, a CI runner) and SIGHUP (a closed terminal) stop the run
     # as Ctrl+C does, from the start: one arriving while models load stops the session
@@ -210,8 +228,11 @@ def run_bench(
             # Fail now, as the user who will write them, not after the whole run.
             check_output_path(json_path, "--json")
             check_output_path(markdown_path, "--markdown")
+            after.check_paths()
             # … then models
-            code = _measure(config, monitor, out, err, json_path, markdown_path, stops, exporter)
+            code = _measure(
+                config, monitor, out, err, json_path, markdown_path, stops, exporter, after
+            )
             if exporter is not None and code != EXIT_INTERRUPTED:  # Ctrl+C means leave now
                 _linger(exporter, metrics_linger_s, err)
             return code
@@ -258,34 +279,9 @@ def _measure(
     markdown_path: Path | None,
     stops: StopRequests,
     exporter: MetricsExporter | None = None,
+    after: After | None = None,
 ) -> int:
-    spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
-    for note in spec.notes:
-        err.print(f"[yellow]note:[/] {note}")
-    session = Session(config, spec, monitor)
-    stops.stop(session.stop_event)
-    if exporter is not None:
-        exporter.follow(lambda: session)
-    if config.backends is not None:
-        session.require_available()  # asked for by name: say why not, exit non-zero
-    if not session.runnable():
-        reasons = "; ".join(f"{i}: {a.reason}" for i, a in session.availability().items())
-        raise AnetuiError(f"no backend can run here ({reasons})")
-    for backend_id, availability in session.availability().items():
-        if not availability.ok:
-            err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
-
-    stopped_by, abandoned = _run_with_progress(session, err, stops)
-    if monitor is not None:
-        monitor.stop()  # before the snapshot, so the last windows are in
-    snapshot = session.snapshot()
-    if stopped_by is not None:  # the files must say so, not only the terminal
-        snapshot = dataclasses.replace(
-            snapshot, warnings=(_interrupted(stopped_by, snapshot), *snapshot.warnings)
-        )
-    if exporter is not None:
-        exporter.freeze(snapshot, session)
-    session.close()
+    snapshot, stopped_by, abandoned = measure(config, monitor, err, stops, exporter)
     written = []  # the files first: nothing that follows may lose them
     if json_path is not None:
         files.write_json(json_path, snapshot)
@@ -318,7 +314,54 @@ def _measure(
     refused = [b for b in snapshot.backends if config.backends is not None and not b.available]
     for b in refused:
         err.print(f"[red]error:[/] {b.id}: not run — {b.reason}")
-    return 1 if failed or refused else 0
+    code = 1 if failed or refused else 0
+    return after.finish(snapshot, out, err, code) if after is not None else code
+
+
+def measure(
+    config: RunConfig,
+    monitor: PowerMonitor | None,
+    err: Console,
+    stops: StopRequests,
+    exporter: MetricsExporter | None = None,
+    stop_monitor: bool = True,
+) -> tuple[Snapshot, int | None, bool]:
+    """One session of ``config`` with the progress display: (its final snapshot, with
+    the FLOP count and power series, the signal that stopped it or None, whether the
+    worker was abandoned). ``stop_monitor``: stop the power source before the snapshot
+    (a sweep keeps one source running over all its points)."""
+    started_ns = now_ns()
+    spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
+    for note in spec.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    session = Session(config, spec, monitor)
+    stops.stop(session.stop_event)
+    if exporter is not None:
+        exporter.follow(lambda: session)
+    if config.backends is not None:
+        session.require_available()  # asked for by name: say why not, exit non-zero
+    if not session.runnable():
+        reasons = "; ".join(f"{i}: {a.reason}" for i, a in session.availability().items())
+        raise AnetuiError(f"no backend can run here ({reasons})")
+    for backend_id, availability in session.availability().items():
+        if not availability.ok:
+            err.print(f"[dim]skipping {backend_id}: {availability.reason}[/]")
+
+    stopped_by, abandoned = _run_with_progress(session, err, stops)
+    if monitor is not None and stop_monitor:
+        monitor.stop()  # before the snapshot, so the last windows are in
+    snapshot = session.snapshot()
+    if stopped_by is not None:  # the files must say so, not only the terminal
+        snapshot = dataclasses.replace(
+            snapshot, warnings=(_interrupted(stopped_by, snapshot), *snapshot.warnings)
+        )
+    if exporter is not None:
+        exporter.freeze(snapshot, session)
+    session.close()
+    if not abandoned:  # a worker still converting: add nothing, leave
+        # Interrupted: no FLOP count (it loads the model again), leave soon.
+        snapshot = enrich(snapshot, spec, monitor, started_ns, flops=stopped_by is None)
+    return snapshot, stopped_by, abandoned
 
 
 def _interrupted(signum: int, snapshot: Snapshot) -> str:

@@ -38,6 +38,7 @@ COMMANDS = {
     "convert": "anetui.cli.convert:convert",
     "plan": "anetui.cli.convert:plan",
     "report": "anetui.cli.report:report",
+    "sweep": "anetui.cli.sweep:sweep",
     "doctor": "anetui.cli.doctor:doctor",
 }
 

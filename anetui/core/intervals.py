@@ -125,3 +125,23 @@ def run_to_run_half_width(ref_medians: Sequence[float], medians: Sequence[float]
         return 0.0
     df = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     return float(t_975(df) * math.sqrt(se2))
+
+
+#: Two-sided normal quantile for 97.5 % (each of two intervals that hold jointly at 95 %).
+_Z_975 = 2.241402727604947
+
+
+def energy_interval(energy: BackendEnergy) -> tuple[float, float] | None:
+    """A 97.5 % interval for one backend's energy per inference (mJ), from the same
+    grouped jackknife over its windows as ``energy_ratio``, or None with fewer than
+    ``MIN_WINDOWS_FOR_CI`` windows. Two runs' 97.5 % intervals bound the ratio of their
+    figures at >= 95 % (0.975² > 0.95): what a saved baseline is compared with."""
+    total = energy.total_mj_per_inference
+    if len(energy.per_window) < MIN_WINDOWS_FOR_CI or not math.isfinite(total) or total <= 0:
+        return None
+    log_value, variance, df = _log_ratio_jackknife(energy.per_window)
+    if not (math.isfinite(log_value) and math.isfinite(variance)):
+        return None
+    half = _t_quantile(df, _Z_975) * math.sqrt(max(variance, 0.0))
+    centre = math.log(total)  # the counters' exact estimate where there is one
+    return math.exp(centre - half), math.exp(centre + half)

@@ -78,3 +78,37 @@ def power_dict(monitor: PowerMonitor | None, report: EnergyReport | None) -> dic
         "missed_s": round(report.missed_s, 3) if report else 0.0,
         "thermal_pressure": list(report.thermal_pressure) if report else [],
     }
+
+
+#: At most this many points of power over time go into a results file.
+MAX_SERIES_POINTS = 400
+
+
+def power_series(monitor: PowerMonitor, since_ns: int | None = None) -> dict[str, object]:
+    """Power per rail over time for reports: ``t_s`` (each point's window end, seconds
+    after the first window's start) and ``rails_w`` (rail -> mean W over the point, None
+    where the rail was absent). Consecutive windows are merged (energy summed over time
+    summed) to at most ``MAX_SERIES_POINTS`` points; ``since_ns`` (monotonic) drops
+    windows that started earlier. From the monitor's bounded ring of recent windows."""
+    samples = [
+        s
+        for s in monitor.samples()
+        if s.elapsed_ns > 0 and (since_ns is None or s.t_start_ns >= since_ns)
+    ]
+    if not samples:
+        return {"t_s": [], "rails_w": {}}
+    rails: list[str] = []
+    for sample in samples:
+        rails += [r for r in sample.rails_mj if r not in rails]
+    per_point = -(-len(samples) // MAX_SERIES_POINTS)  # ceiling division
+    origin = samples[0].t_start_ns
+    t_s: list[float] = []
+    watts: dict[str, list[float | None]] = {r: [] for r in rails}
+    for i in range(0, len(samples), per_point):
+        group = samples[i : i + per_point]
+        elapsed_ms = sum(s.elapsed_ns for s in group) / 1e6
+        t_s.append(round((group[-1].t_end_ns - origin) / 1e9, 3))
+        for rail in rails:
+            parts = [s.rails_mj[rail] for s in group if rail in s.rails_mj]
+            watts[rail].append(round(sum(parts) / elapsed_ms, 4) if parts else None)
+    return {"t_s": t_s, "rails_w": watts}

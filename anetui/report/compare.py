@@ -65,11 +65,16 @@ def labels_for(paths: Sequence[Path]) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{i}:{stem}" for i, stem in enumerate(stems, 1)]
 
 
-def comparison_markdown(paths: list[Path]) -> str:
-    runs = [
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Each file read as untrusted input, labelled."""
+    return [
         Run(label, path, load_results(path))
         for label, path in zip(labels_for(paths), paths, strict=True)
     ]
+
+
+def comparison_markdown(paths: list[Path]) -> str:
+    runs = load_runs(paths)
     lines = ["# anetui comparison", ""]
     lines += _environment_table(runs)
     lines += _latency_table(runs)
@@ -211,15 +216,16 @@ def _energy_table(runs: Sequence[Run]) -> list[str]:
 
 # -- ratios across files ------------------------------------------------------------
 def speed_ratio(
-    reference: dict[str, Any], other: dict[str, Any]
+    reference: dict[str, Any], other: dict[str, Any], interval_key: str = "p50_ci95"
 ) -> tuple[float, tuple[float, float] | None] | None:
     """reference p50 ÷ other p50 (> 1: other is faster) with the conservative interval
-    from both medians' 95% intervals; None without both medians."""
+    from both medians' intervals under ``interval_key`` (95 % each: the pair holds at
+    >= 90 %; ``p50_ci975``: at >= 95 %); None without both medians."""
     ref, oth = reference["latency_ms"], other["latency_ms"]
     if not ref.get("p50") or not oth.get("p50"):
         return None
     ratio = ref["p50"] / oth["p50"]
-    ref_ci, oth_ci = ref.get("p50_ci95"), oth.get("p50_ci95")
+    ref_ci, oth_ci = ref.get(interval_key), oth.get(interval_key)
     if not ref_ci or not oth_ci or min(*ref_ci, *oth_ci) <= 0:
         return ratio, None
     return ratio, (ref_ci[0] / oth_ci[1], ref_ci[1] / oth_ci[0])

@@ -72,6 +72,21 @@ def as_invoking_user(write: Callable[[], None], path: Path) -> None:
         raise AnetuiError(f"cannot write {path} as the invoking user: {message or code}")
 
 
+def append_text(path: Path, text: str) -> None:
+    """Append text to path (created if missing): the way a CI job's step summary
+    (``$GITHUB_STEP_SUMMARY``) is written, several steps adding to one file."""
+
+    def append() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+
+    try:
+        as_invoking_user(append, path)
+    except OSError as exc:
+        raise AnetuiError(f"cannot append to {path}: {one_line(exc)}") from None
+
+
 def write_json(path: Path, snapshot: Snapshot) -> None:
     # allow_nan=False: NaN is not JSON; a non-finite value here is a bug to surface.
     write_atomic(path, json.dumps(to_json(snapshot), indent=2, allow_nan=False) + "\n")

@@ -11,6 +11,9 @@ from typing import Any
 from anetui.errors import AnetuiError, one_line
 from anetui.report.results_json import SCHEMA
 
+#: Schemas read here: this version's, and the ones before and beside it (anetui.results/2
+#: adds named inputs; a reader uses only the fields checked below).
+READABLE_SCHEMAS = frozenset({SCHEMA, "anetui.results/1", "anetui.results/2"})
 #: A results file larger than this is not one anetui wrote (they are a few KB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 
@@ -33,7 +36,7 @@ def load_results(path: Path) -> dict[str, Any]:
         raise AnetuiError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise AnetuiError(f"{path} is not a results file: nested too deeply") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE_SCHEMAS:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise AnetuiError(f"{path} is not an anetui results file (schema {found!r}, want {SCHEMA})")
     problem = results_problem(doc)
@@ -83,11 +86,17 @@ def _backend_problem(backend: object) -> str | None:
         for key in ("p50", "p99"):
             if not _is_number(latency.get(key)):
                 return f"'latency_ms.{key}' is not a number"
-        ci = latency.get("p50_ci95")
-        if ci is not None and not (
-            isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)
-        ):
-            return "'latency_ms.p50_ci95' is not a pair of numbers"
+        for key in ("p50_ci95", "p50_ci975"):
+            if not _is_pair(latency.get(key)):
+                return f"'latency_ms.{key}' is not a pair of numbers"
+    for key in ("gflops_per_s", "gflops_per_s_at_p50"):
+        if backend.get(key) is not None and not _is_number(backend[key]):
+            return f"'{key}' is not a number"
+    factors = backend.get("factors")
+    if factors is not None and not (
+        isinstance(factors, dict) and all(isinstance(v, str) for v in factors.values())
+    ):
+        return "'factors' is not an object of names"
     energy = backend.get("energy")
     if energy is not None:
         if not isinstance(energy, dict):
@@ -95,7 +104,19 @@ def _backend_problem(backend: object) -> str | None:
         rails = energy.get("total_rails", [])
         if not isinstance(rails, list) or not all(isinstance(r, str) for r in rails):
             return "'energy.total_rails' is not a list of rail names"
+        mj = energy.get("mj_per_inference")
+        if mj is not None and not _is_number(mj):
+            return "'energy.mj_per_inference' is not a number"
+        if not _is_pair(energy.get("mj_per_inference_ci975")):
+            return "'energy.mj_per_inference_ci975' is not a pair of numbers"
     return None
+
+
+def _is_pair(value: object) -> bool:
+    """None, or a list of two numbers."""
+    return value is None or (
+        isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+    )
 
 
 def _is_number(value: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from anetui.core.results import BackendResult, Ratio, Snapshot
+from anetui.report import work_rate
 from anetui.report.text import (
     energy_sentence,
     fmt_ms,
@@ -78,6 +79,7 @@ def to_markdown(snapshot: Snapshot) -> str:
             lines.append(f"- `{b.id}`: {why}")
         lines.append("")
     lines += _energy_section(snapshot)
+    lines += work_rate.markdown_section(snapshot)
     lines += ["## Environment", ""]
     for key in (
         "os",

@@ -6,8 +6,11 @@ import math
 import statistics
 from typing import Any
 
+from anetui.core import intervals
 from anetui.core.energy_figures import BackendEnergy
 from anetui.core.results import BackendResult, Snapshot
+from anetui.core.stats import LatencySummary
+from anetui.report import work_rate
 from anetui.report.text import energy_sentence, ratio_sentence
 
 SCHEMA = "anetui.results/1"
@@ -16,11 +19,14 @@ SCHEMA = "anetui.results/1"
 def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
     if energy is None:
         return None
+    ci975 = intervals.energy_interval(energy)
     return {
         "rails": list(energy.rails),
         "total_rails": list(energy.total_rails),
         "mj_per_inference": _round(energy.total_mj_per_inference),
         "active_mj_per_inference": _round(energy.total_active_mj_per_inference),
+        # Where there are enough windows: for comparing with another run (>= 95 % jointly).
+        "mj_per_inference_ci975": [_round(v) for v in ci975] if ci975 else None,
         "mj_per_inference_by_rail": {
             r: _round(v) for r, v in energy.mj_per_inference.items() if r != "total"
         },
@@ -48,8 +54,24 @@ def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
 
 
 # -- JSON ---------------------------------------------------------------------------
-def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
-    """One backend's entry; an inference is one batch of ``batch`` samples."""
+def latency_json(summary: LatencySummary) -> dict[str, Any]:
+    """The latency figures in ms, with the median's 97.5 % interval beside its 95 % one:
+    two runs' 97.5 % intervals bound the ratio of their medians at >= 95 % (the
+    regression gate compares a run with a saved baseline that way)."""
+    out: dict[str, Any] = {}
+    for key, value in summary.to_ms().items():
+        out[key] = value
+        if key == "p50_ci95":
+            ci = summary.p50_ci975_ns
+            out["p50_ci975"] = [_round(ci[0] / 1e6), _round(ci[1] / 1e6)] if ci else None
+    return out
+
+
+def backend_json(
+    result: BackendResult, batch: int = 1, flops_per_inference: float | None = None
+) -> dict[str, Any]:
+    """One backend's entry; an inference is one batch of ``batch`` samples.
+    ``flops_per_inference`` (FLOPs of one inference) gives the achieved GFLOP/s."""
     prep = result.prepare
     return {
         "id": result.id,
@@ -64,7 +86,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "compile_s": _round(prep.compile_s) if prep else None,
         "first_inference_ms": _round(prep.first_inference_ms) if prep else None,
         "count": result.summary.count if result.summary else 0,
-        "latency_ms": result.summary.to_ms() if result.summary else None,
+        "latency_ms": latency_json(result.summary) if result.summary else None,
         "runtime_latency_ms": result.runtime_summary.to_ms() if result.runtime_summary else None,
         "throughput_per_s": _round(result.throughput_per_s),
         "samples_per_s": _round(result.throughput_per_s * batch)
@@ -78,6 +100,7 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "energy": energy_json(result.energy),
         "contention": result.contention.to_json() if result.contention else None,
         "factors": result.factors.as_dict() if result.factors else None,
+        **work_rate.gflops_json(flops_per_inference, result),
         "runs": _runs_json(result.run_medians_ns),
     }
 
@@ -110,7 +133,10 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             "idle_w": None,
             **snapshot.power,
         },
-        "backends": [backend_json(b, snapshot.input_shape[0]) for b in snapshot.backends],
+        "backends": [
+            backend_json(b, snapshot.input_shape[0], work_rate.flops_of(snapshot.config))
+            for b in snapshot.backends
+        ],
         "reference": snapshot.reference,
         "ratios": [
             {

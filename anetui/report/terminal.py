@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from anetui.core.results import Snapshot
+from anetui.report import work_rate
 from anetui.report.text import (
     energy_sentence,
     fmt_ms,
@@ -104,6 +105,8 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
     batch = snapshot.input_shape[0]
     if measured and batch > 1:
         console.print(f"[dim]one inference is one batch of {batch}: samples/s = {batch} x inf/s[/]")
+    for line in work_rate.summary_lines(snapshot):
+        console.print(f"[dim]{escape(line)}[/]")
     for b in measured:
         for note in b.notes:
             console.print(f"[dim]{b.id}: {note}[/]")

@@ -1,0 +1,93 @@
+"""`anetui sweep`: axes, points, a real sweep over batch sizes, and the axes that wait."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from anetui.core.config import RunConfig
+from anetui.core.sweep import BY_NAME, config_for, points
+from anetui.report.sweep import rows, series
+from tests.conftest import SMALL_MODEL, anetui_cmd
+
+
+def test_points_are_the_product_of_the_axes_first_axis_slowest() -> None:
+    assert points({"batch_size": [1, 2], "threads": [1, 2]}) == [
+        {"batch_size": 1, "threads": 1},
+        {"batch_size": 1, "threads": 2},
+        {"batch_size": 2, "threads": 1},
+        {"batch_size": 2, "threads": 2},
+    ]
+
+
+def test_a_point_sets_the_batch_of_an_explicit_input_shape_too() -> None:
+    base = RunConfig(input_shape=(1, 3, 32, 32), iterations=5, duration_s=None)
+    config = config_for(base, {"batch_size": 4, "threads": 2})
+    assert config.batch_size == 4 and config.input_shape == (4, 3, 32, 32)
+    assert config.threads == 2 and config.iterations == 5
+    assert config_for(RunConfig(), {"batch_size": 8}).input_shape is None
+
+
+def test_axes_without_a_config_field_say_what_they_wait_for() -> None:
+    assert BY_NAME["batch_size"].available() is None
+    assert BY_NAME["threads"].available() is None
+    # RunConfig has no seq_len field yet: the axis says so instead of running.
+    why = BY_NAME["seq_len"].available()
+    assert why is not None and why.startswith("--seq-len is not available until")
+
+
+@pytest.mark.parametrize("option", ["--seq-len", "--prompt-len", "--gen-len"])
+def test_an_axis_not_available_yet_is_one_line_and_exit_2(option: str) -> None:
+    proc = subprocess.run(
+        anetui_cmd("sweep", option, "8,16"), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    needs = BY_NAME[option[2:].replace("-", "_")].needs
+    assert proc.stderr.strip().splitlines() == [
+        f"anetui sweep: {option} is not available until {needs}"
+    ]
+
+
+def test_sweep_needs_an_axis_and_refuses_bad_lists() -> None:
+    none = subprocess.run(anetui_cmd("sweep"), capture_output=True, text=True, timeout=120)
+    assert none.returncode == 2 and "give at least one axis" in none.stderr
+    bad = subprocess.run(
+        anetui_cmd("sweep", "--batch-size", "1,x"), capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "not a list of integers" in bad.stderr
+    assert "Traceback" not in none.stderr + bad.stderr
+
+
+@pytest.mark.slow
+def test_a_batch_size_sweep_prints_a_row_per_batch_size(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    proc = subprocess.run(
+        anetui_cmd("sweep", "--backends", "torch-cpu", "--model", SMALL_MODEL,
+                   "--input-shape", "1,3,32,32", "--batch-size", "1,2,4", "--threads", "1",
+                   "--iterations", "20", "--warmup", "1", "--json", str(out)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table_rows = [line for line in proc.stdout.splitlines() if line.startswith("│ ")]
+    assert [row.split("│")[1].strip() for row in table_rows] == ["1", "2", "4"]
+    assert "p50 latency, ms against batch size" in proc.stdout  # the plotext curve
+    assert "\x1b[" not in proc.stdout  # plain text for logs
+    document = json.loads(out.read_text())
+    assert document["schema"] == "anetui.sweep/1"
+    assert document["axes"] == {"batch_size": [1, 2, 4], "threads": [1]}
+    shapes = [p["results"]["config"]["input_shape"] for p in document["points"]]
+    assert shapes == [[1, 3, 32, 32], [2, 3, 32, 32], [4, 3, 32, 32]]
+    flops = [p["results"]["config"]["flops_per_inference"] for p in document["points"]]
+    assert flops[1] == pytest.approx(2 * flops[0], rel=0.01)  # FLOPs scale with the batch
+    assert all(p["results"]["schema"].startswith("anetui.results/") for p in document["points"])
+    per_row = rows(document)
+    assert [r["point"]["batch_size"] for r in per_row] == [1, 2, 4]
+    for row in per_row:  # samples/s = batch × inferences/s
+        assert row["samples_per_s"] == pytest.approx(
+            row["point"]["batch_size"] * row["throughput_per_s"], rel=1e-3
+        )
+    x_name, curves = series(document, "p50_ms")
+    assert x_name == "batch_size" and [x for x, _ in curves["torch-cpu"]] == [1, 2, 4]
