@@ -208,10 +208,17 @@ async def _settled(pilot: object) -> None:
 
 @pytest.fixture
 def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CPU figures change from run to run: fixed ones keep the SVG comparable."""
+    """What the SVGs show of the machine, fixed so that they compare on any machine: the
+    CPU figures (they change from run to run), the privileges the status bar names (the
+    recorded SVGs ran as root; CI may not) and no NVIDIA GPU (on a machine with one,
+    torch-cuda would be runnable and listed as such)."""
+    from anetui import privileges
+    from anetui.backends import torch_base
     from anetui.ui.widgets import status
 
     monkeypatch.setattr(status.CpuMeter, "read", lambda self: status.CpuLoad(57.0, 48.0))
+    monkeypatch.setattr(privileges, "current", lambda: privileges.Privileges("root", 0))
+    monkeypatch.setattr(torch_base, "_nvidia_gpu_present", lambda: False)
 
 
 @linux_only
