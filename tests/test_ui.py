@@ -58,6 +58,11 @@ def anetui_threads_left(within_s: float = 10.0) -> list[str]:
         time.sleep(0.05)
 
 
+def state(app: AnetuiApp, backend_id: str) -> str:
+    assert app.session is not None
+    return str(app.session.live()[backend_id].state)
+
+
 def counts(app: AnetuiApp) -> dict[str, int]:
     assert app.session is not None
     snap = app.session.snapshot()
@@ -71,11 +76,14 @@ async def test_keys_switch_pause_reset_reference_and_snapshot(tmp_path: Path) ->
         assert app.keyed == ["double-ok", "torch-cpu"]  # runnable first, keys 1..n
         await pilot.press("2")  # switch to torch-cpu (prepared now, when chosen)
         await until(pilot, lambda: app.active == "torch-cpu" and counts(app)["torch-cpu"] > 3)
+        assert state(app, "double-ok") == "paused"  # the other one stopped ...
         before = counts(app)["double-ok"]
         await pilot.pause(0.3)
-        assert counts(app)["double-ok"] == before  # the other one stopped
+        assert counts(app)["double-ok"] == before  # ... and stays stopped
         await pilot.press("space")  # pause
-        await pilot.pause(0.3)
+        # Stopped once the inference in flight ends (a state: on a slow machine one
+        # inference may outlast any fixed wait).
+        await until(pilot, lambda: state(app, "torch-cpu") == "paused")
         paused_at = counts(app)["torch-cpu"]
         await pilot.pause(0.3)
         assert app.paused and counts(app)["torch-cpu"] == paused_at
