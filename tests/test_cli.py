@@ -16,8 +16,16 @@ from tests.conftest import REPO, SMALL_MODEL, anetui_cmd
 TINY_RUN = ("--model", SMALL_MODEL, "--input-shape", "1,3,32,32", "--warmup", "1")
 
 
+#: Only a guard against a hang, never a figure the test checks: a run over the default
+#: backends with cold caches (torch.compile, ExecuTorch lowering, conversions) took 163 s
+#: on this 2-core machine under load; a machine with 1 slower core takes longer.
+HANG_S = 1200
+
+
 def anetui(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(anetui_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        anetui_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=HANG_S
+    )
 
 
 def assert_one_line_error(
