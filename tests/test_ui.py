@@ -38,7 +38,9 @@ def config(tmp_path: Path, *backends: str, **kwargs: object) -> RunConfig:
     return RunConfig(**base)  # type: ignore[arg-type]
 
 
-async def until(pilot: object, condition: object, timeout_s: float = 30.0) -> None:
+async def until(pilot: object, condition: object, timeout_s: float = 120.0) -> None:
+    """Wait for ``condition`` (an event that must come); ``timeout_s`` only stops a hang,
+    generous because a slow machine (one core, busy) may take many times this one's."""
     waited = 0.0
     while not condition():  # type: ignore[operator]
         await pilot.pause(0.05)  # type: ignore[attr-defined]
