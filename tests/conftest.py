@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Keep torch to the two cores we have and make tests independent of the runner's env.
+# At most two OpenMP threads per torch process, whatever the machine's core count: the
+# suite starts several processes at once, and no test depends on the number (a test that
+# needs a thread count sets it).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # What rich and Textual read from the environment would change text and snapshots.
 for _name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+# Run as `sudo make test`, SUDO_UID would make every command (and the dashboard under
+# Pilot, in this very process) drop root to that user part-way through the suite. Tests
+# of the sudo path set these variables themselves, for their own child processes.
+for _name in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
     os.environ.pop(_name, None)
 
 # Property tests draw the same examples on every run (a fresh CI machine has no example
@@ -43,12 +50,17 @@ def anetui_cmd(*args: str) -> list[str]:
 @pytest.fixture
 def fake_powermetrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An executable path running tests/fake_powermetrics.py (a real subprocess) with this
-    interpreter; FAKE_PM_* variables set by the test steer it."""
+    interpreter; FAKE_PM_* variables set by the test steer it.
+
+    The launcher starts powermetrics only as root (the real one needs it); the stand-in
+    does not, so in this process the root check answers as under sudo, whoever runs the
+    tests. (test_powermetrics_source.py checks the refusal without root.)"""
     wrapper = tmp_path / "powermetrics"
     stand_in = Path(__file__).parent / "fake_powermetrics.py"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {stand_in} "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("FAKE_PM_ARGV", str(tmp_path / "argv.jsonl"))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     return str(wrapper)
 
 

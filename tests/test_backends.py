@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -103,6 +102,5 @@ def test_timed_loop_holds_inference_mode(small_spec: ModelSpec) -> None:
         original()
 
     backend.infer = spy  # type: ignore[method-assign]
-    started = time.perf_counter()
     run(backend, BackendRecord(), threading.Event(), warmup=1, iterations=2)
-    assert seen == [True, True, True] and time.perf_counter() - started < 30
+    assert seen == [True, True, True]

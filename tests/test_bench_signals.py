@@ -13,11 +13,30 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_MODEL, anetui_cmd
+from tests.test_prometheus import free_port, scrape, value
+
+
+def wait_for_inferences(port: int, proc: subprocess.Popen[str], at_least: int) -> None:
+    """Until the running bench's /metrics counts ``at_least`` timed inferences: a state
+    of the run, not a time (one inference may take a second on a slow, busy machine)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    deadline = time.monotonic() + 120  # bounded; nothing is asserted about the time
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            count = value(scrape(url), "anetui_inferences_total", backend="torch-cpu")
+        except OSError:
+            count = None
+        if count is not None and count >= at_least:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the bench never counted {at_least} inferences")
 
 
 def bench_until(tmp_path: Path, phase: str, signum: int) -> tuple[int, str, dict]:
-    """Start a long bench, send ``signum`` once its log shows ``phase``, collect."""
+    """Start a long bench, send ``signum`` once its log shows ``phase`` (and, while
+    running, once some inferences are done), collect."""
     out = tmp_path / "out.json"
+    port = free_port()
     proc = subprocess.Popen(
         anetui_cmd(
             "bench",
@@ -33,6 +52,10 @@ def bench_until(tmp_path: Path, phase: str, signum: int) -> tuple[int, str, dict
             "300",
             "--json",
             str(out),
+            "--metrics",
+            f"127.0.0.1:{port}",
+            "--metrics-linger",
+            "0",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -48,7 +71,7 @@ def bench_until(tmp_path: Path, phase: str, signum: int) -> tuple[int, str, dict
         else:
             pytest.fail("bench ended before the phase: " + "".join(seen))
         if phase == "running":
-            time.sleep(3)  # let some inferences complete (no assertion on time)
+            wait_for_inferences(port, proc, at_least=3)
         proc.send_signal(signum)
         stdout, rest = proc.communicate(timeout=120)
     finally:

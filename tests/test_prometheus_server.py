@@ -84,6 +84,7 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
         stderr=subprocess.STDOUT,
     )
     bench: subprocess.Popen[bytes] | None = None
+    doc: dict[str, Any] | None = None
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -114,10 +115,16 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
         if bench is not None:
             stop(bench)
         try:
-            # The bench lingers until a scrape has read its final figures; give the
-            # scrape a moment to be committed, then read everything back.
-            time.sleep(1.5)
             selector = '{job="anetui",backend="torch-cpu",machine="test"}'
+            # The bench lingers until a scrape has read its final figures; wait until
+            # Prometheus has committed that scrape (a state, bounded), then read back.
+            final = doc["backends"][0]["count"] if doc is not None else None
+            deadline = time.monotonic() + 30
+            while final is not None and time.monotonic() < deadline:
+                expr = f"last_over_time(anetui_inferences_total{selector}[10m])"
+                if scalar(base, expr) == final:
+                    break
+                time.sleep(0.2)
             scrapes = scalar(base, f"count_over_time(anetui_inferences_total{selector}[10m])")
             first = scalar(base, f"min_over_time(anetui_inferences_total{selector}[10m])")
             last = scalar(base, f"last_over_time(anetui_inferences_total{selector}[10m])")
@@ -145,6 +152,7 @@ def test_prometheus_scrapes_bench_and_agrees_with_its_json(tmp_path: Path) -> No
         finally:
             stop(prometheus)
             prom_log.close()
+    assert doc is not None
     backend = doc["backends"][0]
     assert scrapes is not None and scrapes >= 2, f"{scrapes} scrapes"
     assert first is not None and last is not None and first <= last

@@ -111,6 +111,9 @@ def start_chromium(profile: Path) -> tuple[subprocess.Popen[str], str]:
             "--headless",
             "--no-sandbox",  # tests may run as root, where the sandbox refuses to start
             "--disable-gpu",
+            # Shared memory in /tmp, not /dev/shm: a container's default /dev/shm (64 MB)
+            # is too small for Chromium, whose renderer then crashes.
+            "--disable-dev-shm-usage",
             "--no-first-run",
             "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0",

@@ -35,8 +35,28 @@ def test_cuda_backends_say_why_they_cannot_run_here() -> None:
     assert backends.create("torch-cuda-compile").dtype == "fp32"
 
 
-def test_torch_cpu_compile_needs_a_cxx_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert backends.describe("torch-cpu-compile").probe().ok  # g++ is on this machine
+@pytest.fixture
+def toolchain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What the probe looks for, made here so that the tests do not depend on this
+    machine's Debian packages (g++, python3-dev): an executable named by CXX, and an
+    include folder (returned) holding a Python.h."""
+    compiler = tmp_path / "bin" / "c++"
+    compiler.parent.mkdir()
+    compiler.write_text("#!/bin/sh\nexit 1\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "Python.h").write_text("")
+    paths = {**torch_base.sysconfig.get_paths(), "include": str(include)}
+    monkeypatch.setattr(torch_base.sysconfig, "get_paths", lambda: paths)
+    return include
+
+
+def test_torch_cpu_compile_needs_a_cxx_compiler(
+    toolchain: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert backends.describe("torch-cpu-compile").probe().ok
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(torch_base.shutil, "which", lambda name: None)
     assert backends.describe("torch-cpu-compile").probe().reason == (
@@ -44,17 +64,14 @@ def test_torch_cpu_compile_needs_a_cxx_compiler(monkeypatch: pytest.MonkeyPatch)
     )
 
 
-def test_torch_cpu_compile_needs_pythons_headers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_torch_cpu_compile_needs_pythons_headers(toolchain: Path) -> None:
     """Inductor builds its kernels against Python.h: without it (no python3-dev, or a
     Python in root's home after dropping root) the backend is unavailable, saying why,
     instead of failing in prepare with a PermissionError."""
-    paths = {**torch_base.sysconfig.get_paths(), "include": str(tmp_path)}
-    monkeypatch.setattr(torch_base.sysconfig, "get_paths", lambda: paths)
+    (toolchain / "Python.h").unlink()
     reason = backends.describe("torch-cpu-compile").probe().reason
-    assert reason is not None and f"{tmp_path}/Python.h is not readable" in reason
-    (tmp_path / "Python.h").write_text("")
+    assert reason is not None and f"{toolchain}/Python.h is not readable" in reason
+    (toolchain / "Python.h").write_text("")
     assert backends.describe("torch-cpu-compile").probe().ok
 
 

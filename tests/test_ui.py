@@ -38,7 +38,9 @@ def config(tmp_path: Path, *backends: str, **kwargs: object) -> RunConfig:
     return RunConfig(**base)  # type: ignore[arg-type]
 
 
-async def until(pilot: object, condition: object, timeout_s: float = 30.0) -> None:
+async def until(pilot: object, condition: object, timeout_s: float = 120.0) -> None:
+    """Wait for ``condition`` (an event that must come); ``timeout_s`` only stops a hang,
+    generous because a slow machine (one core, busy) may take many times this one's."""
     waited = 0.0
     while not condition():  # type: ignore[operator]
         await pilot.pause(0.05)  # type: ignore[attr-defined]
@@ -58,6 +60,11 @@ def anetui_threads_left(within_s: float = 10.0) -> list[str]:
         time.sleep(0.05)
 
 
+def state(app: AnetuiApp, backend_id: str) -> str:
+    assert app.session is not None
+    return str(app.session.live()[backend_id].state)
+
+
 def counts(app: AnetuiApp) -> dict[str, int]:
     assert app.session is not None
     snap = app.session.snapshot()
@@ -71,11 +78,14 @@ async def test_keys_switch_pause_reset_reference_and_snapshot(tmp_path: Path) ->
         assert app.keyed == ["double-ok", "torch-cpu"]  # runnable first, keys 1..n
         await pilot.press("2")  # switch to torch-cpu (prepared now, when chosen)
         await until(pilot, lambda: app.active == "torch-cpu" and counts(app)["torch-cpu"] > 3)
+        assert state(app, "double-ok") == "paused"  # the other one stopped ...
         before = counts(app)["double-ok"]
         await pilot.pause(0.3)
-        assert counts(app)["double-ok"] == before  # the other one stopped
+        assert counts(app)["double-ok"] == before  # ... and stays stopped
         await pilot.press("space")  # pause
-        await pilot.pause(0.3)
+        # Stopped once the inference in flight ends (a state: on a slow machine one
+        # inference may outlast any fixed wait).
+        await until(pilot, lambda: state(app, "torch-cpu") == "paused")
         paused_at = counts(app)["torch-cpu"]
         await pilot.pause(0.3)
         assert app.paused and counts(app)["torch-cpu"] == paused_at
@@ -208,10 +218,17 @@ async def _settled(pilot: object) -> None:
 
 @pytest.fixture
 def fixed_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CPU figures change from run to run: fixed ones keep the SVG comparable."""
+    """What the SVGs show of the machine, fixed so that they compare on any machine: the
+    CPU figures (they change from run to run), the privileges the status bar names (the
+    recorded SVGs ran as root; CI may not) and no NVIDIA GPU (on a machine with one,
+    torch-cuda would be runnable and listed as such)."""
+    from anetui import privileges
+    from anetui.backends import torch_base
     from anetui.ui.widgets import status
 
     monkeypatch.setattr(status.CpuMeter, "read", lambda self: status.CpuLoad(57.0, 48.0))
+    monkeypatch.setattr(privileges, "current", lambda: privileges.Privileges("root", 0))
+    monkeypatch.setattr(torch_base, "_nvidia_gpu_present", lambda: False)
 
 
 @linux_only

@@ -105,7 +105,7 @@ async def test_every_row_says_what_is_happening_and_backends_prepare_when_chosen
         latency = app.query_one("#latency")
         await until(pilot, lambda: "double-slow: exporting" in str(latency.border_title))
         exported.set()
-        await until(pilot, lambda: count(app, "double-slow") > 0, timeout_s=30)
+        await until(pilot, lambda: count(app, "double-slow") > 0)
         await until(pilot, lambda: "running" in str(table.get_cell_at((1, 2))))
         assert "stopped" in str(table.get_cell_at((0, 2)))
         await pilot.press("q")
@@ -147,13 +147,13 @@ async def test_idle_counts_down_then_says_the_baseline_and_auto_shows_its_cycle(
         bar = app.query_one("#status")
         await until(pilot, lambda: "idle baseline: nothing runs for" in str(bar.render()))
         assert app.paused
-        await until(pilot, lambda: not app.paused, timeout_s=10)  # resumed after it
+        await until(pilot, lambda: not app.paused)  # resumed after it
 
         def said_baseline() -> bool:
             notes = [n.message for n in app._notifications]
             return any(re.match(r"idle baseline: \w+ [\d.]+ W", m) for m in notes)
 
-        await until(pilot, said_baseline, timeout_s=5)
+        await until(pilot, said_baseline)
         await pilot.press("a")
         await until(pilot, lambda: "auto-cycle: double-ok → double-nan" in str(bar.render()))
         assert re.search(r"double-nan in \d s", str(bar.render()))
@@ -182,7 +182,7 @@ async def test_a_reset_in_flight_never_resumes_a_run_the_idle_phase_paused(
         await pilot.pause(1.2)  # the reset is done by now, and must not have resumed the run
         assert app.paused and app.session is not None
         assert app.session.live()["double-300ms"].state != "running"
-        await until(pilot, lambda: not app.paused, timeout_s=10)
+        await until(pilot, lambda: not app.paused)
         await pilot.press("q")
 
 
