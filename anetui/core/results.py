@@ -61,6 +61,8 @@ class BackendResult:
     #: What is happening now, in words: "loading", "exporting", "converting",
     #: "compiling", "warming up 4/10", "running", "paused", "failed" … (for live views).
     phase: str = ""
+    #: Classifiers: the share (0–1) of the batch whose top-1 class is the reference's.
+    top1_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class Snapshot:
     #: few samples, lost windows, thermal pressure that changed): for the report, stderr
     #: and the dashboard's status line.
     warnings: tuple[str, ...] = ()
+    #: Each measured quantized sibling against its base (precision only), where that is
+    #: not already one of ``ratios`` (whose reference is one backend for all).
+    sibling_ratios: tuple[Ratio, ...] = ()
 
     def measured(self) -> list[BackendResult]:
         return [b for b in self.backends if b.summary is not None]

@@ -15,7 +15,16 @@ from anetui.backends.base import (
     BackendError,
     BackendOptions,
 )
-from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
+from anetui.core import (
+    agreement,
+    caveats,
+    environment,
+    failures,
+    power_view,
+    ratios,
+    runner,
+    top1,
+)
 from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
@@ -165,9 +174,18 @@ class Session:
         assert slot.backend is not None
         if self._reference_output is None:
             self._reference_output = agreement.reference_output(self.spec)
-        value, note = agreement.compare(slot.backend.output, self._reference_output)
+        outputs: list[np.ndarray] = []  # the one output compared, kept for top-1
+
+        def output() -> np.ndarray:
+            assert slot.backend is not None
+            outputs.append(slot.backend.output())
+            return outputs[-1]
+
+        value, note = agreement.compare(output, self._reference_output)
         if note:
             slot.notes.append(note)
+        if value is not None and outputs:
+            slot.top1 = top1.top1_agreement(outputs[-1], self._reference_output)
         return value
 
     def _fail(self, slot: Slot, message: str) -> None:
@@ -319,6 +337,7 @@ class Session:
             measured, self.reference_override or self.config.reference
         )
         against = ratios.against(reference, measured)
+        siblings = ratios.siblings(against, measured)
         power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -329,8 +348,12 @@ class Session:
             backends=results,
             reference=reference,
             ratios=against,
+            sibling_ratios=siblings,
             power=power,
-            warnings=(*checked.warnings, *caveats.collect(results, against, report, power)),
+            warnings=(
+                *checked.warnings,
+                *caveats.collect(results, (*against, *siblings), report, power),
+            ),
         )
 
     def _environment_once(self) -> dict[str, object]:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from anetui.core.energy_figures import BackendEnergy
-from anetui.core.results import BackendResult, Snapshot
+from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.report.text import energy_sentence, ratio_sentence
 
 SCHEMA = "anetui.results/1"
@@ -71,12 +71,35 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         else None,
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
+        "top1_agreement": result.top1_agreement,
         "notes": list(result.notes),
         "info": dict(prep.info) if prep else {},
         "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
         "energy": energy_json(result.energy),
         "contention": result.contention.to_json() if result.contention else None,
         "factors": result.factors.as_dict() if result.factors else None,
+    }
+
+
+def ratio_json(r: Ratio) -> dict[str, Any]:
+    """One ratio as the results file holds it (``ratios[]``, ``sibling_ratios[]``)."""
+    return {
+        "reference": r.reference,
+        "backend": r.backend,
+        # A ratio without an interval is not claimed: null, and the note says why.
+        "speed": _round(r.speed) if r.speed_claimed else None,
+        "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
+        "speed_note": r.speed_note,
+        "energy": _round(r.energy) if r.energy_claimed else None,
+        "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
+        "energy_note": r.energy_note,
+        "energy_rails": list(r.energy_rails),
+        "energy_summary": energy_sentence(r),
+        "summary": ratio_sentence(r),
+        "differs": list(r.differs) if r.differs is not None else None,
+        "single_factor_pairs": [
+            {"backend": a, "reference": b, "factor": f} for a, b, f in r.single_factor_pairs
+        ],
     }
 
 
@@ -98,27 +121,9 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         },
         "backends": [backend_json(b, snapshot.input_shape[0]) for b in snapshot.backends],
         "reference": snapshot.reference,
-        "ratios": [
-            {
-                "reference": r.reference,
-                "backend": r.backend,
-                # A ratio without an interval is not claimed: null, and the note says why.
-                "speed": _round(r.speed) if r.speed_claimed else None,
-                "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
-                "speed_note": r.speed_note,
-                "energy": _round(r.energy) if r.energy_claimed else None,
-                "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
-                "energy_note": r.energy_note,
-                "energy_rails": list(r.energy_rails),
-                "energy_summary": energy_sentence(r),
-                "summary": ratio_sentence(r),
-                "differs": list(r.differs) if r.differs is not None else None,
-                "single_factor_pairs": [
-                    {"backend": a, "reference": b, "factor": f} for a, b, f in r.single_factor_pairs
-                ],
-            }
-            for r in snapshot.ratios
-        ],
+        "ratios": [ratio_json(r) for r in snapshot.ratios],
+        # Quantized siblings against their base (precision only), when not in "ratios".
+        "sibling_ratios": [ratio_json(r) for r in snapshot.sibling_ratios],
         "warnings": list(snapshot.warnings),
     }
     replaced: list[str] = []
