@@ -6,8 +6,10 @@ mostly fp32; static quantization calibrates activation ranges once and quantizes
 Conv and MatMul. QDQ (QuantizeLinear/DequantizeLinear pairs around fp32 operators) is
 the format ONNX Runtime recommends since 1.11: its graph optimiser fuses each pair into
 the int8 kernel (QLinearConv, MatMulInteger …), which on x86 with AVX512-VNNI or AVX-VNNI
-runs VNNI dot products. Weights are int8 per output channel, activations int8 (S8S8, the
-recommended first choice; ONNX Runtime converts to U8S8 where its x86 kernels want it).
+runs VNNI dot products. Weights are int8 per output channel, activations uint8 (U8S8):
+ONNX Runtime's x86 int8 convolutions are written for U8S8, which is what VNNI's
+``vpdpbusd`` multiplies (unsigned by signed bytes). Measured on this project's AVX512-VNNI
+machine (ResNet-18, 1x3x224x224, ONNX Runtime 1.32): U8S8 19 ms, S8S8 51 ms, fp32 50 ms.
 Calibration: min/max over the inputs of :mod:`~anetui.models.convert.quantize_common`.
 """
 
@@ -35,7 +37,7 @@ from anetui.versions import package_version
 
 ARTEFACT = "model.int8.onnx"
 SCHEME = "int8"
-METHOD = "onnxruntime quantize_static (QDQ, per-channel S8S8, MinMax)"
+METHOD = "onnxruntime quantize_static (QDQ, per-channel U8S8, MinMax)"
 
 
 def is_valid(path: Path) -> bool:
@@ -126,7 +128,7 @@ def _build(
             _Reader(name, calibration),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-    return {"input_name": name, "format": "QDQ", "per_channel": True}
+    return {"input_name": name, "format": "QDQ", "per_channel": True, "types": "U8S8"}
