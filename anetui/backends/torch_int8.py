@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.backends.torch import TorchCpuCompiled
+from anetui.models.convert.executorch import quiet_pytree_log
 from anetui.models.convert.quantize_common import Calibration, calibration_for
 from anetui.models.spec import ModelSpec
 
@@ -56,7 +57,7 @@ class TorchCpuInt8(TorchCpuCompiled):
 
         started = time.perf_counter()
         self.phase = "quantizing"
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), quiet_pytree_log():
             warnings.simplefilter("ignore")
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
             from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
