@@ -12,7 +12,7 @@ import pytest
 from anetui.backends import registry
 from anetui.models.convert import quantize_coreml
 from anetui.models.convert.coreml import convert
-from anetui.models.convert.quantize_common import RANDOM_NOTE, QuantizationError
+from anetui.models.convert.quantize_common import RANDOM_NOTE, QuantizationError, size_bytes
 from anetui.models.spec import ModelSpec
 from tests.macos import MacOS
 from tests.tiny_export import save_tiny_classifier
@@ -34,14 +34,14 @@ def const_dtypes(path: Path) -> set[str]:
 
 
 def test_w8_halves_the_package_and_int4_quarters_it(tiny: ModelSpec, isolated_cache: Path) -> None:
-    fp16 = quantize_coreml.size_bytes(convert(tiny, "fp16").path)
+    fp16 = size_bytes(convert(tiny, "fp16").path)
     w8 = quantize_coreml.quantize(tiny, "w8")
     assert not w8.cached and w8.calibration_note == ""  # weight-only: no calibration
     assert "constexpr_affine_dequantize" in const_dtypes(w8.path)
     int4 = quantize_coreml.quantize(tiny, "int4")
     assert "constexpr_lut_to_dense" in const_dtypes(int4.path)
     # The tiny model's weights are a small part of its package; still smaller each time.
-    assert quantize_coreml.size_bytes(int4.path) < quantize_coreml.size_bytes(w8.path) < fp16
+    assert size_bytes(int4.path) < size_bytes(w8.path) < fp16
     again = quantize_coreml.quantize(tiny, "w8")
     assert again.cached and again.path == w8.path
 

@@ -193,3 +193,10 @@ def cached_quantization(
         calibration.note if calibration is not None else "",
         method,
     )
+
+
+def size_bytes(path: Path) -> int:
+    """The bytes of a file, or of every file in a folder (a package)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

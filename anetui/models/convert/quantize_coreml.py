@@ -168,8 +168,3 @@ def _build(
 
         raise QuantizationError(f"Core ML {scheme} compression failed: {one_line(exc)}") from None
     return {"input_name": input_name}
-
-
-def size_bytes(package: Path) -> int:
-    """The bytes of every file in a package (a folder)."""
-    return sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
