@@ -226,6 +226,21 @@ def _both(first: Callable[[], Availability], second: Callable[[], Availability])
     return second() if got.ok else got
 
 
+def _w8a8_probe(backend_id: str) -> Callable[[], Availability]:
+    """Core ML on macOS 14+ (int8 activation operations); off macOS, the calibration
+    (Core ML predictions) cannot run either."""
+
+    def probe() -> Availability:
+        from anetui.backends.coreml import coreml_probe
+        from anetui.versions import macos_version
+
+        if macos_version() is None and importlib.util.find_spec("coremltools") is not None:
+            return Availability.no("Core ML prediction and w8a8's calibration need macOS")
+        return coreml_probe((14,), backend_id)
+
+    return probe
+
+
 def _sibling(
     backend_id: str,
     base: BackendDescription,
@@ -291,13 +306,15 @@ def _rows() -> tuple[BackendDescription, ...]:
     }
     for unit_row in coreml.BACKENDS:
         for precision, text in texts.items():
+            backend_id = f"{unit_row.id}-{precision}"
             rows.append(
                 _sibling(
-                    f"{unit_row.id}-{precision}",
+                    backend_id,
                     unit_row,
                     precision,
                     f"{unit_row.id} on a package with {text}",
                     CoreMLQuantized,
+                    _w8a8_probe(backend_id) if precision == "w8a8" else None,
                 )
             )
     return tuple(rows)
