@@ -56,7 +56,9 @@ class Session:
             self.ledger = power_view.ledger_for(monitor)
             monitor.subscribe(self.ledger.add)
         self.contention = ContentionSampler()
-        self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
+        self._options = BackendOptions(
+            dtype=config.dtype, threads=config.threads, calibration=config.calibration
+        )
         self._slots: dict[str, Slot] = {}
         self._reference_output: np.ndarray | None = None
         self._threads_used: int | None = None
