@@ -59,9 +59,10 @@ imports: $(VENV)/.installed-dev
 
 check: lint typecheck imports test
 
-# The real torch.compile test (~1 min cold), kept out of `make test`.
+# The real torch.compile tests (~1 min cold each: torch-cpu-compile, torch-cpu-int8), kept
+# out of `make test`.
 test-compile: $(VENV)/.installed-test
-	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py
+	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py tests/test_quantized_torch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
