@@ -41,6 +41,9 @@ QUANTIZE_HINT = "pip install 'anetui[quantize]'"
 class QuantizedSibling:
     """A base backend running a quantized model; subclasses say how it is made and given."""
 
+    #: The base's notes that the quantization note replaces (by their first words).
+    base_notes_replaced: tuple[str, ...] = ()
+
     def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
         from anetui.backends import registry  # at call time: the registry imports this module
 
@@ -94,7 +97,8 @@ class QuantizedSibling:
             self._phase = None
         quantized_s = time.perf_counter() - started
         info = self._base.prepare(self._base_spec(spec, quantized))
-        notes = [quantized.describe(), *info.notes, *quantized.notes]
+        base_notes = [n for n in info.notes if not n.startswith(self.base_notes_replaced)]
+        notes = [quantized.describe(), *base_notes, *quantized.notes]
         if quantized.calibration_note:
             notes.append(quantized.calibration_note)
         return dataclasses.replace(
@@ -163,6 +167,8 @@ class OpenVinoInt8(QuantizedSibling):
 
 class ExecuTorchInt8(QuantizedSibling):
     """executorch-xnnpack on the PT2E int8 program."""
+
+    base_notes_replaced = ("lowered ",)  # the quantization lowered it
 
     def _make_base(self, base: BackendDescription, options: BackendOptions) -> Backend:
         from anetui.backends.executorch import ExecuTorchBackend
