@@ -68,7 +68,14 @@ class TorchCpuInt8(TorchCpuCompiled):
             quantizer = X86InductorQuantizer()
             quantizer.set_global(get_default_x86_inductor_quantization_config())
             # Exported in contiguous layout: channels_last is the compiled graph's choice.
-            captured = torch.export.export(model, (example.contiguous(),)).module()
+            # Strict (TorchDynamo) first: non-strict export gives a module called twice
+            # (ResNet's one ReLU) one source partition, which the quantizer refuses
+            # ("Input partition has more than one output node").
+            args = (example.contiguous(),)
+            try:
+                captured = torch.export.export(model, args, strict=True).module()
+            except Exception:  # a model Dynamo cannot trace: the non-strict export
+                captured = torch.export.export(model, args).module()
             prepared = prepare_pt2e(captured, quantizer)
             assert self._calibration is not None
             for sample in self._calibration.samples:  # observers record activation ranges
