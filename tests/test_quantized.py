@@ -47,8 +47,8 @@ def test_every_sibling_differs_from_its_base_in_precision_only() -> None:
         base = registry.describe(sibling.sibling_of or "")
         assert sibling.factors().differing(base.factors()) == ("precision",), sibling.id
         assert is_quantized(sibling.default_dtype) and sibling.default_dtype in PRECISIONS
-        assert not sibling.default and sibling.id not in registry.DEFAULT_IDS
-    assert "onnx-cpu" in registry.DEFAULT_IDS
+        assert not sibling.default and sibling.id not in registry.default_ids()
+    assert "onnx-cpu" in registry.default_ids()
 
 
 def test_a_float_dtype_makes_a_sibling_unavailable_with_the_reason(tiny: ModelSpec) -> None:

@@ -65,7 +65,7 @@ class Session:
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
         self._environment: dict[str, object] | None = None
-        ids = config.backends if config.backends is not None else registry.DEFAULT_IDS
+        ids = config.backends if config.backends is not None else registry.default_ids()
         for backend_id in ids:
             self._slots[backend_id] = self._probe(backend_id)
 
