@@ -82,7 +82,7 @@ coverage-mac: $(VENV)/.installed-test
 	rm -f /tmp/anetui-coverage/.coverage*
 	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report=term-missing \
 		tests/test_macos.py tests/test_privileges.py tests/test_doctor_deep.py \
-		tests/test_powermetrics_source.py -k "not new_user"
+		tests/test_powermetrics_source.py tests/test_quantized_coreml.py -k "not new_user"
 
 # Time to the first p50 on screen, the real dashboard in tmux at 120x36 (not part of CI).
 bench-first-number: $(VENV)/.installed-test
