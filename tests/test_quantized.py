@@ -51,6 +51,31 @@ def test_every_sibling_differs_from_its_base_in_precision_only() -> None:
     assert "onnx-cpu" in registry.default_ids()
 
 
+def test_doctor_lists_the_siblings_and_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import io
+
+    from rich.console import Console
+
+    from anetui.cli.doctor import print_doctor
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a)
+    )
+    out = io.StringIO()
+    print_doctor(Console(file=out, width=200))
+    text = out.getvalue()
+    siblings = text[text.index("quantized siblings") :]
+    assert (
+        "openvino-cpu-int8       nncf not installed (pip install 'anetui[quantize]')" in siblings
+    )
+    assert "onnx-cpu-int8" in siblings and "coreml-ane-w8a8" in siblings
+    assert "onnx-cpu-int8" not in text[: text.index("quantized siblings")]
+
+
 def test_a_float_dtype_makes_a_sibling_unavailable_with_the_reason(tiny: ModelSpec) -> None:
     session = Session(RunConfig(backends=("onnx-cpu-int8",), dtype="fp32"), tiny)
     reason = session.availability()["onnx-cpu-int8"].reason

@@ -331,7 +331,7 @@ def _torch_row() -> BackendDescription:
     from anetui.backends.torch_int8 import TorchCpuInt8
 
     compiled = next(d for d in torch_backends.BACKENDS if d.id == "torch-cpu-compile")
-    return _sibling(
+    row = _sibling(
         "torch-cpu-int8",
         compiled,
         "int8",
@@ -342,6 +342,8 @@ def _torch_row() -> BackendDescription:
             compiled.probe, lambda: _installed("torchao", "pip install 'anetui[executorch]'")
         ),
     )
+    # PT2E exports the model: a TorchScript file cannot be quantized this way.
+    return dataclasses.replace(row, accepts=("torchvision", "export"))
 
 
 BACKENDS = (_torch_row(), *_rows())

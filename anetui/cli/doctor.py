@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from anetui import __version__, privileges
@@ -198,7 +199,7 @@ def _print_backend(console: Console, description: BackendDescription) -> None:
         f"{description.runtime} on {description.device}, {description.default_dtype}: "
         f"{description.summary}"
         if probe.ok
-        else f"[red]{probe.reason}[/]"
+        else f"[red]{escape(probe.reason or '')}[/]"  # "anetui[quantize]" is no markup
     )
     console.print(f"  {mark} {description.id:<23} {what}", highlight=False)
 
