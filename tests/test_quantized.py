@@ -69,9 +69,7 @@ def test_doctor_lists_the_siblings_and_what_is_missing(
     print_doctor(Console(file=out, width=200))
     text = out.getvalue()
     siblings = text[text.index("quantized siblings") :]
-    assert (
-        "openvino-cpu-int8       nncf not installed (pip install 'anetui[quantize]')" in siblings
-    )
+    assert "openvino-cpu-int8       nncf not installed (pip install 'anetui[quantize]')" in siblings
     assert "onnx-cpu-int8" in siblings and "coreml-ane-w8a8" in siblings
     assert "onnx-cpu-int8" not in text[: text.index("quantized siblings")]
 
