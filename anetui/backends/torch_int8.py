@@ -92,5 +92,7 @@ class TorchCpuInt8(TorchCpuCompiled):
         assert self._calibration is not None
         return (
             f"quantized int8 with {METHOD} in {self._quantize_s:.1f} s (part of compile s)",
+            "Inductor's freezing is on here (oneDNN's int8 kernels need the weights as "
+            "constants) and off in torch-cpu-compile: part of the ratio may be freezing's",
             self._calibration.note,
         )
