@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 # The optional runtimes and tools `make run` and `make test` install (README: what each adds).
-EXTRAS := coreml,onnx,openvino,executorch,apple,serve
+EXTRAS := coreml,onnx,openvino,executorch,quantize,apple,serve
 
 .PHONY: run test test-deps test-compile check lint typecheck imports bench-harness bench-first-number screenshots clean coverage-mac
 
@@ -59,9 +59,10 @@ imports: $(VENV)/.installed-dev
 
 check: lint typecheck imports test
 
-# The real torch.compile test (~1 min cold), kept out of `make test`.
+# The real torch.compile tests (~1 min cold each: torch-cpu-compile, torch-cpu-int8), kept
+# out of `make test`.
 test-compile: $(VENV)/.installed-test
-	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py
+	ANETUI_COMPILE_TESTS=1 $(BIN)/python -m pytest tests/test_torch_compile.py tests/test_quantized_torch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
@@ -81,7 +82,7 @@ coverage-mac: $(VENV)/.installed-test
 	rm -f /tmp/anetui-coverage/.coverage*
 	$(BIN)/python -m pytest -q --cov --cov-config=tests/coverage-mac.cfg --cov-report=term-missing \
 		tests/test_macos.py tests/test_privileges.py tests/test_doctor_deep.py \
-		tests/test_powermetrics_source.py -k "not new_user"
+		tests/test_powermetrics_source.py tests/test_quantized_coreml.py -k "not new_user"
 
 # Time to the first p50 on screen, the real dashboard in tmux at 120x36 (not part of CI).
 bench-first-number: $(VENV)/.installed-test

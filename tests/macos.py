@@ -108,6 +108,11 @@ class FakeCoreML:
         default_factory=lambda: np.linspace(-1, 1, 1000, dtype=np.float32).reshape(1, 1000)
     )
     duration_ns: int = 900_000
+    #: What predict() returns for any other output a model declares (an intermediate
+    #: tensor added for calibration): a range, not Core ML's arithmetic.
+    intermediate: np.ndarray = field(
+        default_factory=lambda: np.linspace(-4, 4, 64, dtype=np.float32)
+    )
     #: ("MLModel" | "CompiledMLModel", path, compute unit name) per load.
     loads: list[tuple[str, str, str]] = field(default_factory=list)
     predictions: int = 0
@@ -204,14 +209,21 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
         compiled = _make_compiled(work_dir / f"tmp{len(fake.loads)}" / "model.mlmodelc")
         instance.get_compiled_model_path.return_value = str(compiled)
 
+        # Every output the model declares gets an array: coremltools' activation
+        # calibration (linear_quantize_activations) adds each intermediate tensor as an
+        # output and reads its range from a prediction.
+        declared = [o.name for o in real.get_spec().description.output]
+
         def timed_predict(data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
             result = predict(data, state)
+            for name in declared:
+                result.setdefault(name, fake.intermediate.copy())
             instance.last_predict_duration_in_nano_seconds = fake.duration_ns
             return result
 
         instance.predict.side_effect = timed_predict
         instance.last_predict_duration_in_nano_seconds = None  # no prediction yet
-        fake.loads.append(("MLModel", str(model), units.name))
+        fake.loads.append(("MLModel", str(model) if isinstance(model, str) else "spec", units.name))
         fake.instances.append(instance)
         return instance
 

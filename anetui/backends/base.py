@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from anetui.errors import AnetuiError, Availability
@@ -20,7 +21,20 @@ if TYPE_CHECKING:
 
     from anetui.models.spec import ModelSpec
 
+#: Floating-point precisions a user may ask for with ``--dtype``.
 DTYPES = ("fp32", "fp16", "bf16")
+#: Quantized precisions, each a backend's own (a sibling id, never ``--dtype``):
+#: int8 weights and activations (a CPU runtime's int8 kernels, e.g. VNNI); Core ML's
+#: ``w8`` (int8 weights, fp16 compute), ``w8a8`` (int8 weights and activations) and
+#: ``int4`` (4-bit weights).
+QUANTIZED = ("int8", "w8", "w8a8", "int4")
+#: Every precision a backend's factors may name.
+PRECISIONS = DTYPES + QUANTIZED
+
+
+def is_quantized(precision: str) -> bool:
+    """Whether ``precision`` is one of :data:`QUANTIZED` (calibrated or weight-only)."""
+    return precision in QUANTIZED
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,9 @@ class BackendOptions:
 
     dtype: str | None = None
     threads: int | None = None
+    #: A folder of .npy/.npz calibration inputs for the quantized siblings; None: random
+    #: inputs drawn like the benchmark's.
+    calibration: Path | None = None
 
 
 #: The factors that make two backends' figures comparable or not, in the order sentences
@@ -66,7 +83,7 @@ class Factors:
 
     runtime: the software that runs the graph ("PyTorch", "OpenVINO" …).
     device: where it runs ("cpu", "cuda" …).
-    precision: the arithmetic used ("fp32", "fp16", "bf16").
+    precision: the arithmetic used (:data:`PRECISIONS`: "fp32", "fp16", "bf16", "int8" …).
     graph: eager, or how the graph is captured/compiled ("Inductor", "CUDA graph" …).
     threads: the intra-op thread count asked for, or "default" (the runtime's own).
     """
@@ -106,6 +123,10 @@ class BackendDescription:
     graph: str = "eager"
     #: The runtime as a factor ("PyTorch", "ONNX Runtime" …); "" means ``runtime``.
     framework: str = ""
+    #: A quantized sibling's base: the backend id it differs from in precision only.
+    sibling_of: str | None = None
+    #: In the set `anetui bench` and the dashboard run when no --backends is given.
+    default: bool = True
 
     def factors(self, dtype: str | None = None, threads: int | None = None) -> Factors:
         """This backend's factors for a run with ``dtype`` (None: its default) and

@@ -29,7 +29,12 @@ import numpy as np
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
 from anetui.models.convert.coreml import COMPUTE_UNITS
-from anetui.models.convert.executorch import ExecuTorchExportError, last_failure, lower
+from anetui.models.convert.executorch import (
+    ExecuTorchExportError,
+    Program,
+    last_failure,
+    lower,
+)
 from anetui.models.spec import ModelSpec
 from anetui.versions import macos_version, package_version
 
@@ -100,7 +105,7 @@ class ExecuTorchBackend:
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
         started = time.perf_counter()
         try:
-            program = lower(spec, self._delegate, precision=self.dtype)
+            program = self._program(spec)
         except ExecuTorchExportError as exc:
             raise BackendError(f"{self.id}: {exc}") from None
         lowered = time.perf_counter()
@@ -145,6 +150,10 @@ class ExecuTorchBackend:
                 "threads": threads,
             },
         )
+
+    def _program(self, spec: ModelSpec) -> Program:
+        """The lowered program to load (a quantized sibling gives its own)."""
+        return lower(spec, self._delegate, precision=self.dtype)
 
     def infer(self) -> None:
         self._method.execute(self._inputs)

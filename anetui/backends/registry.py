@@ -20,6 +20,7 @@ RUNTIME_MODULES = (
     "anetui.backends.onnx",
     "anetui.backends.openvino",
     "anetui.backends.executorch",
+    "anetui.backends.quantized",
 )
 
 
@@ -33,6 +34,12 @@ def _collect() -> dict[str, BackendDescription]:
 
 #: Every backend id known, in listing order -> its description.
 REGISTRY: dict[str, BackendDescription] = _collect()
+
+
+def default_ids() -> tuple[str, ...]:
+    """What runs when no --backends is given: every id but those marked ``default=False``
+    (the quantized siblings, which would double the set and each cost a calibration)."""
+    return tuple(i for i, d in REGISTRY.items() if d.default)
 
 
 class UnknownBackendError(ValueError):

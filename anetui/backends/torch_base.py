@@ -44,7 +44,13 @@ _USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 def _torch_dtype(name: str) -> torch.dtype:
     import torch
 
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    # int8: a quantized sibling loads and places the fp32 model, then quantizes it.
+    return {
+        "fp32": torch.float32,
+        "fp16": torch.float16,
+        "bf16": torch.bfloat16,
+        "int8": torch.float32,
+    }[name]
 
 
 def _emulated_precision(device: str, dtype: str) -> tuple[str, ...]:
@@ -128,12 +134,17 @@ class TorchBackend:
     (:meth:`_optimise`) and synchronised (:meth:`infer`).
     """
 
+    #: The precisions this backend computes in (a quantized sibling: its own only).
+    dtypes: tuple[str, ...] = TORCH_DTYPES
+
     def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
         self.id = description.id
         self.device = description.device
         self.dtype = options.dtype or description.default_dtype
-        if self.dtype not in TORCH_DTYPES:
-            raise BackendError(f"{self.id}: unknown dtype '{self.dtype}' (fp32, fp16, bf16)")
+        if self.dtype not in self.dtypes:
+            raise BackendError(
+                f"{self.id}: unknown dtype '{self.dtype}' ({', '.join(self.dtypes)})"
+            )
         self._description = description
         self._threads = options.threads
         self._forward: Callable[[], Any] | None = None

@@ -46,6 +46,17 @@ precision_option = click.option(
     show_default=True,
     help="Core ML ML Program (.mlpackage) or ONNX (.onnx, fp32).",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8", "w8", "w8a8", "int4"]),
+    help="Quantize: int8 for ONNX (static QDQ); w8, w8a8 (macOS) or int4 for Core ML.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder of .npy/.npz inputs to calibrate int8/w8a8 on (default: random "
+    "inputs drawn like the benchmark's).",
+)
 def convert(
     model: str,
     precision: str,
@@ -53,13 +64,20 @@ def convert(
     input_shape: str | None,
     batch_size: int,
     to: str,
+    quantize: str | None,
+    calibration: Path | None,
 ) -> None:
     """Convert a model to a Core ML ML Program (.mlpackage) or ONNX, cached.
 
     Conversion runs on any OS; the result lands in the user's cache (keyed by model,
     input shape, precision, torch and converter versions), so a second call is free.
-    Inputs and outputs are fp32; the path is printed on stdout.
+    Inputs and outputs are fp32; the path is printed on stdout. --quantize writes the
+    quantized model the coreml-*-w8 … and onnx-cpu-int8 backends run.
     """
+    if calibration is not None and quantize not in ("int8", "w8a8"):
+        raise click.UsageError("--calibration goes with --quantize int8 or w8a8")
+    if quantize is not None:
+        sys.exit(quantize_command(model, quantize, out, input_shape, batch_size, to, calibration))
     sys.exit(convert_command(model, precision, out, input_shape, batch_size, to))
 
 
@@ -169,3 +187,83 @@ def _to_onnx(spec: object, out: Path | None, err: Console) -> int:
     err.print(f"{spec.describe()} {spec.input_shape} → ONNX (fp32), {how}")
     print(path)
     return 0
+
+
+#: --to -> the --quantize schemes it takes.
+SCHEMES = {"onnx": ("int8",), "coreml": ("w8", "w8a8", "int4")}
+
+
+def quantize_command(
+    model: str,
+    scheme: str,
+    out: Path | None,
+    input_shape: str | None,
+    batch_size: int,
+    to: str,
+    calibration: Path | None,
+) -> int:
+    """Quantize (or fetch from the cache), say how and how big, print the path."""
+    from anetui.models.convert.quantize_common import calibration_for, size_bytes
+    from anetui.models.spec import parse_input_shape
+
+    if scheme not in SCHEMES[to]:
+        raise click.UsageError(
+            f"--to {to} takes --quantize {' or '.join(SCHEMES[to])}, not {scheme}"
+        )
+    err = Console(stderr=True, soft_wrap=True)
+    if out is not None and out.exists():
+        raise AnetuiError(f"{out} already exists; choose another --out")
+    check_output_path(out, "--out")
+    spec = resolve_model(
+        model,
+        batch_size=batch_size,
+        input_shape=parse_input_shape(input_shape) if input_shape else None,
+    )
+    progress = lambda text: err.print(f"[dim]{text}[/]")  # noqa: E731
+    samples = calibration_for(spec, calibration) if scheme in ("int8", "w8a8") else None
+    with err.status(f"quantizing {spec.describe()} {spec.input_shape} ({scheme})…"):
+        if to == "onnx":
+            from anetui.models.convert import quantize_onnx
+
+            result = quantize_onnx.quantize(spec, samples, progress=progress)
+            base_name, base = "fp32 ONNX", _onnx_size(spec)
+        else:
+            from anetui.models.convert import quantize_coreml
+            from anetui.models.convert.coreml import convert as to_coreml
+
+            result = quantize_coreml.quantize(spec, scheme, samples, progress=progress)
+            base_name, base = "fp16", size_bytes(to_coreml(spec, "fp16").path)
+    path = result.path
+    if out is not None:
+        if path.is_dir():
+            shutil.copytree(path, out)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+        path = out
+    size = size_bytes(result.path)
+    err.print(
+        f"{spec.describe()} {spec.input_shape} → {'ONNX' if to == 'onnx' else 'Core ML'} "
+        f"{scheme}, {result.describe()}: {size / 1e6:.1f} MB "
+        f"({size / base:.0%} of the {base_name} model's {base / 1e6:.1f} MB)"
+    )
+    if result.calibration_note:
+        err.print(f"[yellow]note:[/] {result.calibration_note}")
+    print(path)
+    return 0
+
+
+def _onnx_size(spec: object) -> int:
+    """Bytes of the fp32 export with its weights file (exported now if not cached)."""
+    from anetui.models.convert.onnx import export
+    from anetui.models.convert.quantize_common import size_bytes
+    from anetui.models.spec import ModelSpec
+
+    assert isinstance(spec, ModelSpec)
+    if spec.kind == "onnx":
+        assert spec.path is not None
+        onnx_path = spec.path
+    else:
+        onnx_path = export(spec).path
+    data = onnx_path.with_name(onnx_path.name + ".data")
+    return size_bytes(onnx_path) + (size_bytes(data) if data.exists() else 0)

@@ -12,10 +12,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from anetui import __version__, privileges
 from anetui.backends import cpu_features
+from anetui.backends.base import BackendDescription
 from anetui.backends.registry import REGISTRY
 from anetui.cli.options import (
     backends_option,
@@ -41,6 +43,7 @@ PACKAGES = (
     "onnxruntime",
     "openvino",
     "executorch",
+    "nncf",
     "nvidia-ml-py",
     "zeus-apple-silicon",
 )
@@ -189,6 +192,19 @@ def _print_checks(console: Console, checks: list[Any], seconds: float) -> None:
     console.print(f"{passed} passed, {failed} failed, {len(checks) - passed - failed} skipped")
 
 
+def _print_backend(console: Console, description: BackendDescription) -> None:
+    """One backend's line: what it is where it runs here, else why not (red)."""
+    probe = description.probe()
+    mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
+    what = (
+        f"{description.runtime} on {description.device}, {description.default_dtype}: "
+        f"{description.summary}"
+        if probe.ok
+        else f"[red]{escape(probe.reason or '')}[/]"  # "anetui[quantize]" is no markup
+    )
+    console.print(f"  {mark} {description.id:<23} {what}", highlight=False)
+
+
 def print_doctor(console: Console | None = None) -> None:
     console = console or stdout_console()
     console.print(
@@ -204,15 +220,15 @@ def print_doctor(console: Console | None = None) -> None:
         console.print(f"  {line}", highlight=False)
     console.print("[bold]backends[/]")
     for description in REGISTRY.values():
-        probe = description.probe()
-        mark = "[green]✓[/]" if probe.ok else "[red]✗[/]"
-        what = (
-            f"{description.runtime} on {description.device}, {description.default_dtype}: "
-            f"{description.summary}"
-            if probe.ok
-            else f"[red]{probe.reason}[/]"
-        )
-        console.print(f"  {mark} {description.id:<22} {what}", highlight=False)
+        if description.default:
+            _print_backend(console, description)
+    console.print(
+        "[bold]quantized siblings[/] (each differs from its base in precision only; not run "
+        "by default: name them in --backends)"
+    )
+    for description in REGISTRY.values():
+        if not description.default:
+            _print_backend(console, description)
     if package_version("onnxruntime"):
         import onnxruntime
 

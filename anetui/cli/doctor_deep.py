@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from anetui.backends.registry import REGISTRY
 from anetui.core.config import RunConfig
 from anetui.core.session import Session
 from anetui.errors import one_line
@@ -101,6 +102,14 @@ def check_backends(
         facts["agreement_max_rel_err"] = result.agreement_max_rel_err
         facts["notes"] = list(result.notes)
         checks.append(_judge_backend(result.id, result.dtype, count, iterations, facts))
+    if backend_ids is None:  # the quantized siblings each calibrate: named ones only
+        for description in REGISTRY.values():
+            if not description.default:
+                why = (
+                    f"quantized sibling of {description.sibling_of}: checked when named "
+                    f"(--backends {description.id})"
+                )
+                checks.append(Check("backend", description.id, "skip", why, {}))
     return checks
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from anetui.core.energy_figures import EnergyReport
 from anetui.core.results import BackendResult, Ratio
+from anetui.models.convert.quantize_common import RANDOM_NOTE
 
 #: Missing this share of the measured time in windows deserves a warning.
 MISSED_SHARE = 0.02
@@ -35,6 +36,9 @@ def collect(
                 f"no energy ratio for {ratio.backend} against {ratio.reference}: "
                 f"{ratio.energy_note}"
             ] = None
+    calibrated = [r.id for r in results if r.summary is not None and RANDOM_NOTE in r.notes]
+    if calibrated:
+        out[f"{', '.join(calibrated)}: {RANDOM_NOTE}"] = None
     if report is not None:
         out.update(dict.fromkeys(_energy_warnings(results, report, power)))
     if power.get("state") == "lost":

@@ -49,6 +49,9 @@ class RunConfig:
     #: Rails kept in totals and ratios even when the health checks find them suspect.
     keep_rails: tuple[str, ...] = ()
     out_dir: Path = Path("anetui-snapshots")
+    #: A folder of .npy/.npz inputs the quantized siblings calibrate on (None: random
+    #: inputs drawn like the benchmark's).
+    calibration: Path | None = None
 
     def __post_init__(self) -> None:
         # The dashboard runs until stopped: neither limit. bench sets exactly one.

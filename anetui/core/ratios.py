@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 
+from anetui.backends.registry import REGISTRY
 from anetui.core import intervals
 from anetui.core.results import BackendResult, Ratio
 from anetui.core.stats import ratio_with_interval
@@ -70,6 +71,22 @@ def _widest(
         return ci, "within-run"
     runs = min(len(ref.run_medians_ns), len(other.run_medians_ns))
     return (low, high), f"run-to-run ({runs} runs)"
+
+
+def siblings(
+    already: tuple[Ratio, ...], measured: Mapping[str, BackendResult]
+) -> tuple[Ratio, ...]:
+    """Each measured quantized sibling against its measured base (the registry's
+    ``sibling_of``: they differ in precision only), unless ``already`` has that pair."""
+    have = {(r.reference, r.backend) for r in already}
+    out: list[Ratio] = []
+    for result in measured.values():
+        description = REGISTRY.get(result.id)
+        base = description.sibling_of if description else None
+        if base is None or base not in measured or (base, result.id) in have:
+            continue
+        out.extend(against(base, {base: measured[base], result.id: result}))
+    return tuple(out)
 
 
 #: At most this many like-for-like pairs are pointed to per ratio.

@@ -64,6 +64,8 @@ class BackendResult:
     #: The median of each timed stretch with enough inferences (ns): the run-to-run
     #: spread (rounds of --interleave, runs of --repeat, the dashboard's stretches).
     run_medians_ns: tuple[float, ...] = ()
+    #: Classifiers: the share (0–1) of the batch whose top-1 class is the reference's.
+    top1_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ class Snapshot:
     warnings: tuple[str, ...] = ()
     #: What a live view cost the measurement (the frame gate's figures), None headless.
     observer: dict[str, object] | None = None
+    #: Each measured quantized sibling against its base (precision only), where that is
+    #: not already one of ``ratios`` (whose reference is one backend for all).
+    sibling_ratios: tuple[Ratio, ...] = ()
 
     def measured(self) -> list[BackendResult]:
         return [b for b in self.backends if b.summary is not None]

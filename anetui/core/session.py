@@ -16,7 +16,16 @@ from anetui.backends.base import (
     BackendOptions,
     NotAvailableHere,
 )
-from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
+from anetui.core import (
+    agreement,
+    caveats,
+    environment,
+    failures,
+    power_view,
+    ratios,
+    runner,
+    top1,
+)
 from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
@@ -49,7 +58,9 @@ class Session:
             self.ledger = power_view.ledger_for(monitor)
             monitor.subscribe(self.ledger.add)
         self.contention = ContentionSampler()
-        self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
+        self._options = BackendOptions(
+            dtype=config.dtype, threads=config.threads, calibration=config.calibration
+        )
         self._slots: dict[str, Slot] = {}
         self._reference_output: np.ndarray | None = None
         self._threads_used: int | None = None
@@ -60,7 +71,7 @@ class Session:
         #: Set by a live view: what it cost (the gate's figures) goes into snapshots.
         self.observed = False
         self._environment: dict[str, object] | None = None
-        ids = config.backends if config.backends is not None else tuple(registry.REGISTRY)
+        ids = config.backends if config.backends is not None else registry.default_ids()
         for backend_id in ids:
             self._slots[backend_id] = self._probe(backend_id)
 
@@ -173,9 +184,18 @@ class Session:
         assert slot.backend is not None
         if self._reference_output is None:
             self._reference_output = agreement.reference_output(self.spec)
-        value, note = agreement.compare(slot.backend.output, self._reference_output)
+        outputs: list[np.ndarray] = []  # the one output compared, kept for top-1
+
+        def output() -> np.ndarray:
+            assert slot.backend is not None
+            outputs.append(slot.backend.output())
+            return outputs[-1]
+
+        value, note = agreement.compare(output, self._reference_output)
         if note:
             slot.notes.append(note)
+        if value is not None and outputs:
+            slot.top1 = top1.top1_agreement(outputs[-1], self._reference_output)
         return value
 
     def _unavailable(self, slot: Slot, reason: str) -> None:
@@ -360,6 +380,7 @@ class Session:
             measured, self.reference_override or self.config.reference
         )
         against = ratios.against(reference, measured)
+        siblings = ratios.siblings(against, measured)
         power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
         observer, observer_warnings = (
             gate_entry(self.gate, measured) if self.observed else (None, [])
@@ -373,10 +394,11 @@ class Session:
             backends=results,
             reference=reference,
             ratios=against,
+            sibling_ratios=siblings,
             power=power,
             warnings=(
                 *checked.warnings,
-                *caveats.collect(results, against, report, power),
+                *caveats.collect(results, (*against, *siblings), report, power),
                 *observer_warnings,
             ),
             observer=observer,

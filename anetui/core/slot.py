@@ -31,6 +31,8 @@ class Slot:
     error: str | None = None
     prepare: PrepareInfo | None = None
     agreement: float | None = None
+    #: Share of the batch whose top-1 class is the reference's (classifiers only).
+    top1: float | None = None
     notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
     #: Set while the session itself works on a prepared backend (the agreement check).
@@ -58,6 +60,7 @@ class Slot:
             throughput_per_s=self.record.throughput_per_s(),
             active_s=self.record.active_s_now(),
             agreement_max_rel_err=self.agreement,
+            top1_agreement=self.top1,
             notes=tuple(self.notes),
             energy=report.backends.get(self.id) if report else None,
             runtime_summary=self.record.runtime_stats.summary(),

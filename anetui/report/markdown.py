@@ -5,6 +5,7 @@ from __future__ import annotations
 from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.report import work_rate
 from anetui.report.text import (
+    agreement_text,
     energy_sentence,
     fmt_ms,
     idle_basis,
@@ -64,6 +65,13 @@ def to_markdown(snapshot: Snapshot) -> str:
                     f"  - Throughput: {other.throughput_per_s:.1f} / {ref.throughput_per_s:.1f}"
                     f" inferences/s = {other.throughput_per_s / ref.throughput_per_s:.2f}x"
                 )
+        if snapshot.sibling_ratios:
+            lines += ["", "Quantized siblings against their base (precision only):", ""]
+        for ratio in snapshot.sibling_ratios:
+            sentence = ratio_sentence(ratio)
+            if is_clear(ratio.speed_ci95):
+                sentence = f"**{sentence}**"
+            lines.append(f"- {sentence} (ratio of medians, 95% interval)")
         lines.append("")
         lines.append(
             "Compared like for like only where one factor differs: each ratio names the "
@@ -184,7 +192,7 @@ def _energy_section(snapshot: Snapshot) -> list[str]:
             f"| {e.coverage:.0%} | {e.windows} | {', '.join(e.thermal_pressure) or '–'} |"
         )
     lines.append("")
-    for ratio in snapshot.ratios:
+    for ratio in (*snapshot.ratios, *snapshot.sibling_ratios):
         sentence = energy_sentence(ratio)
         if sentence:
             if ratio.energy_claimed and is_clear(ratio.energy_ci95):
@@ -259,7 +267,7 @@ def _prepare_table(measured: list[BackendResult]) -> list[str]:
     ]
     for b in measured:
         p = b.prepare
-        agreement = f"{b.agreement_max_rel_err:.2e}" if b.agreement_max_rel_err is not None else "–"
+        agreement = agreement_text(b.agreement_max_rel_err, b.top1_agreement, digits=2)
         if p is None:
             continue
         lines.append(

@@ -8,7 +8,7 @@ from typing import Any
 
 from anetui.core import intervals
 from anetui.core.energy_figures import BackendEnergy
-from anetui.core.results import BackendResult, Snapshot
+from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.core.stats import LatencySummary
 from anetui.report import work_rate
 from anetui.report.text import energy_sentence, ratio_sentence
@@ -94,6 +94,7 @@ def backend_json(
         else None,
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
+        "top1_agreement": result.top1_agreement,
         "notes": list(result.notes),
         "info": dict(prep.info) if prep else {},
         "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
@@ -114,6 +115,29 @@ def _runs_json(medians_ns: tuple[float, ...]) -> dict[str, Any] | None:
         "count": len(medians_ns),
         "p50_ms": [_round(m / 1e6) for m in medians_ns],
         "spread": _round((max(medians_ns) - min(medians_ns)) / statistics.median(medians_ns)),
+    }
+
+
+def ratio_json(r: Ratio) -> dict[str, Any]:
+    """One ratio as the results file holds it (``ratios[]``, ``sibling_ratios[]``)."""
+    return {
+        "reference": r.reference,
+        "backend": r.backend,
+        # A ratio without an interval is not claimed: null, and the note says why.
+        "speed": _round(r.speed) if r.speed_claimed else None,
+        "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
+        "speed_note": r.speed_note,
+        "speed_ci95_from": r.speed_ci_from,
+        "energy": _round(r.energy) if r.energy_claimed else None,
+        "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
+        "energy_note": r.energy_note,
+        "energy_rails": list(r.energy_rails),
+        "energy_summary": energy_sentence(r),
+        "summary": ratio_sentence(r),
+        "differs": list(r.differs) if r.differs is not None else None,
+        "single_factor_pairs": [
+            {"backend": a, "reference": b, "factor": f} for a, b, f in r.single_factor_pairs
+        ],
     }
 
 
@@ -138,28 +162,9 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             for b in snapshot.backends
         ],
         "reference": snapshot.reference,
-        "ratios": [
-            {
-                "reference": r.reference,
-                "backend": r.backend,
-                # A ratio without an interval is not claimed: null, and the note says why.
-                "speed": _round(r.speed) if r.speed_claimed else None,
-                "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
-                "speed_note": r.speed_note,
-                "speed_ci95_from": r.speed_ci_from,
-                "energy": _round(r.energy) if r.energy_claimed else None,
-                "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
-                "energy_note": r.energy_note,
-                "energy_rails": list(r.energy_rails),
-                "energy_summary": energy_sentence(r),
-                "summary": ratio_sentence(r),
-                "differs": list(r.differs) if r.differs is not None else None,
-                "single_factor_pairs": [
-                    {"backend": a, "reference": b, "factor": f} for a, b, f in r.single_factor_pairs
-                ],
-            }
-            for r in snapshot.ratios
-        ],
+        "ratios": [ratio_json(r) for r in snapshot.ratios],
+        # Quantized siblings against their base (precision only), when not in "ratios".
+        "sibling_ratios": [ratio_json(r) for r in snapshot.sibling_ratios],
         "warnings": list(snapshot.warnings),
         "observer": snapshot.observer,
     }

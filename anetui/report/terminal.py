@@ -9,6 +9,7 @@ from rich.table import Table
 from anetui.core.results import Snapshot
 from anetui.report import work_rate
 from anetui.report.text import (
+    agreement_text,
     energy_sentence,
     fmt_ms,
     idle_basis,
@@ -77,7 +78,7 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
             f"{p.load_s:.2f}" if p else "–",
             f"{p.compile_s:.2f}" if p else "–",
             fmt_ms(p.first_inference_ms) if p else "–",
-            f"{b.agreement_max_rel_err:.1e}" if b.agreement_max_rel_err is not None else "–",
+            agreement_text(b.agreement_max_rel_err, b.top1_agreement),
         )
     if measured:
         console.print(latency)
@@ -92,7 +93,7 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
             )
     if snapshot.ratios:
         console.print()
-        for ratio in snapshot.ratios:
+        for ratio in (*snapshot.ratios, *snapshot.sibling_ratios):
             spread = "" if ratio.speed_ci_from == "within-run" else f" [{ratio.speed_ci_from}]"
             console.print(ratio_sentence(ratio) + spread)
             sentence = energy_sentence(ratio)

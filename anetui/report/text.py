@@ -42,6 +42,14 @@ def latency_cells(summary: LatencySummary) -> dict[str, str]:
     return cells
 
 
+def agreement_text(error: float | None, top1: float | None, digits: int = 1) -> str:
+    """The agreement cell: '3.9e-02', with ' · top-1 100%' for a classifier; '–' if none."""
+    if error is None:
+        return "–"
+    text = f"{error:.{digits}e}"
+    return text if top1 is None else f"{text} · top-1 {top1:.0%}"
+
+
 def fmt_ratio(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 

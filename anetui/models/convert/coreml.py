@@ -99,13 +99,13 @@ def import_coremltools() -> Any:
     return coremltools
 
 
-def cache_key(spec: ModelSpec, precision: str) -> str:
+def cache_key(spec: ModelSpec, precision: str, target: str = DEPLOYMENT_TARGET) -> str:
     return make_key(
         {
             "target": "coreml",
             **model_fields(spec),
             "precision": precision,
-            "deployment_target": DEPLOYMENT_TARGET,
+            "deployment_target": target,
             "coremltools": package_version("coremltools"),
         }
     )
@@ -125,21 +125,26 @@ def convert(
     *,
     cache: Cache | None = None,
     progress: Callable[[str], None] | None = None,
+    target: str = DEPLOYMENT_TARGET,
 ) -> Conversion:
-    """The model as a cached ML Program; a cache hit costs no conversion."""
+    """The model as a cached ML Program; a cache hit costs no conversion.
+
+    ``target`` is the minimum deployment target (``ct.target`` name): macOS13 unless a
+    later one is needed (int8 activations, ``w8a8``, need macOS14's operations).
+    """
     if precision not in PRECISIONS:
         raise ConversionError(f"unknown precision '{precision}' (fp16 or fp32)")
     if spec.kind == "mlpackage":
         raise ConversionError("the model is already a Core ML package")
     ct = import_coremltools()
     cache = cache or Cache("coreml")
-    key = cache_key(spec, precision)
+    key = cache_key(spec, precision, target)
     got = cached_conversion(
         cache,
         key,
         ARTEFACT,
         package_is_valid,
-        lambda: _prepare(ct, spec, precision, progress),
+        lambda: _prepare(ct, spec, precision, progress, target),
         progress=progress,
         doing=f"converting {spec.describe()} to Core ML ({precision})",
     )
@@ -156,7 +161,11 @@ def convert(
 
 
 def _prepare(
-    ct: Any, spec: ModelSpec, precision: str, progress: Callable[[str], None] | None
+    ct: Any,
+    spec: ModelSpec,
+    precision: str,
+    progress: Callable[[str], None] | None,
+    deployment: str = DEPLOYMENT_TARGET,
 ) -> tuple[Build, dict[str, Any]]:
     """The model loaded, and its build and metadata (on a cache miss only)."""
     model, example = torch_model_and_input(spec)
@@ -164,7 +173,9 @@ def _prepare(
 
     def build(target: Path) -> dict[str, Any]:
         with quiet_coremltools() as notes:
-            mlmodel, method = _convert(ct, model, example, input_name, precision, progress)
+            mlmodel, method = _convert(
+                ct, model, example, input_name, precision, progress, deployment
+            )
             mlmodel.save(str(target))
         return {"method": method, "notes": IMPORT_NOTES + notes}
 
@@ -172,6 +183,7 @@ def _prepare(
         "model": spec.describe(),
         "input_shape": list(spec.input_shape),
         "precision": precision,
+        "deployment_target": deployment,
         "input_name": input_name,
         "output_name": OUTPUT_NAME,
         "torch": package_version("torch"),
@@ -186,6 +198,7 @@ def _convert(
     input_name: str,
     precision: str,
     progress: Callable[[str], None] | None,
+    target: str = DEPLOYMENT_TARGET,
 ) -> tuple[Any, str]:
     """torch.export first; tracing when export or its conversion fails."""
     import numpy as np
@@ -196,7 +209,7 @@ def _convert(
         "outputs": [ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
         "convert_to": "mlprogram",
         "compute_precision": ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
-        "minimum_deployment_target": getattr(ct.target, DEPLOYMENT_TARGET),
+        "minimum_deployment_target": getattr(ct.target, target),
     }
     try:
         program = torch.export.export(model, (example,)).run_decompositions({})
