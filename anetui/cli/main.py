@@ -30,6 +30,7 @@ from anetui.cli.options import (
     sampling_options,
 )
 from anetui.errors import AnetuiError, one_line
+from anetui.models.inputs import InputOverride
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -137,6 +138,8 @@ def cli(
     model: str,
     batch_size: int,
     input_shape: str | None,
+    input_specs: tuple[InputOverride, ...],
+    seq_len: int | None,
     dtype: str | None,
     threads: int | None,
     warmup: int,
@@ -182,6 +185,8 @@ def cli(
         model=model,
         batch_size=batch_size,
         input_shape=input_shape,
+        input_specs=input_specs,
+        seq_len=seq_len,
         backend_ids=backend_ids,
         dtype=dtype,
         threads=threads,

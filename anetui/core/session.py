@@ -8,7 +8,6 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-import numpy as np
 
 from anetui.backends import registry
 from anetui.backends.base import (
@@ -49,7 +48,8 @@ class Session:
         self.contention = ContentionSampler()
         self._options = BackendOptions(dtype=config.dtype, threads=config.threads)
         self._slots: dict[str, Slot] = {}
-        self._reference_output: np.ndarray | None = None
+        self._reference: agreement.Reference | None = None
+        self._reference_made = False
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
@@ -161,14 +161,17 @@ class Session:
             slot.step = None
 
     def _agreement(self, slot: Slot) -> float | None:
-        """Agreement with eager fp32 PyTorch on the CPU; None with a note when there is none."""
+        """Agreement with eager fp32 PyTorch on the CPU over every output (the worst is
+        returned, each kept on the slot); None with a note when there is none."""
         assert slot.backend is not None
-        if self._reference_output is None:
-            self._reference_output = agreement.reference_output(self.spec)
-        value, note = agreement.compare(slot.backend.output, self._reference_output)
-        if note:
-            slot.notes.append(note)
-        return value
+        if not self._reference_made:
+            self._reference = agreement.reference(self.spec)
+            self._reference_made = True
+        found = agreement.compare(agreement.backend_outputs(slot.backend), self._reference)
+        if found.note:
+            slot.notes.append(found.note)
+        slot.agreement_outputs = found.per_output
+        return found.worst
 
     def _fail(self, slot: Slot, message: str) -> None:
         slot.state = BackendState.ERROR
@@ -325,13 +328,25 @@ class Session:
             model=self.spec.describe(),
             input_shape=self.spec.input_shape,
             environment=self._environment_once(),
-            config=config_dict(self.config, self.spec),
+            config=config_dict(self.config, self.spec, self._output_rows()),
             backends=results,
             reference=reference,
             ratios=against,
             power=power,
             warnings=(*checked.warnings, *caveats.collect(results, against, report, power)),
         )
+
+    def _output_rows(self) -> list[dict[str, object]]:
+        """The results' ``config.outputs``: what the model file declares, else what the
+        reference (eager PyTorch) returned once the agreement check made it."""
+        if self.spec.outputs:
+            return [o.as_dict() for o in self.spec.outputs]
+        if self._reference is None:
+            return []
+        return [
+            {"name": name, "shape": list(array.shape), "dtype": _dtype_name(array)}
+            for name, array in zip(self._reference.names, self._reference.arrays, strict=True)
+        ]
 
     def _environment_once(self) -> dict[str, object]:
         # Collected once threads are known: the dashboard snapshots several times a second.
@@ -355,3 +370,9 @@ class Session:
         )
         active = {i: int(s.record.active_s_now() * 1e9) for i, s in self._slots.items()}
         return self.ledger.report(active), checked
+
+
+def _dtype_name(array: object) -> str:
+    """float32 for the reference's float64 copies (the model computed in fp32)."""
+    kind = str(getattr(array, "dtype", ""))
+    return "float32" if kind == "float64" else kind

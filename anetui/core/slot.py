@@ -31,6 +31,7 @@ class Slot:
     error: str | None = None
     prepare: PrepareInfo | None = None
     agreement: float | None = None
+    agreement_outputs: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
     #: Set while the session itself works on a prepared backend (the agreement check).
@@ -58,6 +59,7 @@ class Slot:
             throughput_per_s=self.record.throughput_per_s(),
             active_s=self.record.active_s_now(),
             agreement_max_rel_err=self.agreement,
+            agreement_outputs=dict(self.agreement_outputs),
             notes=tuple(self.notes),
             energy=report.backends.get(self.id) if report else None,
             runtime_summary=self.record.runtime_stats.summary(),

@@ -1,4 +1,5 @@
-"""Reading a saved results document (``anetui.results/1``) as untrusted input: size,
+"""Reading a saved results document (``anetui.results/2``, or ``/1`` written by older
+versions: the same fields less the named inputs and outputs) as untrusted input: size,
 encoding, JSON, schema and the shape of every field a reader uses are checked, and any
 problem is one AnetuiError line naming the file."""
 
@@ -10,6 +11,9 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.report.results_json import SCHEMA
+
+#: Every schema this version reads: its own and the ones before it.
+READABLE_SCHEMAS = ("anetui.results/1", SCHEMA)
 
 #: A results file larger than this is not one anetui wrote (they are a few KB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
@@ -33,7 +37,7 @@ def load_results(path: Path) -> dict[str, Any]:
         raise AnetuiError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise AnetuiError(f"{path} is not a results file: nested too deeply") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE_SCHEMAS:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise AnetuiError(f"{path} is not an anetui results file (schema {found!r}, want {SCHEMA})")
     problem = results_problem(doc)
@@ -44,7 +48,7 @@ def load_results(path: Path) -> dict[str, Any]:
 
 def results_problem(doc: dict[str, Any]) -> str | None:
     """What is wrong with a results document's shape, or None. Checks the fields that
-    readers use, with the types schema anetui.results/1 gives them; others are free."""
+    readers use, with the types schemas anetui.results/1 and /2 give them; others are free."""
     for key in ("environment", "config", "power"):
         if key in doc and not isinstance(doc[key], dict):
             return f"'{key}' is not an object"

@@ -212,6 +212,8 @@ class AnetuiApp(KeyActions, App[int]):
             self.config.model,
             batch_size=self.config.batch_size,
             input_shape=self.config.input_shape,
+            inputs=self.config.inputs,
+            seq_len=self.config.seq_len,
         )
         return Session(self.config, spec, self.monitor)
 
