@@ -92,6 +92,6 @@ def save_two_io_onnx(path: Path) -> Path:
         save_as_external_data=True,
         all_tensors_to_one_file=True,
         location=path.name + ".data",
-        size_threshold=0,
+        size_threshold=1024,
     )
     return path

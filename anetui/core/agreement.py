@@ -4,6 +4,9 @@ on the CPU, for the same weights and inputs (DESIGN.md §6, ``agreement_max_rel_
 Every named output is compared: floats as ``max |out - ref| / max |ref|``, integer and
 boolean outputs exactly (0 when equal, 1 when any element differs); the worst is the
 backend's ``agreement_max_rel_err`` and each output's figure is kept by name.
+
+An ONNX file has no PyTorch form: its reference is ONNX Runtime on the CPU, in fp32,
+with every graph optimisation off (the results' ``config.agreement_reference`` says so).
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from anetui.models.spec import TORCH_KINDS, ModelSpec
 
 #: The agreement reference: plain eager PyTorch, fp32, on the CPU.
 REFERENCE_RUNTIME = "torch-fp32-cpu-eager"
+#: … and for an ONNX file: ONNX Runtime's CPU provider, no graph optimisation.
+ONNX_REFERENCE_RUNTIME = "onnxruntime-fp32-cpu-unoptimised"
+
+
+def reference_runtime(spec: ModelSpec) -> str | None:
+    """What ``spec``'s outputs are compared with (None: nothing)."""
+    if spec.kind in TORCH_KINDS:
+        return REFERENCE_RUNTIME
+    return ONNX_REFERENCE_RUNTIME if spec.kind == "onnx" else None
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,9 @@ class Agreement:
 
 
 def reference(spec: ModelSpec) -> Reference | None:
-    """The reference outputs, or None when the model has no PyTorch form."""
+    """The reference outputs, or None when the model has no reference runtime."""
+    if spec.kind == "onnx":
+        return _onnx_reference(spec)
     if spec.kind not in TORCH_KINDS:
         return None
     import torch
@@ -53,6 +67,25 @@ def reference(spec: ModelSpec) -> Reference | None:
     return Reference(
         tuple(names),
         tuple(a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays),
+    )
+
+
+def _onnx_reference(spec: ModelSpec) -> Reference | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    assert spec.path is not None
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(
+        str(spec.path), options, providers=["CPUExecutionProvider"]
+    )
+    names = [o.name for o in session.get_outputs()]
+    arrays = session.run(names, spec.make_inputs())
+    return Reference(
+        tuple(names),
+        tuple(np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a) for a in arrays),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anetui.core.agreement import REFERENCE_RUNTIME
+from anetui.core.agreement import reference_runtime
 from anetui.models.inputs import InputOverride, describe_values
 from anetui.models.spec import DEFAULT_MODEL, ModelSpec
 
@@ -99,6 +99,6 @@ def config_dict(
         "power": cfg.power,
         "idle_seconds": cfg.idle_seconds,
         "keep_rails": list(cfg.keep_rails),
-        "agreement_reference": REFERENCE_RUNTIME,
+        "agreement_reference": reference_runtime(spec),
         "input": describe_values(spec.inputs),
     }
