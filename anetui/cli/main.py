@@ -40,6 +40,7 @@ COMMANDS = {
     "plan": "anetui.cli.convert:plan",
     "report": "anetui.cli.report:report",
     "doctor": "anetui.cli.doctor:doctor",
+    "models": "anetui.cli.models:models",
 }
 
 
@@ -47,7 +48,7 @@ COMMANDS = {
 #: anything (reading a model, writing a file). bench, power and the dashboard drop
 #: themselves, right after starting a root-only power source; so does doctor, which drops
 #: first thing unless --deep asks it to check a root-only power source first.
-ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report"})
+ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report", "models"})
 
 
 class LazyGroup(click.Group):
