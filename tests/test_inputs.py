@@ -48,7 +48,9 @@ def test_symbolic_dimensions_take_batch_and_seq_len_or_are_refused_by_name() -> 
 
 def test_overrides_must_name_a_real_input_and_respect_fixed_sizes_and_dtypes() -> None:
     fixed = (InputSpec("tokens", (1, 8), "int64", "tokens", 5),)
-    with pytest.raises(InputError, match=r"no input named 'ids'; model inputs: tokens int64 \[1,8\]"):
+    with pytest.raises(
+        InputError, match=r"no input named 'ids'; model inputs: tokens int64 \[1,8\]"
+    ):
         resolve_inputs(fixed, overrides=[InputOverride("ids", (1, 8))])
     with pytest.raises(InputError, match="dimension 1 is fixed at 8 in the model, not 9"):
         resolve_inputs(fixed, overrides=[InputOverride("tokens", (1, 9))])
@@ -68,12 +70,12 @@ def test_parse_input_option() -> None:
 
 
 def test_arrays_follow_dtype_and_domain_and_are_the_same_every_time() -> None:
-    inputs = resolve_inputs(TEXT, seq_len=12) + (InputSpec("pixels", (1, 3, 4, 4)),)
+    inputs = (*resolve_inputs(TEXT, seq_len=12), InputSpec("pixels", (1, 3, 4, 4)))
     first, second = make_arrays(inputs), make_arrays(inputs)
     for name in first:
         assert np.array_equal(first[name], second[name])
     ids = first["input_ids"]
-    assert ids.dtype == np.int64 and ids.shape == (1, 12) and 0 <= ids.min() and ids.max() < 30
+    assert ids.dtype == np.int64 and ids.shape == (1, 12) and ids.min() >= 0 and ids.max() < 30
     assert len(np.unique(ids)) > 1  # drawn, not constant
     assert first["attention_mask"].dtype == np.int64 and np.all(first["attention_mask"] == 1)
     assert first["pixels"].dtype == np.float32 and first["pixels"].std() > 0.1
@@ -109,7 +111,9 @@ def test_onnx_and_pt2_files_declare_names_dtypes_outputs_and_token_range(
         assert mask.domain == "ones"  # a float mask is ones too
 
 
-def test_symbolic_onnx_dimension_needs_seq_len(tmp_path: Path, encoder_files: tuple[Path, Path]) -> None:
+def test_symbolic_onnx_dimension_needs_seq_len(
+    tmp_path: Path, encoder_files: tuple[Path, Path]
+) -> None:
     import onnx
 
     model = onnx.load(str(encoder_files[0]), load_external_data=False)
@@ -117,7 +121,9 @@ def test_symbolic_onnx_dimension_needs_seq_len(tmp_path: Path, encoder_files: tu
         graph_input.type.tensor_type.shape.dim[1].dim_param = "sequence"
     dynamic = tmp_path / "dynamic.onnx"
     onnx.save(model, str(dynamic))
-    with pytest.raises(InputError, match=r"dimension 1 \('sequence'\) is not fixed: give --seq-len"):
+    with pytest.raises(
+        InputError, match=r"dimension 1 \('sequence'\) is not fixed: give --seq-len"
+    ):
         resolve_model(str(dynamic))
     assert resolve_model(str(dynamic), seq_len=5).inputs[0].shape == (1, 5)
 

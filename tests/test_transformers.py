@@ -54,7 +54,9 @@ def run(spec_path: str, backends: tuple[str, ...], **resolve: object) -> dict[st
     return {"config": snapshot.config, **{b.id: b for b in snapshot.backends}}
 
 
-def assert_all_agree(results: dict[str, object], backends: tuple[str, ...], names: list[str]) -> None:
+def assert_all_agree(
+    results: dict[str, object], backends: tuple[str, ...], names: list[str]
+) -> None:
     for backend_id in backends:
         result = results[backend_id]
         assert result.state == "done", (backend_id, result.error)  # type: ignore[attr-defined]
@@ -71,8 +73,12 @@ def test_a_hugging_face_folder_runs_on_every_cpu_runtime_with_its_head(
     assert_all_agree(results, CPU_BACKENDS, ["logits"])
     config = results["config"]
     assert config["inputs"] == [  # type: ignore[index]
-        {"name": "input_ids", "shape": [1, 16], "dtype": "int64",
-         "values": "token ids uniform in [0, 99)"},
+        {
+            "name": "input_ids",
+            "shape": [1, 16],
+            "dtype": "int64",
+            "values": "token ids uniform in [0, 99)",
+        },
         {"name": "attention_mask", "shape": [1, 16], "dtype": "int64", "values": "ones"},
     ]
     # The classification head of `architectures` is kept: 3 labels.
@@ -122,8 +128,12 @@ def test_folders_without_weights_or_of_unknown_architectures_are_one_line(
         resolve_model(str(no_weights))
     unknown = tmp_path / "unknown"
     unknown.mkdir()
-    (unknown / "config.json").write_text('{"architectures": ["FooBarForMagic"], "model_type": "foo"}')
-    with pytest.raises(ModelError, match="architecture 'FooBarForMagic' is unknown to transformers"):
+    (unknown / "config.json").write_text(
+        '{"architectures": ["FooBarForMagic"], "model_type": "foo"}'
+    )
+    with pytest.raises(
+        ModelError, match="architecture 'FooBarForMagic' is unknown to transformers"
+    ):
         resolve_model(str(unknown))
 
 
@@ -146,8 +156,10 @@ def test_bert_base_by_name_converts_to_core_ml_and_runs_on_coreml_backends(
     spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
     assert spec.WhichOneof("Type") == "mlProgram"
     int32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32
-    assert [(f.name, f.type.multiArrayType.dataType, list(f.type.multiArrayType.shape))
-            for f in spec.description.input] == [
+    assert [
+        (f.name, f.type.multiArrayType.dataType, list(f.type.multiArrayType.shape))
+        for f in spec.description.input
+    ] == [
         ("input_ids", int32, [1, 16]),
         ("attention_mask", int32, [1, 16]),
     ]
@@ -160,7 +172,10 @@ def test_bert_base_by_name_converts_to_core_ml_and_runs_on_coreml_backends(
         for name, array in zip(reference.names, reference.arrays, strict=True)
     }
     config = RunConfig(
-        model="bert-base", backends=("coreml-cpu", "coreml-ane"), warmup=1, iterations=3,
+        model="bert-base",
+        backends=("coreml-cpu", "coreml-ane"),
+        warmup=1,
+        iterations=3,
         duration_s=None,
     )
     session = Session(config, model_spec)
@@ -178,9 +193,20 @@ def test_bert_base_by_name_converts_to_core_ml_and_runs_on_coreml_backends(
 
 def test_a_wrong_input_name_is_one_line_naming_the_real_inputs(models_dir: Path) -> None:
     done = subprocess.run(
-        anetui_cmd("bench", "--model", str(models_dir / "encoder.onnx"), "--input",
-                   "input_ids:1,8", "--backends", "onnx-cpu", "--iterations", "1"),
-        capture_output=True, text=True, timeout=120,
+        anetui_cmd(
+            "bench",
+            "--model",
+            str(models_dir / "encoder.onnx"),
+            "--input",
+            "input_ids:1,8",
+            "--backends",
+            "onnx-cpu",
+            "--iterations",
+            "1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()

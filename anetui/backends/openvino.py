@@ -78,7 +78,12 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(converted.path))
             if spec.kind in ("onnx", "openvino"):  # a file's own, maybe symbolic, shapes
-                model.reshape({port.get_any_name(): list(i.concrete_shape()) for port, i in zip(model.inputs, spec.inputs, strict=True)})
+                model.reshape(
+                    {
+                        port.get_any_name(): list(i.concrete_shape())
+                        for port, i in zip(model.inputs, spec.inputs, strict=True)
+                    }
+                )
             loaded = time.perf_counter()
             compiled = core.compile_model(model, device, config)
         except Exception as exc:

@@ -160,8 +160,9 @@ def input_options() -> OptionDecorator:
 
 
 def batch_size_option(
-    *, help: str = "Batch size: the first dimension of every input (images: (N, 3, R, R) at "
-    "the model's own resolution R)."
+    *,
+    help: str = "Batch size: the first dimension of every input (images: (N, 3, R, R) at "
+    "the model's own resolution R).",
 ) -> OptionDecorator:
     return click.option(
         "--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help=help

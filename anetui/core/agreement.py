@@ -85,7 +85,10 @@ def _onnx_reference(spec: ModelSpec) -> Reference | None:
     arrays = session.run(names, spec.make_inputs())
     return Reference(
         tuple(names),
-        tuple(np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a) for a in arrays),
+        tuple(
+            np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+            for a in arrays
+        ),
     )
 
 

@@ -8,7 +8,6 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-
 from anetui.backends import registry
 from anetui.backends.base import (
     BackendError,

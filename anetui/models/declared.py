@@ -41,9 +41,13 @@ _OV_DTYPES = {"f32": "float32", "f16": "float16", "i64": "int64", "i32": "int32"
 
 def _input(name: str, shape: tuple[Dim, ...], dtype: str | None, vocab: int | None) -> InputSpec:
     if dtype is None:
-        raise ModelError(f"input '{name}' has a dtype anetui cannot make ({', '.join(_ONNX_DTYPES.values())})")
+        raise ModelError(
+            f"input '{name}' has a dtype anetui cannot make ({', '.join(_ONNX_DTYPES.values())})"
+        )
     domain = default_domain(name, dtype)
-    return InputSpec(name, shape, dtype, domain, (vocab or FALLBACK_VOCAB) if domain == "tokens" else None)
+    return InputSpec(
+        name, shape, dtype, domain, (vocab or FALLBACK_VOCAB) if domain == "tokens" else None
+    )
 
 
 # -- ONNX ---------------------------------------------------------------------------
@@ -117,16 +121,14 @@ def export_io(program: Any, path: Path) -> Declared:
         shape = tuple(d if isinstance(d, int) else str(d) for d in value.shape)
         inputs.append(_input(name, shape, _TORCH_DTYPES.get(str(value.dtype)), vocab))
     outputs = []
-    values = {n.name: n.meta.get("val") for n in program.graph.nodes}
+    values: dict[str, Any] = {n.name: n.meta.get("val") for n in program.graph.nodes}
     for name in program.graph_signature.user_outputs:
-        value = values.get(name) if isinstance(name, str) else None
-        shape = (
-            tuple(d if isinstance(d, int) else str(d) for d in value.shape)
-            if hasattr(value, "shape")
-            else None
-        )
-        dtype = _TORCH_DTYPES.get(str(value.dtype)) if hasattr(value, "dtype") else None
-        outputs.append(OutputSpec(str(name), shape, dtype))
+        out: Any = values.get(name) if isinstance(name, str) else None
+        out_shape: tuple[Dim, ...] | None = None
+        if hasattr(out, "shape"):
+            out_shape = tuple(d if isinstance(d, int) else str(d) for d in out.shape)
+        dtype = _TORCH_DTYPES.get(str(out.dtype)) if hasattr(out, "dtype") else None
+        outputs.append(OutputSpec(str(name), out_shape, dtype))
     return tuple(inputs), tuple(outputs)
 
 
@@ -187,13 +189,17 @@ def pte_io(path: Path) -> Declared:
     except ImportError:
         raise ModelError("executorch not installed (pip install 'anetui[executorch]')") from None
     except Exception as exc:
-        raise ModelError(f"cannot read {path.name} as an ExecuTorch program: {one_line(exc)}") from None
+        raise ModelError(
+            f"cannot read {path.name} as an ExecuTorch program: {one_line(exc)}"
+        ) from None
     count = meta.num_inputs()
     inputs = []
     for index in range(count):
         info = meta.input_tensor_meta(index)
         name = "x" if count == 1 else f"input_{index}"
-        inputs.append(_input(name, tuple(int(d) for d in info.sizes()), _SCALAR_TYPES.get(info.dtype()), None))
+        inputs.append(
+            _input(name, tuple(int(d) for d in info.sizes()), _SCALAR_TYPES.get(info.dtype()), None)
+        )
     outputs = tuple(
         OutputSpec(
             f"output_{index}",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anetui.errors import one_line
-from anetui.models.inputs import BATCH, SEQ, Dim, InputSpec
+from anetui.models.inputs import BATCH, Dim, InputSpec
 from anetui.models.spec import WEIGHTS_SEED, ModelError, ModelSpec
 from anetui.models.zoo import ZOO, ZooModel
 
@@ -38,7 +38,9 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise ModelError("transformers not installed (pip install 'anetui[transformers]')") from None
+        raise ModelError(
+            "transformers not installed (pip install 'anetui[transformers]')"
+        ) from None
     return transformers
 
 
@@ -66,9 +68,11 @@ def folder_config(path: Path) -> tuple[Any, str]:
             f"{transformers.__version__}"
         )
     if not any(path.glob("*.safetensors")):
-        extra = " (a pytorch_model.bin is a pickle anetui will not load)" if any(
-            path.glob("*.bin")
-        ) else ""
+        extra = (
+            " (a pytorch_model.bin is a pickle anetui will not load)"
+            if any(path.glob("*.bin"))
+            else ""
+        )
         raise ModelError(
             f"{path.name} has {CONFIG_FILE} but no *.safetensors weights "
             f"(save_pretrained writes model.safetensors){extra}"
@@ -76,7 +80,9 @@ def folder_config(path: Path) -> tuple[Any, str]:
     try:
         config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:
-        raise ModelError(f"{path.name}: transformers cannot read its config: {one_line(exc)}") from None
+        raise ModelError(
+            f"{path.name}: transformers cannot read its config: {one_line(exc)}"
+        ) from None
     if arch is None:  # no head named: the base model of this model type
         arch = type(transformers.AutoModel.from_config(config)).__name__
     return config, arch
@@ -162,10 +168,9 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
     model.eval()
     wrapped = NamedIO(model, names)
     with torch.inference_mode():
-        wrapped.learn_outputs(
-            tuple(torch.from_numpy(a) for a in spec.make_inputs().values())
-        )
-    return wrapped
+        wrapped.learn_outputs(tuple(torch.from_numpy(a) for a in spec.make_inputs().values()))
+    module: torch.nn.Module = wrapped
+    return module
 
 
 @functools.cache
@@ -195,5 +200,5 @@ def _named_io_class() -> type:
     return _NamedIO
 
 
-def NamedIO(model: Any, input_names: list[str]) -> Any:  # noqa: N802 (a class, made lazily)
+def NamedIO(model: Any, input_names: list[str]) -> Any:
     return _named_io_class()(model, input_names)

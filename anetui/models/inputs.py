@@ -186,9 +186,9 @@ def resolve_inputs(
         by_name[override.name] = override
     resolved = []
     for spec in declared:
-        override = by_name.get(spec.name)
-        if override is not None:
-            spec = _apply(spec, override, listing, dtype_fixed)
+        asked = by_name.get(spec.name)
+        if asked is not None:
+            spec = _apply(spec, asked, listing, dtype_fixed)
         dims: list[Dim] = []
         for index, dim in enumerate(spec.shape):
             if isinstance(dim, int):

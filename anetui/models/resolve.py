@@ -117,9 +117,8 @@ class _Ask:
 
     def resolve(self, declared: Sequence[InputSpec], *, fixed: bool) -> tuple[InputSpec, ...]:
         overrides = list(self.overrides)
-        if self.input_shape is not None and declared:
-            if not fixed or len(self.input_shape) == len(declared[0].shape):
-                overrides.insert(0, InputOverride(declared[0].name, self.input_shape))
+        if self.input_shape is not None and declared:  # --input-shape: the first input's
+            overrides.insert(0, InputOverride(declared[0].name, self.input_shape))
         return resolve_inputs(
             declared,
             overrides=overrides,
@@ -156,7 +155,9 @@ def _resolve_path(path: Path, ask: _Ask) -> ModelSpec:
                 f"{path} is a folder without config.json: not a Hugging Face model folder"
             )
         declared = folder_inputs(path, ask.seq_len)
-        spec = ModelSpec(name=path.name, kind="hf", path=path, inputs=ask.resolve(declared, fixed=False))
+        spec = ModelSpec(
+            name=path.name, kind="hf", path=path, inputs=ask.resolve(declared, fixed=False)
+        )
         return spec
     if suffix == ".mlpackage":
         ins, outs = _read_mlpackage(path)

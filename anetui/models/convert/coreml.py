@@ -187,8 +187,10 @@ def _prepare(
         with quiet_coremltools() as notes:
             mlmodel, method = _convert(ct, model, examples, inputs, outputs, precision, progress)
             mlmodel.user_defined_metadata[COREML_INPUTS_KEY] = json.dumps(
-                [{**i.as_dict(), "name": n, "domain": i.domain, "high": i.high}
-                 for n, i in zip(names, spec.inputs, strict=True)]
+                [
+                    {**i.as_dict(), "name": n, "domain": i.domain, "high": i.high}
+                    for n, i in zip(names, spec.inputs, strict=True)
+                ]
             )
             mlmodel.save(str(target))
         return {"method": method, "notes": list(dict.fromkeys(IMPORT_NOTES + notes))}

@@ -6,8 +6,10 @@ entry; an entry is valid only with every external data file it names."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def external_data_files(model: Any) -> set[str]:
     """The files (relative to the model's folder) its initializers keep their data in."""
     import onnx
 
-    files = set()
+    files: set[str] = set()
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             files.update(e.value for e in tensor.external_data if e.key == "location")
@@ -94,6 +96,19 @@ def export(
     return Export(got.path, got.hit, got.seconds())
 
 
+@contextlib.contextmanager
+def _quiet_constant_folding() -> Iterator[None]:
+    """onnxscript's optimizer logs "Evaluation failed: …" on stderr for every constant it
+    cannot fold (transformers' attention masks): it folds less, the export is right."""
+    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
     """The model loaded, and its build and metadata (on a cache miss only)."""
     import torch
@@ -103,7 +118,11 @@ def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
     outputs = torch_output_names(model, spec, examples)
 
     def build(target: Path) -> dict[str, Any]:
-        with failures_as(OnnxExportError, "ONNX export failed"), warnings.catch_warnings():
+        with (
+            failures_as(OnnxExportError, "ONNX export failed"),
+            warnings.catch_warnings(),
+            _quiet_constant_folding(),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,

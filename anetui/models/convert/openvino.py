@@ -108,7 +108,10 @@ def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
                 method = "openvino.convert_model(torch.export)"
             # Static: the benchmark's shapes, by position (the program's input order).
             converted.reshape(
-                {port: list(i.concrete_shape()) for port, i in zip(converted.inputs, spec.inputs, strict=True)}
+                {
+                    port: list(i.concrete_shape())
+                    for port, i in zip(converted.inputs, spec.inputs, strict=True)
+                }
             )
             openvino.save_model(converted, str(target), compress_to_fp16=False)
         return {"converter": method, "weights": "fp32"}
