@@ -10,6 +10,7 @@ its row count as their token range, so random ids are always valid indices.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -178,20 +179,23 @@ def coreml_io(description: Any) -> Declared:
 
 # -- ExecuTorch -----------------------------------------------------------------------
 def pte_io(path: Path) -> Declared:
+    # torchao (imported by executorch) logs a pytree deprecation on every start.
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    saved = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
     try:
         from executorch.runtime import Runtime
 
-        from anetui.models.convert.executorch import quiet_pytree_log
-
-        with quiet_pytree_log():
-            program = Runtime.get().load_program(path)
-            meta = program.metadata("forward")
+        program = Runtime.get().load_program(path)
+        meta = program.metadata("forward")
     except ImportError:
         raise ModelError("executorch not installed (pip install 'anetui[executorch]')") from None
     except Exception as exc:
         raise ModelError(
             f"cannot read {path.name} as an ExecuTorch program: {one_line(exc)}"
         ) from None
+    finally:
+        pytree_log.setLevel(saved)
     count = meta.num_inputs()
     inputs = []
     for index in range(count):
