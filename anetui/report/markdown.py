@@ -7,6 +7,7 @@ from anetui.report.text import (
     energy_sentence,
     fmt_ms,
     idle_basis,
+    inputs_text,
     is_clear,
     latency_cells,
     rails_label,
@@ -18,7 +19,7 @@ def to_markdown(snapshot: Snapshot) -> str:
     """The report: what the reference report covered, measured, with method and env."""
     cfg = snapshot.config
     env = snapshot.environment
-    shape = snapshot.input_shape
+    shape = inputs_text(snapshot)
     lines = [
         f"# anetui benchmark: {snapshot.model} {shape}",
         "",
