@@ -214,3 +214,56 @@ def test_a_wrong_input_name_is_one_line_naming_the_real_inputs(models_dir: Path)
         "anetui: error: no input named 'input_ids'; model inputs: tokens int64 [1,8], "
         "mask float32 [1,8]"
     ]
+
+
+#: Each zoo row at a tiny size: the shapes change, the code path (config class, model
+#: class, sub-module, declared inputs, NamedIO) is the real one.
+TINY_ZOO = {
+    "bert-base": TINY_BERT,
+    "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 37, "vocab_size": 99},
+    "vit-base": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "image_size": 32,
+        "patch_size": 8,
+    },
+    "whisper-tiny-encoder": {
+        "d_model": 32,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 2,
+        "decoder_layers": 1,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 37,
+        "decoder_ffn_dim": 37,
+        "max_source_positions": 50,
+        "num_mel_bins": 16,
+    },
+    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64, "use_cache": False},
+}
+ZOO_INPUTS = {
+    "bert-base": (
+        "input_ids int64 [1,16], attention_mask int64 [1,16]",
+        ["last_hidden_state", "pooler_output"],
+    ),
+    "distilbert": ("input_ids int64 [1,16], attention_mask int64 [1,16]", ["last_hidden_state"]),
+    "vit-base": ("pixel_values float32 [1,3,32,32]", ["last_hidden_state", "pooler_output"]),
+    "whisper-tiny-encoder": ("input_features float32 [1,16,100]", ["last_hidden_state"]),
+    "gpt2": ("input_ids int64 [1,16]", ["logits"]),
+}
+
+
+@pytest.mark.parametrize("name", list(ZOO_INPUTS))
+def test_every_transformer_name_builds_offline_with_its_inputs_and_outputs(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(TINY_ZOO) == set(zoo.ZOO)  # a new row gets a tiny size here too
+    row = dataclasses.replace(zoo.ZOO[name], config_args=TINY_ZOO[name])
+    monkeypatch.setitem(zoo.ZOO, name, row)
+    spec = resolve_model(name, seq_len=16)
+    inputs, outputs = ZOO_INPUTS[name]
+    assert spec.kind == "transformers" and spec.describe_inputs() == inputs
+    reference = agreement.reference(spec)
+    assert reference is not None and list(reference.names) == outputs
+    assert all(np.all(np.isfinite(a)) and a.std() > 0 for a in reference.arrays)

@@ -67,6 +67,11 @@ class ModelSpec:
         return self.inputs[0].name if self.inputs else "x"
 
     @property
+    def output_name(self) -> str:
+        """The first output's name where the model file declares it, else ``output``."""
+        return self.outputs[0].name if self.outputs else "output"
+
+    @property
     def batch_size(self) -> int:
         return self.input_shape[0] if self.input_shape else 1
 
