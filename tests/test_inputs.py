@@ -135,3 +135,22 @@ def test_the_cache_key_differs_for_two_input_specs() -> None:
     long = resolve_model("bert-base", seq_len=32)
     assert make_key(model_fields(short)) != make_key(model_fields(long))
     assert short.describe_inputs() == "input_ids int64 [1,16], attention_mask int64 [1,16]"
+
+
+def test_report_reads_both_schema_versions(tmp_path: Path) -> None:
+    """anetui.results/2 is written; a /1 file from an older anetui still loads."""
+    import json
+
+    from anetui.errors import AnetuiError
+    from anetui.report.load import load_results
+    from anetui.report.results_json import SCHEMA
+
+    assert SCHEMA == "anetui.results/2"
+    for schema in ("anetui.results/1", "anetui.results/2"):
+        path = tmp_path / f"{schema[-1]}.json"
+        path.write_text(json.dumps({"schema": schema, "config": {"input_shape": [1, 3]}}))
+        assert load_results(path)["schema"] == schema
+    path = tmp_path / "3.json"
+    path.write_text(json.dumps({"schema": "anetui.results/3"}))
+    with pytest.raises(AnetuiError, match="not an anetui results file"):
+        load_results(path)

@@ -51,7 +51,11 @@ def run(spec_path: str, backends: tuple[str, ...], **resolve: object) -> dict[st
     session.run()
     snapshot = session.snapshot()
     session.close()
-    return {"config": snapshot.config, **{b.id: b for b in snapshot.backends}}
+    return {
+        "config": snapshot.config,
+        "snapshot": snapshot,
+        **{b.id: b for b in snapshot.backends},
+    }
 
 
 def assert_all_agree(
@@ -81,6 +85,15 @@ def test_a_hugging_face_folder_runs_on_every_cpu_runtime_with_its_head(
         },
         {"name": "attention_mask", "shape": [1, 16], "dtype": "int64", "values": "ones"},
     ]
+    from anetui.report import markdown, results_json
+
+    header = "input_ids int64 [1,16], attention_mask int64 [1,16]"
+    assert markdown.to_markdown(results["snapshot"]).startswith(  # type: ignore[arg-type]
+        f"# anetui benchmark: {models_dir / 'bert-classifier'} {header}"
+    )
+    doc = results_json.to_json(results["snapshot"])  # type: ignore[arg-type]
+    assert doc["config"]["input_shape"] == [1, 16]  # the first input's, as in schema 1
+    assert doc["backends"][1]["agreement_outputs"].keys() == {"logits"}
     # The classification head of `architectures` is kept: 3 labels.
     assert config["outputs"] == [{"name": "logits", "shape": [1, 3], "dtype": "float32"}]  # type: ignore[index]
 
