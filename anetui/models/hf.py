@@ -128,11 +128,9 @@ def declared_inputs(
     raise ModelError(f"{model_class}: anetui does not know how to feed '{main}'")
 
 
-def zoo_spec(row: ZooModel, seq_len: int | None) -> tuple[tuple[InputSpec, ...], tuple[str, ...]]:
-    """A zoo row's declared inputs and notes (imports transformers, builds no weights)."""
-    config = zoo_config(row)
-    inputs = declared_inputs(config, row.model, seq_len=seq_len, part=row.part)
-    return inputs, ()
+def zoo_inputs(row: ZooModel, seq_len: int | None) -> tuple[InputSpec, ...]:
+    """A zoo row's declared inputs (imports transformers, builds no weights)."""
+    return declared_inputs(zoo_config(row), row.model, seq_len=seq_len, part=row.part)
 
 
 def folder_inputs(path: Path, seq_len: int | None) -> tuple[InputSpec, ...]:
@@ -161,7 +159,12 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
         _, arch = folder_config(spec.path)
         try:
             model = getattr(transformers, arch).from_pretrained(
-                str(spec.path), local_files_only=True, dtype=torch.float32
+                # Safetensors only (never a pickle), no network, no code from the folder.
+                str(spec.path),
+                local_files_only=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                dtype=torch.float32,
             )
         except Exception as exc:
             raise ModelError(f"cannot load {spec.path.name}: {one_line(exc)}") from None

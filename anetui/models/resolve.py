@@ -129,16 +129,10 @@ class _Ask:
 
 
 def _resolve_zoo(name: str, ask: _Ask) -> ModelSpec:
-    from anetui.models.hf import zoo_spec
+    from anetui.models.hf import zoo_inputs
 
-    declared, notes = zoo_spec(ZOO[name], ask.seq_len)
-    return ModelSpec(
-        name=name,
-        kind="transformers",
-        inputs=ask.resolve(declared, fixed=False),
-        notes=notes,
-        seq_len=ask.seq_len,
-    )
+    declared = zoo_inputs(ZOO[name], ask.seq_len)
+    return ModelSpec(name=name, kind="transformers", inputs=ask.resolve(declared, fixed=False))
 
 
 def _resolve_path(path: Path, ask: _Ask) -> ModelSpec:

@@ -52,8 +52,6 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default=(), compare=False)
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
-    #: transformers models: the sequence length asked for, recorded for conversions.
-    seq_len: int | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs and self.input_shape:
