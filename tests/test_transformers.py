@@ -127,6 +127,12 @@ def test_the_onnx_cache_key_covers_external_data(models_dir: Path, tmp_path: Pat
     data = tmp_path / "encoder.onnx.data"
     data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")  # other weights, same graph
     assert make_key(model_fields(resolve_model(str(copy)))) != before
+    # A cache entry is valid only with the data its graph names.
+    from anetui.models.convert.onnx import is_valid
+
+    assert is_valid(copy)
+    data.unlink()
+    assert not is_valid(copy)
 
 
 def test_folders_without_weights_or_of_unknown_architectures_are_one_line(
