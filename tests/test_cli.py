@@ -75,7 +75,7 @@ def test_asking_for_an_unavailable_backend_exits_with_its_reason() -> None:
     if torch_base.torch_cuda().ok:
         pytest.skip("an NVIDIA GPU is present")
     proc = anetui("bench", "--backends", "torch-cuda", "--iterations", "1")
-    assert_one_line_error(proc, 1, "torch-cuda is not available: no NVIDIA GPU")
+    assert_one_line_error(proc, 1, "torch-cuda: not run — no NVIDIA GPU")
 
 
 @pytest.mark.parametrize(

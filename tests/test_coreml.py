@@ -248,7 +248,7 @@ def test_cli_as_a_new_user_on_linux(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert_one_line_error(
         anetui("bench", "--backends", "coreml-ane", "--iterations", "1"),
         1,
-        "coreml-ane is not available: Core ML prediction needs macOS (conversion works here)",
+        "coreml-ane: not run — Core ML prediction needs macOS (conversion works here)",
     )
     assert_one_line_error(anetui("plan"), 1, "the compute plan needs macOS 14.4+")
     default = anetui("bench", *TINY_RUN, "--iterations", "2")

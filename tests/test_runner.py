@@ -105,3 +105,46 @@ def test_timeline_counts_only_whole_buckets_inside_a_window() -> None:
     timeline.publish(15, 0)  # empty buckets are not stored
     assert timeline.buckets() == [(12, 4), (13, 4), (14, 4)]  # bounded
     assert sum(c for b, c in timeline.buckets() if 12 <= b < 14) == 8
+
+
+def test_buffered_latencies_are_all_recorded_and_bucketed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The buffer is folded when full (a small CHUNK here) and at every bucket edge:
+    every timed inference reaches the histogram once and one completion bucket once."""
+    import anetui.core.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "CHUNK", 7)
+    backend = CountingBackend(work_ns=50_000)
+    record = BackendRecord()
+    assert run(backend, record, threading.Event(), warmup=0, iterations=1000) == 1000
+    summary = record.stats.summary()
+    assert summary is not None and summary.count == 1000 == record.count
+    assert summary.min_ns >= 50_000
+    buckets = record.timeline.buckets()
+    assert sum(count for _bucket, count in buckets) == 1000
+    assert [b for b, _c in buckets] == sorted({b for b, _c in buckets})  # each once
+    first, last = record.intervals[0]
+    assert first // BUCKET_NS <= buckets[0][0] and buckets[-1][0] == last // BUCKET_NS
+    assert record.stretch_medians_ns[0][1] == 1000
+
+
+def test_the_switch_interval_is_short_only_while_a_stretch_runs() -> None:
+    """While timed, another thread holding the GIL is asked to let go after
+    SWITCH_INTERVAL_S, not the interpreter's 5 ms; restored afterwards."""
+    import sys
+
+    from anetui.core.runner import SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    class Probe(CountingBackend):
+        def infer(self) -> None:
+            seen.append(sys.getswitchinterval())
+            super().infer()
+
+    run(Probe(), BackendRecord(), threading.Event(), warmup=2, iterations=3)
+    assert seen[:2] == [before, before]  # warmup is not timed
+    assert seen[2:] == [pytest.approx(SWITCH_INTERVAL_S)] * 3
+    assert sys.getswitchinterval() == before

@@ -113,7 +113,7 @@ def test_unavailable_backends_are_listed_not_run(small_spec: ModelSpec) -> None:
         pytest.skip("an NVIDIA GPU is present")
     session = Session(small_config(backends=("torch-cpu", "torch-cuda")), small_spec)
     assert session.runnable() == ["torch-cpu"]
-    with pytest.raises(Exception, match="torch-cuda is not available: no NVIDIA GPU"):
+    with pytest.raises(Exception, match="torch-cuda: not run — no NVIDIA GPU"):
         session.require_available()
     snap = session.snapshot()
     cuda = next(b for b in snap.backends if b.id == "torch-cuda")

@@ -129,6 +129,13 @@ class BackendError(AnetuiError):
     """A backend failed to prepare or run; the message is one line for the user."""
 
 
+class NotAvailableHere(BackendError):
+    """Raised by ``prepare()`` when it finds that the backend cannot run here after all
+    (e.g. the device compiled another precision than the one asked for): the backend is
+    reported *not available*, with this reason, like one whose probe said no — not as a
+    failed run. The message is the reason alone, without the backend's id."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One runtime on one device, prepared once and then called in a timed loop."""

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
+from anetui.backends.base import (
+    BackendDescription,
+    BackendError,
+    BackendOptions,
+    NotAvailableHere,
+    PrepareInfo,
+)
 from anetui.errors import Availability, one_line
 from anetui.models.convert.openvino import OpenVinoConversionError, convert
 from anetui.models.spec import ModelSpec
@@ -48,7 +54,12 @@ class OpenVinoBackend:
         self._inputs: list[np.ndarray] = []
 
     def available(self) -> Availability:
-        return self._description.probe()
+        probe = self._description.probe()
+        if not probe.ok:
+            return probe
+        # Before any conversion: a precision the device cannot compute is "not available
+        # here", like missing hardware — never a failed run, never a mislabelled one.
+        return precision_support(DEVICES[self.id], self.dtype)
 
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
         import openvino
@@ -90,10 +101,11 @@ class OpenVinoBackend:
             raise BackendError(f"{self.id} could not compile: {one_line(exc)}") from None
         compiled_at = time.perf_counter()
         used = compiled.get_property(hints.inference_precision)
-        if used != wanted:
-            raise BackendError(
-                f"{self.id}: asked OpenVINO for {PRECISIONS[self.dtype]}, "
-                f"it compiled for {used.get_type_name()}"
+        if used != wanted:  # the last guard, should the capabilities have said otherwise
+            raise NotAvailableHere(
+                f"this {device} computes {PRECISIONS[self.dtype]} as {used.get_type_name()} "
+                f"in OpenVINO (it compiled for {used.get_type_name()} when asked for "
+                f"{PRECISIONS[self.dtype]})"
             )
         info: dict[str, object] = {
             "openvino": openvino.get_version(),
@@ -169,6 +181,43 @@ def openvino_device(device: str, hint: str) -> Availability:
         listed = ", ".join(devices) or "none"
         return Availability.no(f"OpenVINO lists no {device} here ({listed}): {hint}")
     return Availability.yes()
+
+
+#: Our dtype names -> the device capability (``OPTIMIZATION_CAPABILITIES``) that computes it.
+CAPABILITIES = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
+
+
+@functools.cache
+def _capabilities(device: str) -> tuple[str, ...]:
+    import openvino
+
+    return tuple(openvino.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+
+
+def computed_as(dtype: str, capabilities: tuple[str, ...]) -> str:
+    """What OpenVINO computes instead of ``dtype`` on a device lacking it: a 16-bit hint
+    falls to the other 16-bit type the device has (an f16 hint compiles as bf16 on
+    AVX512-BF16 CPUs without AVX512-FP16), else to f32."""
+    other = {"fp16": "bf16", "bf16": "fp16"}.get(dtype)
+    if other is not None and CAPABILITIES[other] in capabilities:
+        return PRECISIONS[other]
+    return "f32"
+
+
+def precision_support(device: str, dtype: str) -> Availability:
+    """Whether OpenVINO's ``device`` computes ``dtype`` natively, from the device's own
+    ``OPTIMIZATION_CAPABILITIES`` (imports openvino, never torch)."""
+    try:
+        capabilities = _capabilities(device)
+    except Exception as exc:
+        return Availability.no(f"OpenVINO did not report {device}'s capabilities: {one_line(exc)}")
+    if CAPABILITIES[dtype] in capabilities:
+        return Availability.yes()
+    what = {"CPU": "this CPU", "GPU": "this GPU", "NPU": "this NPU"}.get(device, device)
+    return Availability.no(
+        f"{what} computes {PRECISIONS[dtype]} as {computed_as(dtype, capabilities)} in "
+        f"OpenVINO (its OPTIMIZATION_CAPABILITIES: {', '.join(capabilities) or 'none'})"
+    )
 
 
 def _row(backend_id: str, device: str, dtype: str, summary: str, hint: str) -> BackendDescription:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anetui.backends import cpu_features
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
 from anetui.models.spec import ModelError, ModelSpec
@@ -47,6 +48,18 @@ def _torch_dtype(name: str) -> torch.dtype:
     import torch
 
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def _emulated_precision(device: str, dtype: str) -> tuple[str, ...]:
+    """A note when PyTorch computes ``dtype`` on a CPU without instructions for it
+    (:mod:`anetui.backends.cpu_features`): the figures are that precision's, reached
+    through conversions, usually slower than fp32."""
+    if device != "cpu" or dtype == "fp32" or cpu_features.detect().has(dtype):
+        return ()
+    return (
+        f"this CPU has no {dtype} arithmetic: PyTorch emulates {dtype}, usually slower than "
+        "fp32 (`anetui doctor` lists the cpu features)",
+    )
 
 
 # -- availability probes: file and platform checks, no torch import ------------------
@@ -171,7 +184,7 @@ class TorchBackend:
             load_s=loaded - started,
             compile_s=compiled - loaded,
             first_inference_ms=first_ns / 1e6,
-            notes=spec.notes + self._notes(),
+            notes=spec.notes + self._notes() + _emulated_precision(self.device, self.dtype),
         )
 
     def _notes(self) -> tuple[str, ...]:

@@ -77,6 +77,15 @@ def _consoles() -> tuple[Console, Console]:
     is_flag=True,
     help="Alternate the backends in ~1 s rounds so drift and heat fall on all equally.",
 )
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Measure N runs, each of the whole --duration/--iterations per backend: the "
+    "spread of the per-run medians is reported, and a ratio's interval uses it when wider.",
+)
 @power_option(
     default="none",
     help="Measure energy: auto, ioreport (macOS, no root), powermetrics (macOS, root), "
@@ -120,6 +129,7 @@ def bench(
     iterations: int | None,
     duration_s: float | None,
     interleave: bool,
+    repeat: int,
     reference: str | None,
     power_spec: str,
     interval_ms: int,
@@ -157,6 +167,7 @@ def bench(
         iterations=iterations,
         duration_s=duration_s,
         interleave=interleave,
+        repeat=repeat,
         reference=reference,
         power=power_spec,
         interval_ms=interval_ms,
@@ -313,7 +324,12 @@ def _measure(
     failed = [b for b in snapshot.backends if b.state == "error"]
     for b in failed:
         err.print(f"[red]error:[/] {b.error}")
-    return 1 if failed else 0
+    # Asked for by name and found unavailable only while preparing (e.g. the device
+    # compiled another precision): exit 1, like one its probe refused.
+    refused = [b for b in snapshot.backends if config.backends is not None and not b.available]
+    for b in refused:
+        err.print(f"[red]error:[/] {b.id}: not run — {b.reason}")
+    return 1 if failed or refused else 0
 
 
 def _interrupted(signum: int, snapshot: Snapshot) -> str:
@@ -387,7 +403,8 @@ def _run_with_progress(
 
 
 def _planned(config: RunConfig) -> float:
-    return float(config.iterations if config.iterations is not None else config.duration_s or 0)
+    per_run = config.iterations if config.iterations is not None else config.duration_s or 0
+    return float(per_run * config.repeat)
 
 
 def _update(progress: Progress, tasks: dict[str, TaskID], session: Session) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from anetui import __version__, privileges
+from anetui.backends import cpu_features
 from anetui.backends.registry import REGISTRY
 from anetui.cli.options import (
     backends_option,
@@ -198,6 +199,10 @@ def print_doctor(console: Console | None = None) -> None:
     )
     versions = ", ".join(f"{name} {package_version(name) or 'not installed'}" for name in PACKAGES)
     console.print(f"packages: {versions}")
+    features = cpu_features.detect()
+    console.print(f"[bold]cpu features[/] (what the CPU backends compute; from {features.source})")
+    for line in features.lines():
+        console.print(f"  {line}", highlight=False)
     console.print("[bold]backends[/]")
     for description in REGISTRY.values():
         probe = description.probe()

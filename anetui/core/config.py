@@ -39,6 +39,9 @@ class RunConfig:
     iterations: int | None = None
     duration_s: float | None = DEFAULT_DURATION_S
     interleave: bool = False
+    #: Whole runs measured one after another (each its full iterations or seconds): the
+    #: run-to-run spread of the medians.
+    repeat: int = 1
     reference: str | None = None
     power: str = "none"
     interval_ms: int = 250
@@ -59,7 +62,8 @@ class RunConfig:
 
 def schedule(cfg: RunConfig, n_backends: int) -> list[list[tuple[int | None, float | None]]]:
     """Per round, per backend: (iterations, seconds) for that slice of the run — one
-    round, or ~1 s slices (``INTERLEAVE_ROUNDS`` with --iterations) when interleaved."""
+    round, or ~1 s slices (``INTERLEAVE_ROUNDS`` with --iterations) when interleaved;
+    all of it ``repeat`` times (--repeat)."""
     if not cfg.interleave:
         rounds = 1
     elif cfg.duration_s is not None:
@@ -76,7 +80,7 @@ def schedule(cfg: RunConfig, n_backends: int) -> list[list[tuple[int | None, flo
             share = cfg.iterations // rounds + (1 if r < cfg.iterations % rounds else 0)
             item = (share, None)
         slices.append([item] * n_backends)
-    return slices
+    return slices * cfg.repeat
 
 
 def config_dict(
@@ -94,6 +98,7 @@ def config_dict(
         "iterations": cfg.iterations,
         "duration_s": cfg.duration_s,
         "interleave": cfg.interleave,
+        "repeat": cfg.repeat,
         "dtype": cfg.dtype,
         "threads": cfg.threads,
         "power": cfg.power,

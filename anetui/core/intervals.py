@@ -87,3 +87,41 @@ def energy_ratio(
     half = _t_quantile(df) * math.sqrt(variance)
     centre = math.log(ratio)  # the counters' exact estimate where there is one
     return ratio, (math.exp(centre - half), math.exp(centre + half)), None
+
+
+#: Fewer timed runs (stretches) than this per backend: no run-to-run interval.
+MIN_RUNS_FOR_SPREAD = 3
+#: Student's t 97.5 % quantiles for 1–9 degrees of freedom, where the expansion above is
+#: too rough (few runs is the usual case here).
+_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262)
+
+
+def t_975(df: float) -> float:
+    """Student's t 97.5 % quantile: a table below 10 degrees of freedom, else the
+    expansion."""
+    whole = int(df)
+    return _T_975[whole - 1] if 1 <= whole <= len(_T_975) else _t_quantile(df)
+
+
+def run_to_run_half_width(ref_medians: Sequence[float], medians: Sequence[float]) -> float | None:
+    """The 95 % half-width, on the log scale, of a ratio of medians judged by how much
+    the per-run medians moved from run to run (each timed stretch a run), or None with
+    fewer than MIN_RUNS_FOR_SPREAD runs each.
+
+    Runs measured in the same rounds (as many of each: --interleave, --repeat) are
+    paired, so drift that hit both cancels; otherwise the two sets are compared as
+    independent samples (Welch).
+    """
+    a = np.log(np.asarray(ref_medians, dtype=np.float64))
+    b = np.log(np.asarray(medians, dtype=np.float64))
+    if min(len(a), len(b)) < MIN_RUNS_FOR_SPREAD:
+        return None
+    if len(a) == len(b):
+        d = a - b
+        return float(t_975(len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se2 = va + vb
+    if se2 == 0:
+        return 0.0
+    df = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(t_975(df) * math.sqrt(se2))

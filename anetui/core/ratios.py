@@ -3,6 +3,7 @@ against one reference backend."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ def against(reference: str | None, measured: Mapping[str, BackendResult]) -> tup
             continue
         # ref.p50 / b.p50: > 1 means the backend is faster than the reference.
         speed, ci, speed_note = ratio_with_interval(ref.summary, result.summary)
+        ci, ci_from = _widest(speed, ci, ref, result)
         energy, energy_ci, rails, energy_note = _energy_ratio(ref, result)
         ratio = Ratio(
             reference,
@@ -46,9 +48,28 @@ def against(reference: str | None, measured: Mapping[str, BackendResult]) -> tup
             rails,
             speed_note=speed_note,
             energy_note=energy_note,
+            speed_ci_from=ci_from,
         )
         out.append(_with_factors(ratio, ref, result, measured))
     return tuple(out)
+
+
+def _widest(
+    speed: float, ci: tuple[float, float] | None, ref: BackendResult, other: BackendResult
+) -> tuple[tuple[float, float] | None, str]:
+    """The within-run interval, or the run-to-run one when that is wider: one run's
+    interval assumes its inferences are alike, and runs minutes apart differ by more.
+    The run-to-run interval is centred on the ratio of the overall medians."""
+    if ci is None:
+        return None, "within-run"
+    half = intervals.run_to_run_half_width(ref.run_medians_ns, other.run_medians_ns)
+    if half is None:
+        return ci, "within-run"
+    low, high = speed * math.exp(-half), speed * math.exp(half)
+    if math.log(high / low) <= math.log(ci[1] / ci[0]):
+        return ci, "within-run"
+    runs = min(len(ref.run_medians_ns), len(other.run_medians_ns))
+    return (low, high), f"run-to-run ({runs} runs)"
 
 
 #: At most this many like-for-like pairs are pointed to per ratio.

@@ -63,6 +63,9 @@ class BackendResult:
     #: What is happening now, in words: "loading", "exporting", "converting",
     #: "compiling", "warming up 4/10", "running", "paused", "failed" … (for live views).
     phase: str = ""
+    #: The median of each timed stretch with enough inferences (ns): the run-to-run
+    #: spread (rounds of --interleave, runs of --repeat, the dashboard's stretches).
+    run_medians_ns: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class Ratio:
     #: Measured pairs (backend, reference, factor) that differ in that one factor only,
     #: each a factor this ratio mixes: where to look for a like-for-like figure.
     single_factor_pairs: tuple[tuple[str, str, str], ...] = ()
+    #: Where ``speed_ci95`` comes from: "within-run" (both medians' order-statistics
+    #: intervals) or "run-to-run (N runs)" (the spread of per-run medians, when wider).
+    speed_ci_from: str = "within-run"
 
     @property
     def speed_claimed(self) -> bool:
@@ -128,6 +134,8 @@ class Snapshot:
     #: few samples, lost windows, thermal pressure that changed): for the report, stderr
     #: and the dashboard's status line.
     warnings: tuple[str, ...] = ()
+    #: What a live view cost the measurement (the frame gate's figures), None headless.
+    observer: dict[str, object] | None = None
 
     def measured(self) -> list[BackendResult]:
         return [b for b in self.backends if b.summary is not None]

@@ -3,17 +3,20 @@
 ``run()`` warms the backend up once, then times ``backend.infer()`` with
 ``time.perf_counter_ns`` until a limit is reached or the stop event is set, writing each
 latency into the backend's :class:`BackendRecord`. Per-inference work outside ``infer()``
-is two clock reads, one histogram record and a few integer operations (~1.4 µs, measured
-by ``benchmarks/harness.py``, ``make bench-harness``).
+is two clock reads, one store into a preallocated buffer and two comparisons; the buffer
+is folded into the histogram in one array operation between inferences (the harness
+overhead is measured by ``benchmarks/harness.py``, ``make bench-harness``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from anetui.backends.base import Backend, BackendError
@@ -22,6 +25,18 @@ from anetui.errors import one_line
 
 #: Width of a completion-count bucket (ns), the grain of energy attribution.
 BUCKET_NS = 100_000_000
+#: Latencies buffered before they are folded into the histogram (at the latest at each
+#: 100 ms bucket edge): the buffer is preallocated, the fold is one array operation.
+CHUNK = 4096
+#: The interpreter's switch interval while a timed stretch runs (s; CPython's default is
+#: 0.005): how long a runner back from the runtime waits at most for a GIL another thread
+#: holds before that thread is asked to let go. See :func:`_short_switch_interval`.
+SWITCH_INTERVAL_S = 50e-6
+_switch_lock = threading.Lock()
+_stretches_running = 0
+_saved_interval = [sys.getswitchinterval()]
+#: Stretch medians kept (the dashboard ends a stretch for every frame): the latest.
+MAX_STRETCHES = 600
 #: Buckets kept: 10 minutes at 100 ms, far more than a power window can lag (the energy
 #: ledger reads each bucket within seconds); older ones fall off, memory stays flat.
 MAX_BUCKETS = 10 * 60 * 10
@@ -42,11 +57,19 @@ class CompletionTimeline:
         #: (bucket, mean latency ns) for latency-over-time plots; the last ~10 minutes.
         self._means: deque[tuple[int, float]] = deque(maxlen=6000)
 
-    def publish(self, bucket: int, count: int, latency_sum_ns: int = 0) -> None:
+    def publish(self, bucket: int, count: int, latency_sum_ns: float = 0) -> None:
         """Record ``count`` completions in bucket ``bucket`` (t_ns // BUCKET_NS), whose
-        latencies added up to ``latency_sum_ns``."""
+        latencies added up to ``latency_sum_ns``; added to the last bucket published when
+        it is the same one (buckets only move forward)."""
         if count:
             with self._lock:
+                if self._closed and self._closed[-1][0] == bucket:
+                    # A stretch that starts in the bucket where the last one ended (the
+                    # dashboard's frame gate pauses for milliseconds): one entry.
+                    _, before = self._closed.pop()
+                    _, mean_before = self._means.pop()
+                    latency_sum_ns += mean_before * before
+                    count += before
                 self._closed.append((bucket, count))
                 self._means.append((bucket, latency_sum_ns / count))
 
@@ -94,10 +117,22 @@ class BackendRecord:
     warmup_done: int = 0
     #: Monotonic start of the timed stretch in progress (ns), None between stretches.
     running_since_ns: int | None = None
+    #: Inferences completed inside an energy phase but not timed (the one after each
+    #: dashboard frame): counted for energy per inference, in no latency figure.
+    untimed_completions: int = 0
+    #: (median ns, inferences) of the latest timed stretches: the run-to-run spread.
+    stretch_medians_ns: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque(maxlen=MAX_STRETCHES)
+    )
 
     @property
     def count(self) -> int:
         return self.stats.count
+
+    def completions(self) -> int:
+        """Every inference completed in timed runs, the untimed ones among them included
+        (the energy ledger's count)."""
+        return self.stats.count + self.untimed_completions
 
     def throughput_per_s(self) -> float | None:
         """Inferences per second of wall time including the harness (overhead included)."""
@@ -119,6 +154,8 @@ class BackendRecord:
         self.timeline = CompletionTimeline()
         self.active_ns = 0
         self.intervals = []
+        self.untimed_completions = 0
+        self.stretch_medians_ns = deque(maxlen=MAX_STRETCHES)
 
 
 def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
@@ -135,6 +172,30 @@ def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading
     record.warmed_up = True
 
 
+def warm_up_once(
+    backend: Backend, record: BackendRecord, count: int, stop: threading.Event
+) -> None:
+    """:func:`warm_up`, a runtime's own error raised as this backend's BackendError."""
+    try:
+        warm_up(backend, record, count, stop)
+    except BackendError:
+        raise
+    except Exception as exc:  # a runtime's own error: one line, the others go on
+        raise BackendError(f"{backend.id} failed while warming up: {one_line(exc)}") from exc
+
+
+def untimed_inference(backend: Backend, record: BackendRecord) -> None:
+    """One inference outside the statistics, counted among the completions for energy
+    (the dashboard's after each frame: the runtime's threads slept through it, and a
+    headless run never pays that wake-up)."""
+    with backend.thread_context():
+        started = time.perf_counter_ns()
+        backend.infer()
+        ended = time.perf_counter_ns()
+    record.untimed_completions += 1
+    record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
+
+
 def run(
     backend: Backend,
     record: BackendRecord,
@@ -143,15 +204,17 @@ def run(
     warmup: int = 10,
     iterations: int | None = None,
     duration_s: float | None = None,
+    pause: threading.Event | None = None,
 ) -> int:
     """Warm up (once), then time inferences until ``iterations`` are done, ``duration_s``
-    seconds have passed, or ``stop`` is set. Returns the number of timed inferences.
+    seconds have passed, or ``stop`` (or ``pause``: a frame gate's request, see
+    :mod:`anetui.core.gate`) is set. Returns the number of timed inferences.
 
     Raises BackendError, with the backend's id, when an inference fails.
     """
     try:
         warm_up(backend, record, warmup, stop)
-        return _timed_loop(backend, record, stop, iterations, duration_s)
+        return _timed_loop(backend, record, stop, iterations, duration_s, pause)
     except BackendError:
         raise
     except Exception as exc:  # a runtime's own error: report it, never crash the caller
@@ -164,47 +227,112 @@ def _timed_loop(
     stop: threading.Event,
     iterations: int | None,
     duration_s: float | None,
+    pause: threading.Event | None = None,
 ) -> int:
-    # Locals, not attribute lookups, inside the loop: this is the harness overhead.
+    # The hot path is the harness overhead: two clock reads, the call, one store into a
+    # preallocated buffer and two comparisons. Everything else — folding the buffer into
+    # the histogram, publishing the 100 ms completion bucket, the deadline and the count
+    # — runs on the slow path, at most once per bucket or per CHUNK inferences, between
+    # inferences and never inside the timed region.
     clock = time.perf_counter_ns
     infer = backend.infer
-    record_latency = record.stats.record
-    publish = record.timeline.publish
     stopped = stop.is_set
+    paused = pause.is_set if pause is not None else stop.is_set
     # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
     runtime_latency = getattr(backend, "runtime_latency_ns", None)
     record_runtime = record.runtime_stats.record
     max_count = iterations if iterations is not None else sys.maxsize
-    n = 0
-    with backend.thread_context():
+    buffer = [0] * CHUNK
+    folded = 0  # timed inferences already folded into the record
+    filled = 0  # latencies waiting in the buffer
+    stretch_stats = LatencyStats()  # this stretch alone: the per-run medians
+    with backend.thread_context(), _short_switch_interval():
         started = clock()
         record.running_since_ns = started
         deadline = started + int(duration_s * 1e9) if duration_s is not None else sys.maxsize
         bucket = started // BUCKET_NS
         in_bucket = in_bucket_ns = 0
+        edge = min((bucket + 1) * BUCKET_NS, deadline)
+        room = min(CHUNK, max_count)
         now = started
-        while n < max_count and not stopped():
-            t0 = clock()
-            infer()
-            now = clock()
-            latency = now - t0
-            record_latency(latency)
-            if runtime_latency is not None:
-                runtime_ns = runtime_latency()
-                if runtime_ns is not None:
-                    record_runtime(runtime_ns)
-            n += 1
-            if now // BUCKET_NS == bucket:
-                in_bucket += 1
-                in_bucket_ns += latency
-            else:
-                publish(bucket, in_bucket, in_bucket_ns)
-                bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, latency
-            if now >= deadline:
-                break
-        publish(bucket, in_bucket, in_bucket_ns)
-        ended = clock() if n == 0 else now
+        try:
+            while room > 0 and not stopped() and not paused():
+                t0 = clock()
+                infer()
+                now = clock()
+                buffer[filled] = now - t0
+                filled += 1
+                if runtime_latency is not None:
+                    runtime_ns = runtime_latency()
+                    if runtime_ns is not None:
+                        record_runtime(runtime_ns)
+                if now < edge and filled < room:
+                    continue
+                # -- the slow path: between inferences, outside the timed region --------
+                chunk = buffer[:filled]
+                record.stats.record_many(chunk)
+                stretch_stats.record_many(chunk)
+                folded += filled
+                filled = 0
+                if now // BUCKET_NS != bucket:
+                    # The edge is checked after every inference, so only the last one of the
+                    # chunk ended in the new bucket: it opens that bucket.
+                    last = chunk[-1]
+                    record.timeline.publish(
+                        bucket, in_bucket + len(chunk) - 1, in_bucket_ns + sum(chunk) - last
+                    )
+                    bucket, in_bucket, in_bucket_ns = now // BUCKET_NS, 1, last
+                else:
+                    in_bucket += len(chunk)
+                    in_bucket_ns += sum(chunk)
+                if now >= deadline:
+                    break
+                edge = min((bucket + 1) * BUCKET_NS, deadline)
+                room = min(CHUNK, max_count - folded)
+        except BaseException:
+            # An inference failed: what was timed before it still counts (the error is
+            # the backend's, its figures so far are kept and shown).
+            record.stats.record_many(buffer[:filled])
+            raise
+        if filled:
+            chunk = buffer[:filled]
+            record.stats.record_many(chunk)
+            stretch_stats.record_many(chunk)
+            folded += filled
+            in_bucket += filled
+            in_bucket_ns += sum(chunk)
+        record.timeline.publish(bucket, in_bucket, in_bucket_ns)
+        ended = clock() if folded == 0 else now
     record.active_ns += ended - started
     record.running_since_ns = None
     record.intervals.append((started, ended))
-    return n
+    stretch = stretch_stats.summary()
+    if stretch is not None:
+        record.stretch_medians_ns.append((stretch.p50_ns, stretch.count))
+    return folded
+
+
+@contextlib.contextmanager
+def _short_switch_interval() -> Iterator[None]:
+    """The interpreter's switch interval, shortened while a timed stretch runs.
+
+    A runner coming back from a runtime call that released the GIL waits for whoever
+    holds it — the dashboard building a frame, the power monitor — and by default that
+    wait lasts up to 5 ms, inside the measured latency. Shortened, the holder is asked
+    to let go after SWITCH_INTERVAL_S. Not shorter: a waiting thread could then force
+    the runner itself off the GIL in the few instructions between its two clock reads.
+    Restored when the last stretch in this process ends.
+    """
+    global _stretches_running
+    with _switch_lock:
+        if _stretches_running == 0:
+            _saved_interval[0] = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        _stretches_running += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _stretches_running -= 1
+            if _stretches_running == 0:
+                sys.setswitchinterval(_saved_interval[0])

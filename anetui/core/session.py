@@ -4,20 +4,22 @@ out immutable snapshots. The CLI commands and the dashboard are thin layers over
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable
 
 from anetui.backends import registry
 from anetui.backends.base import (
-    BackendError,
     BackendOptions,
+    NotAvailableHere,
 )
 from anetui.core import agreement, caveats, environment, failures, power_view, ratios, runner
 from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
+from anetui.core.gate import REWARM_AFTER_NS, FrameGate, gate_entry
 from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
 from anetui.errors import AnetuiError, Availability, one_line
@@ -52,6 +54,10 @@ class Session:
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
+        #: A live view draws its frames through this gate, never while a runner times.
+        self.gate = FrameGate()
+        #: Set by a live view: what it cost (the gate's figures) goes into snapshots.
+        self.observed = False
         self._environment: dict[str, object] | None = None
         ids = config.backends if config.backends is not None else tuple(registry.REGISTRY)
         for backend_id in ids:
@@ -96,7 +102,7 @@ class Session:
         """Raise for the first explicitly requested backend that cannot run here."""
         for slot in self._slots.values():
             if not slot.availability.ok:
-                raise AnetuiError(f"{slot.id} is not available: {slot.availability.reason}")
+                raise AnetuiError(f"{slot.id}: not run — {slot.availability.reason}")
 
     # -- preparation ----------------------------------------------------------------
     def prepare(self, progress: ProgressCallback | None = None) -> None:
@@ -137,6 +143,8 @@ class Session:
             slot.agreement_pending = True
             if check_agreement:
                 self.check_agreement(backend_id)
+        except NotAvailableHere as exc:  # found while preparing: unavailable, not failed
+            self._unavailable(slot, one_line(exc, 300))
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed to prepare", exc))
         slot.step = None
@@ -171,6 +179,15 @@ class Session:
             slot.notes.append(found.note)
         slot.agreement_outputs = found.per_output
         return found.worst
+
+    def _unavailable(self, slot: Slot, reason: str) -> None:
+        slot.availability = Availability.no(reason)
+        slot.state = BackendState.UNAVAILABLE
+        slot.prepare = None
+        if slot.backend is not None:
+            with contextlib.suppress(Exception):  # the reason is what the user needs
+                slot.backend.close()
+            slot.backend = None
 
     def _fail(self, slot: Slot, message: str) -> None:
         slot.state = BackendState.ERROR
@@ -223,13 +240,37 @@ class Session:
             progress(slot.id, slot.state, slot.record.count)
 
     def run_backend(self, backend_id: str, stop: threading.Event) -> None:
-        """Run one prepared backend until ``stop`` is set (the dashboard's worker body)."""
+        """Run one prepared backend until ``stop`` is set (the dashboard's worker body),
+        stepping aside for every frame the view draws (:mod:`anetui.core.gate`): one
+        energy phase, timed stretches between the frames."""
         slot = self._slots[backend_id]
-        if slot.backend is None or slot.prepare is None:
+        backend = slot.backend
+        if backend is None or slot.prepare is None:
             return
         slot.state = BackendState.RUNNING
+        gate, record = self.gate, slot.record
         try:
-            self._timed_stretch(slot, stop, None, None)
+            runner.warm_up_once(backend, record, self.config.warmup, stop)
+            if stop.is_set():
+                slot.state = BackendState.PAUSED
+                return
+            if self.ledger is not None:
+                self.ledger.begin_run(slot.id, record.timeline, record.completions)
+            try:
+                while not stop.is_set():
+                    gate.runner_active(True)
+                    try:
+                        self._timed_stretch(slot, stop, None, None, gate.requested, edges=False)
+                    finally:
+                        gate.runner_active(False)
+                    if stop.is_set():
+                        break
+                    waited = gate.park(stop)  # the frame is drawn now, nothing timed
+                    if waited >= REWARM_AFTER_NS and not stop.is_set():
+                        runner.untimed_inference(backend, record)
+            finally:
+                if self.ledger is not None:
+                    self.ledger.end()
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
@@ -240,20 +281,19 @@ class Session:
         stop: threading.Event,
         count: int | None,
         seconds: float | None,
+        pause: threading.Event | None = None,
+        *,
+        edges: bool = True,
     ) -> None:
-        """Warm up (once), then one timed stretch, its edges marked for the energy
-        ledger (counters read there) and the contention sampler."""
+        """Warm up (once), then one timed stretch, its edges marked for the contention
+        sampler and (unless ``edges`` is False: the caller holds the phase) for the
+        energy ledger, which reads counters there."""
         backend = slot.backend
         assert backend is not None
-        try:
-            runner.warm_up(backend, slot.record, self.config.warmup, stop)
-        except BackendError:
-            raise
-        except Exception as exc:  # a runtime's own error: one line, the others go on
-            raise BackendError(f"{slot.id} failed while warming up: {one_line(exc)}") from exc
+        runner.warm_up_once(backend, slot.record, self.config.warmup, stop)
         record = slot.record
-        if self.ledger is not None:
-            self.ledger.begin_run(slot.id, record.timeline, lambda: record.count)
+        if self.ledger is not None and edges:
+            self.ledger.begin_run(slot.id, record.timeline, record.completions)
         self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
         try:
             runner.run(
@@ -263,10 +303,11 @@ class Session:
                 warmup=self.config.warmup,
                 iterations=count,
                 duration_s=seconds,
+                pause=pause,
             )
         finally:
             self.contention.set_owner(None)
-            if self.ledger is not None:
+            if self.ledger is not None and edges:
                 self.ledger.end()
 
     def begin_idle(self) -> None:
@@ -322,6 +363,9 @@ class Session:
         )
         against = ratios.against(reference, measured)
         power = {**power_view.power_dict(self.monitor, report), **checked.power_fields()}
+        observer, observer_warnings = (
+            gate_entry(self.gate, measured) if self.observed else (None, [])
+        )
         return Snapshot(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             model=self.spec.describe(),
@@ -332,7 +376,12 @@ class Session:
             reference=reference,
             ratios=against,
             power=power,
-            warnings=(*checked.warnings, *caveats.collect(results, against, report, power)),
+            warnings=(
+                *checked.warnings,
+                *caveats.collect(results, against, report, power),
+                *observer_warnings,
+            ),
+            observer=observer,
         )
 
     def _output_rows(self) -> list[dict[str, object]]:

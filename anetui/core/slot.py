@@ -12,7 +12,7 @@ from anetui.core.config import RunConfig
 from anetui.core.contention import Contention
 from anetui.core.energy_figures import EnergyReport
 from anetui.core.results import BackendResult, BackendState
-from anetui.core.stats import LatencySummary
+from anetui.core.stats import MIN_COUNT_FOR_CI, LatencySummary
 from anetui.errors import Availability
 
 #: Bars of a snapshot's latency histogram, up to the p99 (the tail beyond is one bar).
@@ -70,6 +70,11 @@ class Slot:
                 backend.dtype if backend else config.dtype, config.threads
             ),
             phase=self.phase(config.warmup),
+            run_medians_ns=tuple(
+                median
+                for median, count in self.record.stretch_medians_ns
+                if count >= MIN_COUNT_FOR_CI
+            ),
         )
 
     def phase(self, warmup: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anetui.core.results import BackendResult, Snapshot
+from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.report.text import (
     energy_sentence,
     fmt_ms,
@@ -57,7 +57,7 @@ def to_markdown(snapshot: Snapshot) -> str:
             sentence = ratio_sentence(ratio)
             if is_clear(ratio.speed_ci95):  # bold only for a difference the interval shows
                 sentence = f"**{sentence}**"
-            lines.append(f"- {sentence} (ratio of medians, 95% interval)")
+            lines.append(f"- {sentence} (ratio of medians, 95% interval {_ci_from(ratio)})")
             lines.append(_factor_line("Median latency", ref, other))
             if ref.throughput_per_s and other.throughput_per_s:
                 lines.append(
@@ -102,6 +102,13 @@ def to_markdown(snapshot: Snapshot) -> str:
     return "\n".join(lines)
 
 
+def _ci_from(ratio: Ratio) -> str:
+    if ratio.speed_ci_from == "within-run":
+        return "within the run"
+    runs = ratio.speed_ci_from.removeprefix("run-to-run (").removesuffix(")")
+    return f"from the run-to-run spread, {runs}"
+
+
 _METHOD = [
     "- Each latency is wall-clock time around one inference call "
     "(`time.perf_counter_ns`), device synchronisation included.",
@@ -112,7 +119,10 @@ _METHOD = [
     "intervals, so it holds at 95% or more. A ratio whose interval contains 1 is "
     "reported as no clear difference; below 30 inferences a backend gets no ratio.",
     "- Order statistics assume independent latencies: drift over time (heat, other "
-    "processes) is not in the interval; interleave (`--interleave`) to spread it.",
+    "processes) is not in that interval. With several runs (`--repeat N`, the rounds of "
+    "`--interleave`, the dashboard's stretches) the spread of the per-run medians gives a "
+    "second interval (Student's t on the log ratios, paired by round), and a ratio uses "
+    "it when it is wider; each ratio says which.",
     "- Throughput is inferences per second of wall time including the harness.",
     "- Load, compile and the first inference are reported apart and never enter the "
     "statistics; agreement is max |out − ref| / max |ref| against eager fp32 PyTorch "

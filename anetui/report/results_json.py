@@ -8,6 +8,7 @@ version 1 is still there, ``config.input_shape`` being the first input's shape.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 from anetui.core.energy_figures import BackendEnergy
@@ -83,6 +84,19 @@ def backend_json(result: BackendResult, batch: int = 1) -> dict[str, Any]:
         "energy": energy_json(result.energy),
         "contention": result.contention.to_json() if result.contention else None,
         "factors": result.factors.as_dict() if result.factors else None,
+        "runs": _runs_json(result.run_medians_ns),
+    }
+
+
+def _runs_json(medians_ns: tuple[float, ...]) -> dict[str, Any] | None:
+    """The per-run medians and their spread ((max - min) / median of them), or None
+    for a single run."""
+    if len(medians_ns) < 2:
+        return None
+    return {
+        "count": len(medians_ns),
+        "p50_ms": [_round(m / 1e6) for m in medians_ns],
+        "spread": _round((max(medians_ns) - min(medians_ns)) / statistics.median(medians_ns)),
     }
 
 
@@ -112,6 +126,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 "speed": _round(r.speed) if r.speed_claimed else None,
                 "speed_ci95": [_round(v) for v in r.speed_ci95] if r.speed_ci95 else None,
                 "speed_note": r.speed_note,
+                "speed_ci95_from": r.speed_ci_from,
                 "energy": _round(r.energy) if r.energy_claimed else None,
                 "energy_ci95": [_round(v) for v in r.energy_ci95] if r.energy_ci95 else None,
                 "energy_note": r.energy_note,
@@ -126,6 +141,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             for r in snapshot.ratios
         ],
         "warnings": list(snapshot.warnings),
+        "observer": snapshot.observer,
     }
     replaced: list[str] = []
     clean = _finite(document, "", replaced)

@@ -93,7 +93,8 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
     if snapshot.ratios:
         console.print()
         for ratio in snapshot.ratios:
-            console.print(ratio_sentence(ratio))
+            spread = "" if ratio.speed_ci_from == "within-run" else f" [{ratio.speed_ci_from}]"
+            console.print(ratio_sentence(ratio) + spread)
             sentence = energy_sentence(ratio)
             if sentence:
                 console.print(sentence)

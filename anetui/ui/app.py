@@ -14,8 +14,10 @@ click, tab, auto-cycle), never in the background, because on a small machine pre
 one backend (an ONNX export, a Core ML conversion) slows the one being measured.
 
 The power source runs as an async worker (``PowerMonitor.consume``). The screen is
-redrawn from ``session.snapshot()`` on a timer (1 Hz). No message per inference ever
-crosses threads.
+redrawn from ``session.snapshot()`` on a timer (1 Hz), through the session's frame
+gate: the runner steps aside at an inference boundary while a frame is built and
+written, so the frame is in no timed figure (:mod:`anetui.core.gate`). No message per
+inference ever crosses threads.
 
 The run state (the active backend, the pause, the stop event, the model thread) lives
 in this class with the code that starts, switches, draws and stops it; what each key
@@ -134,6 +136,8 @@ class AnetuiApp(KeyActions, App[int]):
         self._auto_timer: object | None = None
         self._startup_notes = startup_notes or []
         self._cpu = CpuMeter()
+        #: This (the UI) thread's CPU time at the last frame (ns), for the observer cost.
+        self._cpu_at = time.thread_time_ns()
         self._quitting = False
 
     # -- layout ---------------------------------------------------------------------
@@ -152,7 +156,7 @@ class AnetuiApp(KeyActions, App[int]):
         self.query_one(BackendList).border_title = "backends"
         self.set_class(self.monitor is None, "-no-power")
         self._size_classes(self.size.width)
-        self._timer = self.set_interval(FIRST_REFRESH_S, self.refresh_view)
+        self._timer = self.set_interval(FIRST_REFRESH_S, self._frame)
         if self._exit_after is not None:  # scripted captures and benchmarks
             self.set_timer(self._exit_after, self.action_quit)
         loop = asyncio.get_running_loop()
@@ -215,7 +219,9 @@ class AnetuiApp(KeyActions, App[int]):
             inputs=self.config.inputs,
             seq_len=self.config.seq_len,
         )
-        return Session(self.config, spec, self.monitor)
+        session = Session(self.config, spec, self.monitor)
+        session.observed = True  # snapshots say what this view cost the measurement
+        return session
 
     async def _on_model_thread(self, function: Callable[..., object], *args: object) -> object:
         return await asyncio.wrap_future(self._model_thread.submit(function, *args))
@@ -262,6 +268,27 @@ class AnetuiApp(KeyActions, App[int]):
             self.switch_to(self.active)
 
     # -- drawing --------------------------------------------------------------------
+    def _frame(self) -> None:
+        """One timed redraw, through the session's frame gate: the runner steps aside at
+        an inference boundary, the view is rebuilt and rendered, and only once the
+        screen has been written does the runner time again (anetui.core.gate)."""
+        cpu_now = time.thread_time_ns()
+        session = self.session
+        if session is None:
+            self._cpu_at = cpu_now
+            self.refresh_view()
+            return
+        gate = session.gate
+        if gate.is_active():  # this thread's CPU since the last frame, while timing
+            gate.add_ui_cpu(cpu_now - self._cpu_at)
+        self._cpu_at = cpu_now
+        gate.hold()
+        try:
+            self.refresh_view()
+        finally:
+            # After the compositor has rendered and written this frame.
+            self.call_after_refresh(gate.release)
+
     def refresh_view(self) -> None:
         status = self.query_one(StatusBar)
         samples = self.monitor.samples() if self.monitor is not None else []
@@ -298,7 +325,7 @@ class AnetuiApp(KeyActions, App[int]):
         if has_number and not self.first_number_shown:
             self.first_number_shown = True  # from now on, the calmer redraw rate
             self._timer.stop()
-            self._timer = self.set_interval(REFRESH_S, self.refresh_view)
+            self._timer = self.set_interval(REFRESH_S, self._frame)
 
     def _feedback(self) -> str:
         """The status line's first words: the last key's effect, or what is going on."""
