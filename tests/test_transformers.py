@@ -103,6 +103,10 @@ def test_a_two_input_two_output_pt2_runs_everywhere(models_dir: Path, isolated_c
     names = [o["name"] for o in results["config"]["outputs"]]  # type: ignore[index]
     assert len(names) == 2
     assert_all_agree(results, CPU_BACKENDS, names)
+    from anetui.report import markdown
+
+    report = markdown.to_markdown(results["snapshot"])  # type: ignore[arg-type]
+    assert f"- **Outputs**: {names[0]} [1,8,16], {names[1]} [1,16]" in report
 
 
 def test_an_onnx_file_with_external_data_runs_on_its_runtimes(

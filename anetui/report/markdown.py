@@ -15,6 +15,19 @@ from anetui.report.text import (
 )
 
 
+def _outputs_line(cfg: dict[str, object]) -> list[str]:
+    """``- **Outputs**: last_hidden_state [1,64,768], …`` where the model has several."""
+    rows = cfg.get("outputs")
+    if not isinstance(rows, list) or len(rows) < 2:
+        return []
+    named = [
+        f"{r.get('name')} [{','.join(str(d) for d in r.get('shape') or [])}]"
+        for r in rows
+        if isinstance(r, dict)
+    ]
+    return [f"- **Outputs**: {', '.join(named)} (agreement is checked on each)"]
+
+
 def to_markdown(snapshot: Snapshot) -> str:
     """The report: what the reference report covered, measured, with method and env."""
     cfg = snapshot.config
@@ -28,8 +41,9 @@ def to_markdown(snapshot: Snapshot) -> str:
         "## Test configuration",
         "",
         f"- **Model**: {cfg['model']} ({cfg['model_kind']}"
-        + (", random weights)" if cfg["model_kind"] == "torchvision" else ")")
+        + (", random weights)" if cfg["model_kind"] in ("torchvision", "transformers") else ")")
         + f", input {shape} {cfg['input']}",
+        *_outputs_line(cfg),
         f"- **Warmup**: {cfg['warmup']} inferences per backend, not timed",
         "- **Timed**: "
         + (
