@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anetui.backends import registry
 from anetui.core import agreement
 from anetui.core.config import RunConfig
 from anetui.core.session import Session
@@ -290,3 +291,36 @@ def test_every_transformer_name_builds_offline_with_its_inputs_and_outputs(
     reference = agreement.reference(spec)
     assert reference is not None and list(reference.names) == outputs
     assert all(np.all(np.isfinite(a)) and a.std() > 0 for a in reference.arrays)
+
+
+def test_pte_and_openvino_ir_files_run_on_their_own_runtime_only(
+    models_dir: Path, isolated_cache: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from anetui.models.convert.executorch import lower
+    from anetui.models.convert.openvino import convert
+
+    spec = resolve_model(str(models_dir / "encoder.pt2"))  # cached by the .pt2 test
+    pte = shutil.copy(lower(spec, "xnnpack").path, tmp_path / "encoder.pte")
+    ir = convert(spec).path
+    shutil.copy(ir, tmp_path / "encoder.xml")
+    shutil.copy(ir.with_name("model.bin"), tmp_path / "encoder.bin")
+    for path, runs, cannot in (
+        (pte, "executorch-xnnpack", "an ExecuTorch program (.pte: executorch-* only)"),
+        (tmp_path / "encoder.xml", "openvino-cpu", "an OpenVINO IR (.xml: openvino-* only)"),
+    ):
+        file_spec = resolve_model(str(path))
+        assert [i.dtype for i in file_spec.inputs] == ["int64", "float32"]
+        session = Session(RunConfig(backends=(runs, "torch-cpu", "onnx-cpu")), file_spec)
+        reasons = {i: a.reason for i, a in session.availability().items()}
+        assert reasons == {
+            runs: None,
+            "torch-cpu": f"no PyTorch model (the model is {cannot})",
+            "onnx-cpu": f"ONNX Runtime cannot run {cannot}",
+        }
+        backend = registry.create(runs)
+        backend.prepare(file_spec)
+        outputs = backend.outputs()
+        backend.close()
+        assert [o.shape for o in outputs] == [(1, 8, 16), (1, 16)]
