@@ -84,7 +84,16 @@ def folder_config(path: Path) -> tuple[Any, str]:
             f"{path.name}: transformers cannot read its config: {one_line(exc)}"
         ) from None
     if arch is None:  # no head named: the base model of this model type
-        arch = type(transformers.AutoModel.from_config(config)).__name__
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        try:
+            base: Any = MODEL_MAPPING[type(config)]
+            arch = str(base.__name__)
+        except KeyError:
+            raise ModelError(
+                f"{path.name}: no architectures in {CONFIG_FILE} and no base model for "
+                f"model type '{config.model_type}'"
+            ) from None
     return config, arch
 
 
@@ -157,6 +166,12 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
     else:
         assert spec.path is not None
         _, arch = folder_config(spec.path)
+        # transformers reports weights left unused (a head dropped) and draws a progress
+        # bar on the terminal: kept to errors, as anetui's own messages are one line.
+        verbosity = transformers.logging.get_verbosity()
+        bars = transformers.logging.is_progress_bar_enabled()
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()  # "Loading weights" on stderr
         try:
             model = getattr(transformers, arch).from_pretrained(
                 # Safetensors only (never a pickle), no network, no code from the folder.
@@ -168,6 +183,10 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
             )
         except Exception as exc:
             raise ModelError(f"cannot load {spec.path.name}: {one_line(exc)}") from None
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+            if bars:
+                transformers.logging.enable_progress_bar()
     model.eval()
     wrapped = NamedIO(model, names)
     with torch.inference_mode():
