@@ -159,6 +159,16 @@ def test_folders_without_weights_or_of_unknown_architectures_are_one_line(
         ModelError, match="architecture 'FooBarForMagic' is unknown to transformers"
     ):
         resolve_model(str(unknown))
+    # No architectures at all: the model type's base model, the head's weights unused.
+    import json
+    import shutil
+
+    headless = shutil.copytree(models_dir / "bert-classifier", tmp_path / "headless")
+    config = json.loads((headless / "config.json").read_text())
+    del config["architectures"]
+    (headless / "config.json").write_text(json.dumps(config))
+    reference = agreement.reference(resolve_model(str(headless), seq_len=8))
+    assert reference is not None and reference.names == ("last_hidden_state", "pooler_output")
 
 
 @pytest.fixture
