@@ -154,3 +154,25 @@ def test_report_reads_both_schema_versions(tmp_path: Path) -> None:
     path.write_text(json.dumps({"schema": "anetui.results/3"}))
     with pytest.raises(AnetuiError, match="not an anetui results file"):
         load_results(path)
+
+
+def test_a_reference_that_cannot_be_made_is_a_note_not_an_error(tmp_path: Path) -> None:
+    from anetui.core import agreement
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an ONNX graph")
+    spec = ModelSpec(name="bad", kind="onnx", input_shape=(1, 4), path=bad)
+    reference, note = agreement.reference_or_note(spec)
+    assert reference is None
+    assert note is not None and note.startswith("agreement not computed: the reference failed:")
+    assert "\n" not in note
+
+
+def test_integer_outputs_compare_exactly() -> None:
+    from anetui.core.agreement import Reference, compare
+
+    ref = Reference(("ids", "scores"), (np.array([1, 2, 3]), np.array([1.0, -2.0])))
+    same = compare(lambda: [np.array([1, 2, 3]), np.array([1.0, -2.002], np.float32)], ref)
+    assert same.per_output["ids"] == 0.0 and same.worst == pytest.approx(1e-3, rel=1e-3)
+    off = compare(lambda: [np.array([1, 2, 4]), np.array([1.0, -2.0], np.float32)], ref)
+    assert off.per_output == {"ids": 1.0, "scores": 0.0} and off.worst == 1.0

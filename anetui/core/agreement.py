@@ -92,6 +92,32 @@ def _onnx_reference(spec: ModelSpec) -> Reference | None:
     )
 
 
+def reference_or_note(spec: ModelSpec) -> tuple[Reference | None, str | None]:
+    """The reference, or None and why not when making it failed: the check informs, it
+    never stops the run."""
+    try:
+        return reference(spec), None
+    except Exception as exc:
+        return None, f"agreement not computed: the reference failed: {one_line(exc)}"
+
+
+def output_rows(spec: ModelSpec, ref: Reference | None) -> list[dict[str, object]]:
+    """The results' ``config.outputs``: what the model file declares, else what the
+    reference returned (names, shapes, fp32 for floats), once it was made."""
+    if spec.outputs:
+        return [o.as_dict() for o in spec.outputs]
+    if ref is None:
+        return []
+    return [
+        {
+            "name": name,
+            "shape": list(array.shape),
+            "dtype": "float32" if array.dtype.kind == "f" else str(array.dtype),
+        }
+        for name, array in zip(ref.names, ref.arrays, strict=True)
+    ]
+
+
 def reference_output(spec: ModelSpec) -> np.ndarray | None:
     """The first reference output (float64), or None (one-output models)."""
     found = reference(spec)

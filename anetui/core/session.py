@@ -51,6 +51,7 @@ class Session:
         self._slots: dict[str, Slot] = {}
         self._reference: agreement.Reference | None = None
         self._reference_made = False
+        self._reference_note: str | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
@@ -172,8 +173,11 @@ class Session:
         returned, each kept on the slot); None with a note when there is none."""
         assert slot.backend is not None
         if not self._reference_made:
-            self._reference = agreement.reference(self.spec)
             self._reference_made = True
+            self._reference, self._reference_note = agreement.reference_or_note(self.spec)
+        if self._reference_note:
+            slot.notes.append(self._reference_note)
+            return None
         found = agreement.compare(agreement.backend_outputs(slot.backend), self._reference)
         if found.note:
             slot.notes.append(found.note)
@@ -371,7 +375,9 @@ class Session:
             model=self.spec.describe(),
             input_shape=self.spec.input_shape,
             environment=self._environment_once(),
-            config=config_dict(self.config, self.spec, self._output_rows()),
+            config=config_dict(
+                self.config, self.spec, agreement.output_rows(self.spec, self._reference)
+            ),
             backends=results,
             reference=reference,
             ratios=against,
@@ -383,18 +389,6 @@ class Session:
             ),
             observer=observer,
         )
-
-    def _output_rows(self) -> list[dict[str, object]]:
-        """The results' ``config.outputs``: what the model file declares, else what the
-        reference (eager PyTorch) returned once the agreement check made it."""
-        if self.spec.outputs:
-            return [o.as_dict() for o in self.spec.outputs]
-        if self._reference is None:
-            return []
-        return [
-            {"name": name, "shape": list(array.shape), "dtype": _dtype_name(array)}
-            for name, array in zip(self._reference.names, self._reference.arrays, strict=True)
-        ]
 
     def _environment_once(self) -> dict[str, object]:
         # Collected once threads are known: the dashboard snapshots several times a second.
@@ -418,9 +412,3 @@ class Session:
         )
         active = {i: int(s.record.active_s_now() * 1e9) for i, s in self._slots.items()}
         return self.ledger.report(active), checked
-
-
-def _dtype_name(array: object) -> str:
-    """float32 for the reference's float64 copies (the model computed in fp32)."""
-    kind = str(getattr(array, "dtype", ""))
-    return "float32" if kind == "float64" else kind
