@@ -91,7 +91,7 @@ class OpenVinoBackend:
             if spec.kind in ("onnx", "openvino"):  # a file's own, maybe symbolic, shapes
                 model.reshape(
                     {
-                        port.get_any_name(): list(i.concrete_shape())
+                        port: list(i.concrete_shape())
                         for port, i in zip(model.inputs, spec.inputs, strict=True)
                     }
                 )
