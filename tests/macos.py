@@ -127,6 +127,11 @@ class FakeCoreML:
     )
     #: Raised by predict() when set (a runtime failing).
     predict_error: Exception | None = None
+    #: Outputs by name that predict() returns (a package's own names); ``output`` else.
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The spec description of the last package loaded: predict() checks its inputs'
+    #: names, shapes and types against it, as Core ML does.
+    description: Any = None
     instances: list[Any] = field(default_factory=list)
 
 
@@ -145,6 +150,23 @@ def _check_compute_units(ct: Any, compute_units: Any) -> None:
     # The real classes' own check (CompiledMLModel._init_check, MLModel.__init__).
     if not isinstance(compute_units, ct.ComputeUnit):
         raise TypeError('The "compute_units" parameter must be of type: "coremltools.ComputeUnit".')
+
+
+#: Core ML's ArrayFeatureType data types -> numpy.
+_ARRAY_TYPES = {65568: np.float32, 65552: np.float16, 131104: np.int32}
+
+
+def _check_inputs(description: Any, data: dict[str, Any]) -> None:
+    """What Core ML refuses: a missing or extra input, another shape, another type."""
+    wanted = {f.name: f.type.multiArrayType for f in description.input}
+    if set(data) != set(wanted):
+        raise RuntimeError(f"inputs {sorted(data)}, the model has {sorted(wanted)}")
+    for name, array in data.items():
+        kind = wanted[name]
+        if tuple(array.shape) != tuple(kind.shape):
+            raise RuntimeError(f"input {name}: shape {array.shape}, not {tuple(kind.shape)}")
+        if array.dtype != _ARRAY_TYPES.get(kind.dataType):
+            raise TypeError(f"input {name}: {array.dtype}, the model takes {kind.dataType}")
 
 
 def _make_compiled(destination: Path) -> Path:
@@ -178,12 +200,17 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
     def predict(data: dict[str, Any], state: Any = None) -> dict[str, np.ndarray]:
         if not isinstance(data, dict) or not data:
             raise TypeError("predict() needs a dict of input name -> array")
-        for value in data.values():
-            if not isinstance(value, np.ndarray) or value.dtype != np.float32:
-                raise TypeError("Core ML inputs here are fp32 numpy arrays")
+        if fake.description is None:
+            for value in data.values():
+                if not isinstance(value, np.ndarray) or value.dtype != np.float32:
+                    raise TypeError("Core ML inputs here are fp32 numpy arrays")
+        else:
+            _check_inputs(fake.description, data)
         if fake.predict_error is not None:
             raise fake.predict_error
         fake.predictions += 1
+        if fake.outputs:
+            return {k: v.copy() for k, v in fake.outputs.items()}
         return {"output": fake.output.copy()}
 
     def new_mlmodel(model: Any, *args: Any, **kwargs: Any) -> Any:
@@ -195,6 +222,7 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
         # Everything but the runtime (spec, save, descriptions) is the real class's, which
         # works on any OS with skip_model_load; the runtime part is the autospec's.
         real = MLModel(model, *args, **{**kwargs, "skip_model_load": True})
+        fake.description = real.get_spec().description
         instance = mock.create_autospec(MLModel, instance=True)
         for name in dir(MLModel):
             if name.startswith("__") or name in RUNTIME_ONLY:

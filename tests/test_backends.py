@@ -52,7 +52,7 @@ def test_cpu_backends_run_and_agree_with_eager_fp32(backend_id: str, small_spec:
     assert info.load_s > 0 and info.first_inference_ms > 0
     if backend_id == "torch-cpu-opt":
         assert info.compile_s > 0  # trace + freeze + optimise is reported apart
-    assert rel_err(backend.output(), reference_output(small_spec)) < 1e-4
+    assert rel_err(backend.outputs()[0], reference_output(small_spec)) < 1e-4
     record = BackendRecord()
     assert run(backend, record, threading.Event(), warmup=2, iterations=5) == 5
     summary = record.stats.summary()
@@ -64,7 +64,7 @@ def test_bf16_runs_on_the_cpu_and_is_close_but_not_exact(small_spec: ModelSpec) 
     backend = backends.create("torch-cpu", BackendOptions(dtype="bf16"))
     assert backend.dtype == "bf16"
     backend.prepare(small_spec)
-    err = rel_err(backend.output(), reference_output(small_spec))
+    err = rel_err(backend.outputs()[0], reference_output(small_spec))
     assert 1e-6 < err < 0.2  # bf16 keeps 8 bits of mantissa: visibly not fp32
 
 

@@ -101,7 +101,7 @@ def test_a_stop_signal_while_running_keeps_the_partial_results(
 def test_sigterm_while_preparing_still_writes_the_results(tmp_path: Path) -> None:
     returncode, text, results = bench_until(tmp_path, "preparing", signal.SIGTERM)
     assert returncode == 143, text
-    assert results["schema"] == "anetui.results/1"
+    assert results["schema"] == "anetui.results/2"
     assert results["warnings"][0].endswith("(0 of 1 backends; no backend was measured yet)")
     assert "Traceback" not in text
 

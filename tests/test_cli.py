@@ -144,7 +144,7 @@ def test_bench_writes_results_json_and_markdown(tmp_path: Path) -> None:
     assert summary in proc.stdout and summary not in proc.stderr
     assert "p50 (95% CI)" in proc.stdout
     doc = json.loads(out_json.read_text())
-    assert doc["schema"] == "anetui.results/1"
+    assert doc["schema"] == "anetui.results/2"
     assert doc["config"]["model"] == SMALL_MODEL and doc["config"]["input_shape"] == [1, 3, 64, 64]
     assert [b["id"] for b in doc["backends"]] == ["torch-cpu", "torch-cpu-opt"]
     for backend in doc["backends"]:

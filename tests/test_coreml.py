@@ -186,7 +186,7 @@ def test_prediction_loop_logic_with_a_stand_in(
     assert runtime.p50_ns == pytest.approx(900_000, rel=1e-3)
     wall = record.stats.summary()
     assert wall is not None and wall.min_ns >= 1_000_000
-    out = backend.output()
+    out = backend.outputs()[0]
     assert out.dtype == np.float32 and out.shape == (1, 1000)
 
 

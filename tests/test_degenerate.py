@@ -79,7 +79,7 @@ def test_inferences_longer_than_a_window_still_give_finite_files(
     assert "NaN" not in text and "Infinity" not in text
     files.write_json(tmp_path / "out.json", snap)
     files.write_markdown(tmp_path / "out.md", snap)
-    assert json.loads((tmp_path / "out.json").read_text())["schema"] == "anetui.results/1"
+    assert json.loads((tmp_path / "out.json").read_text())["schema"] == "anetui.results/2"
     # No idle phase: no baseline, and active energy is absent, not zero.
     assert doc["power"]["idle_w"] is None and doc["power"]["idle_windows"] == 0
     for entry in doc["backends"]:

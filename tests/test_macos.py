@@ -122,7 +122,7 @@ def test_coreml_miss_then_compiled_cache_hit(macos: MacOS, cache_dir: Path) -> N
     run(second, record, threading.Event(), warmup=1, iterations=4)
     assert record.count == 4 and record.runtime_stats.summary() is None
     assert second.runtime_latency_ns() is None  # type: ignore[attr-defined]
-    out = second.output()
+    out = second.outputs()[0]
     assert out.dtype == np.float32 and out.shape == (1, 1000)
     assert np.array_equal(out, fake.output)
 

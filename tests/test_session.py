@@ -63,7 +63,7 @@ def test_two_real_backends_interleaved_give_a_full_snapshot(small_spec: ModelSpe
     assert [r.backend for r in snap.ratios] == ["torch-cpu-opt"]
     doc = results_json.to_json(snap)
     json.dumps(doc)  # serialisable
-    assert doc["schema"] == "anetui.results/1"
+    assert doc["schema"] == "anetui.results/2"
     assert doc["environment"]["threads"] is not None
     entry = doc["backends"][1]
     for key in (

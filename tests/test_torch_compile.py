@@ -93,7 +93,7 @@ def test_torch_cpu_compile_compiles_in_prepare_runs_and_agrees(
     assert info.compile_s > 0 and info.compile_s > info.first_inference_ms / 1e3
     with torch.inference_mode():
         reference = load_torch_model(spec)(torch.from_numpy(spec.make_input())).numpy()
-    out = backend.output()
+    out = backend.outputs()[0]
     assert float(np.max(np.abs(out - reference)) / np.max(np.abs(reference))) < 1e-4
     record = BackendRecord()
     assert run(backend, record, threading.Event(), warmup=2, iterations=5) == 5

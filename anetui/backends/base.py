@@ -118,7 +118,7 @@ class BackendDescription:
     #: Cheap availability probe: no heavy imports (used by `anetui doctor`).
     probe: Callable[[], Availability] = field(repr=False, compare=False)
     #: Model kinds (ModelSpec.kind) this backend can run.
-    accepts: tuple[str, ...] = ("torchvision", "export", "torchscript")
+    accepts: tuple[str, ...] = ("torchvision", "transformers", "hf", "export", "torchscript")
     #: How the graph is run: "eager", or its capture/compilation ("Inductor" …).
     graph: str = "eager"
     #: The runtime as a factor ("PyTorch", "ONNX Runtime" …); "" means ``runtime``.
@@ -170,7 +170,8 @@ class Backend(Protocol):
         ...
 
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
-        """Load the model, build the input once, optimise, run the first inference.
+        """Load the model, build the inputs once (``spec.make_inputs()``: every named
+        input, the same arrays for every backend), optimise, run the first inference.
 
         While it runs, a backend may set a ``phase`` attribute to one word for the step
         it is in ("loading", "exporting", "converting", "compiling"); live views read
@@ -187,8 +188,11 @@ class Backend(Protocol):
         which is thread-local); nullcontext where nothing is needed."""
         ...
 
-    def output(self) -> np.ndarray:
-        """One inference's output on the prepared input as fp32 numpy (for agreement)."""
+    def outputs(self) -> list[np.ndarray]:
+        """One inference's outputs on the prepared inputs, in the model's output order, as
+        numpy on the host (floats as fp32, integers and booleans as they are; for the
+        agreement check). A backend written before named outputs may offer ``output()``
+        (the first output) instead: :func:`anetui.core.agreement.backend_outputs`."""
         ...
 
     def close(self) -> None:

@@ -50,7 +50,7 @@ class CoreMLBackend:
         self._model: Any = None
         self._predict: Any = None
         self._inputs: dict[str, np.ndarray] = {}
-        self._output_name = OUTPUT_NAME
+        self._output_names: tuple[str, ...] = (OUTPUT_NAME,)
         self._has_runtime_duration = False
         #: The compiled model (.mlmodelc) in use, recorded when it is loaded: a
         #: CompiledMLModel cannot say where it came from.
@@ -65,12 +65,12 @@ class CoreMLBackend:
         started = time.perf_counter()
         self.phase = "converting"  # shown live; a cached package makes this quick
         try:
-            package, input_name, output_name = self._package(spec, notes)
+            package, input_names, output_names = self._package(spec, notes)
         except ConversionError as exc:
             raise BackendError(f"{self.id}: {exc}") from None
         converted = time.perf_counter()
         self.phase = "loading"
-        self._output_name = output_name
+        self._output_names = output_names
         try:
             self._model = self._load(ct, package, notes)  # macOS only
         except Exception as exc:
@@ -84,7 +84,11 @@ class CoreMLBackend:
                 f"no Core ML prediction duration: {self._model.__class__.__name__} does not "
                 "offer it; only wall-clock latency"
             )
-        self._inputs = {input_name: spec.make_input()}  # built once, outside the timed loop
+        # Built once, outside the timed loop; Core ML's integers are int32.
+        self._inputs = {
+            name: array.astype(np.int32) if array.dtype.kind in "biu" else array
+            for name, array in zip(input_names, spec.make_inputs().values(), strict=True)
+        }
         first_start = time.perf_counter_ns()
         try:
             self.infer()
@@ -110,16 +114,22 @@ class CoreMLBackend:
             info=info,
         )
 
-    def _package(self, spec: ModelSpec, notes: list[str]) -> tuple[Path, str, str]:
-        """The .mlpackage to run, its input name and its output name."""
+    def _package(
+        self, spec: ModelSpec, notes: list[str]
+    ) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
+        """The .mlpackage to run, its input names and its output names, in order."""
         if spec.kind == "mlpackage":
             assert spec.path is not None
-            return spec.path, spec.input_name or "input", spec.output_name or OUTPUT_NAME
+            return (
+                spec.path,
+                tuple(i.name for i in spec.inputs),
+                tuple(o.name for o in spec.outputs) or (OUTPUT_NAME,),
+            )
         conversion = convert(spec, self.dtype)
         how = "from the cache" if conversion.cached else f"in {conversion.seconds:.1f} s"
         notes.append(f"converted via {conversion.method} ({conversion.precision}), {how}")
         notes.extend(conversion.notes)
-        return conversion.path, conversion.input_name, OUTPUT_NAME
+        return conversion.path, conversion.input_names, conversion.output_names
 
     def _load(self, ct: Any, package: Path, notes: list[str]) -> Any:  # macOS only
         """Load the compiled model from the cache when there is one (fast, a
@@ -186,9 +196,10 @@ class CoreMLBackend:
     def thread_context(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
-    def output(self) -> np.ndarray:
+    def outputs(self) -> list[np.ndarray]:
         result = self._predict(self._inputs)
-        return np.asarray(result[self._output_name], dtype=np.float32)
+        arrays = [np.asarray(result[name]) for name in self._output_names]
+        return [a.astype(np.float32) if a.dtype.kind == "f" else a for a in arrays]
 
     def close(self) -> None:
         self._model = self._predict = None
@@ -213,7 +224,7 @@ def coreml_probe(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") 
     return Availability.yes()
 
 
-_KINDS = ("torchvision", "export", "torchscript", "mlpackage")
+_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript", "mlpackage")
 _UNIT_TEXT = {
     "all": ("all", "Core ML, ComputeUnit.ALL: CPU, GPU and Neural Engine as Core ML decides"),
     "cpu": ("cpu", "Core ML, ComputeUnit.CPU_ONLY"),

@@ -129,7 +129,7 @@ class ExecuTorchBackend:
             why = one_line(failure) if failure else "the program has no forward method"
             raise BackendError(f"{self.id} could not load the program: {why}")
         loaded_at = time.perf_counter()
-        self._inputs = [torch.from_numpy(spec.make_input())]  # made once
+        self._inputs = [torch.from_numpy(a) for a in spec.make_inputs().values()]  # made once
         first = time.perf_counter_ns()
         self.infer()
         first_ns = time.perf_counter_ns() - first
@@ -161,9 +161,10 @@ class ExecuTorchBackend:
     def thread_context(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
-    def output(self) -> np.ndarray:
-        out = self._method.execute(self._inputs)[0]
-        return np.asarray(out.detach().float().numpy() if hasattr(out, "numpy") else out)
+    def outputs(self) -> list[np.ndarray]:
+        from anetui.models.torch_load import tensors_to_numpy
+
+        return tensors_to_numpy(list(self._method.execute(self._inputs)))
 
     def close(self) -> None:
         self._method = None
@@ -194,7 +195,9 @@ def executorch_macos(delegate: str, minimum: tuple[int, ...], what: str) -> Avai
     return executorch_installed(delegate)
 
 
-_KINDS = ("torchvision", "export")
+_KINDS = ("torchvision", "transformers", "hf", "export", "pte")
+#: A .pte file was lowered for one delegate: it runs on ExecuTorch's CPU runtime as it is.
+_COREML_KINDS = ("torchvision", "transformers", "hf", "export")
 _UNIT_TEXT = {
     "all": ("all", "ComputeUnit.ALL: CPU, GPU and Neural Engine as Core ML decides"),
     "cpu": ("cpu", "ComputeUnit.CPU_ONLY"),
@@ -214,7 +217,7 @@ def _coreml_row(unit: str) -> BackendDescription:
         f"ExecuTorch .pte, Core ML delegate, {text}",
         ExecuTorchBackend,
         lambda: executorch_macos(f"coreml-{unit}", minimum, "the Core ML delegate"),
-        _KINDS,
+        _COREML_KINDS,
         graph="ExecuTorch program, Core ML delegate",
     )
 
@@ -240,7 +243,7 @@ BACKENDS = (
         "ExecuTorch .pte, Metal delegate (AOTInductor; ExecuTorch 1.x's MPS path)",
         ExecuTorchBackend,
         lambda: executorch_macos("mps", (14,), "the Metal delegate"),
-        _KINDS,
+        _COREML_KINDS,
         graph="ExecuTorch program, Metal delegate",
     ),
 )

@@ -1,9 +1,10 @@
 """ONNX Runtime backends: CPU, CUDA and Core ML execution providers.
 
-The session is created once in ``prepare`` (graph optimisation level ALL), the input is
-bound once (IO binding), and the timed call is ``run_with_iobinding``, which returns when
-the outputs are ready. On CUDA, input and output are OrtValues on the device, so the
-timed call copies nothing between host and GPU.
+The session is created once in ``prepare`` (graph optimisation level ALL), every named
+input is bound once (IO binding) and every output is bound, and the timed call is
+``run_with_iobinding``, which returns when the outputs are ready. On CUDA, inputs and
+outputs are OrtValues on the device, so the timed call copies nothing between host and
+GPU. An ONNX file with external data (``model.onnx.data``) is read from its own folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
-from anetui.models.convert.onnx import OUTPUT_NAME, OnnxExportError, export
+from anetui.models.convert.onnx import OnnxExportError, export
 from anetui.models.spec import ModelSpec
 
 PROVIDERS = {
@@ -42,7 +43,6 @@ class OnnxBackend:
         self._threads = options.threads
         self._session: Any = None
         self._binding: Any = None
-        self._output_name = OUTPUT_NAME
         #: onnx-cuda: the OrtValues bound on the GPU (kept alive with the binding).
         self._device_values: list[Any] = []
         self._sync_outputs = False
@@ -58,15 +58,13 @@ class OnnxBackend:
         if spec.kind == "onnx":
             assert spec.path is not None
             path = spec.path
-            input_name = spec.input_name or "x"
-            self._output_name = spec.output_name or OUTPUT_NAME
         else:
             self.phase = "exporting"  # shown live: an export can take seconds
             try:
                 result = export(spec)
             except OnnxExportError as exc:
                 raise BackendError(f"{self.id}: {exc}") from None
-            path, input_name = result.path, "x"
+            path = result.path
             notes.append(
                 "exported " + ("from the cache" if result.cached else f"in {result.seconds:.1f} s")
             )
@@ -87,11 +85,23 @@ class OnnxBackend:
         if used[0] != PROVIDERS[self.id]:
             raise BackendError(f"{self.id}: onnxruntime fell back to {used[0]}")
         self._binding = self._session.io_binding()
-        if self.id == "onnx-cuda":
-            self._bind_on_cuda(onnxruntime, input_name, spec.make_input())
-        else:
-            self._binding.bind_cpu_input(input_name, spec.make_input())  # bound once
-            self._binding.bind_output(self._output_name)
+        arrays = spec.make_inputs()
+        expected = {i.name for i in self._session.get_inputs()}
+        if set(arrays) != expected:
+            raise BackendError(
+                f"{self.id}: the ONNX graph's inputs are {', '.join(sorted(expected))}, "
+                f"not {', '.join(arrays)}"
+            )
+        try:
+            if self.id == "onnx-cuda":
+                self._bind_on_cuda(onnxruntime, arrays)
+            else:
+                for name, data in arrays.items():
+                    self._binding.bind_cpu_input(name, data)  # bound once
+                for output in self._session.get_outputs():
+                    self._binding.bind_output(output.name)
+        except Exception as exc:
+            raise BackendError(f"{self.id} could not bind the inputs: {one_line(exc)}") from None
         loaded = time.perf_counter()
         first = time.perf_counter_ns()
         self.infer()
@@ -104,19 +114,22 @@ class OnnxBackend:
             info={"providers": used, "onnxruntime": onnxruntime.__version__},
         )
 
-    def _bind_on_cuda(self, onnxruntime: Any, input_name: str, data: np.ndarray) -> None:
-        """Input copied to the GPU once and output allocated there: the timed call moves
-        nothing between host and device (the output is copied only for agreement)."""
+    def _bind_on_cuda(self, onnxruntime: Any, arrays: dict[str, np.ndarray]) -> None:
+        """Inputs copied to the GPU once and outputs allocated there: the timed call moves
+        nothing between host and device (outputs are copied only for agreement)."""
         ortvalue = onnxruntime.OrtValue
-        self._device_values = [ortvalue.ortvalue_from_numpy(data, "cuda", 0)]
-        self._binding.bind_ortvalue_input(input_name, self._device_values[0])
-        shape = next(o.shape for o in self._session.get_outputs() if o.name == self._output_name)
-        if all(isinstance(d, int) for d in shape):
-            out = ortvalue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
-            self._device_values.append(out)
-            self._binding.bind_ortvalue_output(self._output_name, out)
-        else:  # a symbolic dimension: ORT allocates the output, still on the device
-            self._binding.bind_output(self._output_name, "cuda", 0)
+        for name, data in arrays.items():
+            value = ortvalue.ortvalue_from_numpy(data, "cuda", 0)
+            self._device_values.append(value)
+            self._binding.bind_ortvalue_input(name, value)
+        for output in self._session.get_outputs():
+            dtype = _NUMPY_TYPES.get(output.type)
+            if dtype is not None and all(isinstance(d, int) for d in output.shape):
+                out = ortvalue.ortvalue_from_shape_and_type(output.shape, dtype, "cuda", 0)
+                self._device_values.append(out)
+                self._binding.bind_ortvalue_output(output.name, out)
+            else:  # a symbolic dimension: ORT allocates the output, still on the device
+                self._binding.bind_output(output.name, "cuda", 0)
         self._sync_outputs = True
 
     def infer(self) -> None:
@@ -127,13 +140,28 @@ class OnnxBackend:
     def thread_context(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
-    def output(self) -> np.ndarray:
+    def outputs(self) -> list[np.ndarray]:
         self.infer()
-        return np.asarray(self._binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+        return [_host(np.asarray(out)) for out in self._binding.copy_outputs_to_cpu()]
 
     def close(self) -> None:
         self._session = self._binding = None
         self._device_values = []
+
+
+#: ONNX Runtime's output type strings -> numpy dtypes (CUDA outputs allocated ahead).
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def _host(array: np.ndarray) -> np.ndarray:
+    """Floats as fp32 (agreement's convention), integers and booleans as they are."""
+    return array.astype(np.float32) if array.dtype.kind == "f" else array
 
 
 def onnxruntime_installed() -> Availability:
@@ -154,7 +182,7 @@ def onnx_provider(provider: str, hint: str) -> Availability:
     return Availability.yes()
 
 
-_KINDS = ("torchvision", "export", "torchscript", "onnx")
+_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript", "onnx")
 BACKENDS = (
     BackendDescription(
         "onnx-cpu",

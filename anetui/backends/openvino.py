@@ -4,8 +4,10 @@ The model is converted once to OpenVINO IR (cached, :mod:`anetui.models.convert.
 and compiled with the LATENCY performance hint and an explicit inference precision:
 left alone, OpenVINO computes in bf16 on CPUs that have it (5e-3 off eager fp32 on this
 machine's AVX512-BF16 CPU), so ``fp32`` forces f32 and the precision the compiled model
-reports is recorded in the backend's info. One infer request; its input is set once,
-the timed call is the synchronous ``infer()``.
+reports is recorded in the backend's info. One infer request; its inputs are set once
+(by position, in the model's declared order, which conversions and ONNX files keep), the
+timed call is the synchronous ``infer()``. A file's symbolic dimensions are reshaped to
+the benchmark's shapes before compiling.
 
 Nothing here imports openvino at module level; the probes of the GPU and NPU backends
 import openvino (never torch) to list its devices.
@@ -49,7 +51,7 @@ class OpenVinoBackend:
         self._description = description
         self._threads = options.threads
         self._request: Any = None
-        self._input: np.ndarray | None = None
+        self._inputs: list[np.ndarray] = []
 
     def available(self) -> Availability:
         probe = self._description.probe()
@@ -86,6 +88,13 @@ class OpenVinoBackend:
         core = openvino.Core()
         try:
             model = core.read_model(str(converted.path))
+            if spec.kind in ("onnx", "openvino"):  # a file's own, maybe symbolic, shapes
+                model.reshape(
+                    {
+                        port: list(i.concrete_shape())
+                        for port, i in zip(model.inputs, spec.inputs, strict=True)
+                    }
+                )
             loaded = time.perf_counter()
             compiled = core.compile_model(model, device, config)
         except Exception as exc:
@@ -107,8 +116,14 @@ class OpenVinoBackend:
         if device == "CPU":
             info["threads"] = compiled.get_property(props.inference_num_threads)
         self._request = compiled.create_infer_request()
-        self._input = spec.make_input()  # kept alive: the tensor may share its memory
-        self._request.set_input_tensor(openvino.Tensor(self._input))  # set once
+        # Kept alive: a tensor may share its array's memory. Set once.
+        self._inputs = list(spec.make_inputs().values())
+        if len(self._inputs) != len(compiled.inputs):
+            raise BackendError(
+                f"{self.id}: the model has {len(compiled.inputs)} inputs, not {len(self._inputs)}"
+            )
+        for index, array in enumerate(self._inputs):
+            self._request.set_input_tensor(index, openvino.Tensor(array))
         first = time.perf_counter_ns()
         self.infer()
         first_ns = time.perf_counter_ns() - first
@@ -126,12 +141,17 @@ class OpenVinoBackend:
     def thread_context(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
-    def output(self) -> np.ndarray:
+    def outputs(self) -> list[np.ndarray]:
         self.infer()
-        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32)
+        arrays = []
+        for index in range(len(self._request.model_outputs)):
+            data = np.array(self._request.get_output_tensor(index).data)
+            arrays.append(data.astype(np.float32) if data.dtype.kind == "f" else data)
+        return arrays
 
     def close(self) -> None:
-        self._request = self._input = None
+        self._request = None
+        self._inputs = []
 
 
 # -- availability probes: no torch import ---------------------------------------------
@@ -212,7 +232,7 @@ def _row(backend_id: str, device: str, dtype: str, summary: str, hint: str) -> B
         (lambda: openvino_installed())
         if ov_device == "CPU"
         else (lambda: openvino_device(ov_device, hint)),
-        ("torchvision", "export", "torchscript", "onnx"),
+        ("torchvision", "transformers", "hf", "export", "torchscript", "onnx", "openvino"),
         graph=GRAPH,
     )
 

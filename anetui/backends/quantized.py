@@ -19,6 +19,7 @@ import dataclasses
 import importlib.util
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from anetui.backends.base import (
 )
 from anetui.errors import Availability
 from anetui.models.convert.quantize_common import Calibration, QuantizationError, Quantized
+from anetui.models.inputs import OutputSpec, float_input
 from anetui.models.spec import ModelSpec
 
 #: What to install for NNCF (openvino-*-int8).
@@ -125,8 +127,8 @@ class QuantizedSibling:
     def thread_context(self) -> contextlib.AbstractContextManager[object]:
         return self._base.thread_context()
 
-    def output(self) -> np.ndarray:
-        return self._base.output()
+    def outputs(self) -> list[np.ndarray]:
+        return self._base.outputs()
 
     def close(self) -> None:
         self._base.close()
@@ -143,13 +145,8 @@ class OnnxInt8(QuantizedSibling):
     def _base_spec(self, spec: ModelSpec, quantized: Quantized) -> ModelSpec:
         from anetui.models.convert.onnx import INPUT_NAME, OUTPUT_NAME
 
-        return dataclasses.replace(
-            spec,
-            kind="onnx",
-            path=quantized.path,
-            input_name=spec.input_name or INPUT_NAME,
-            output_name=spec.output_name or OUTPUT_NAME,
-        )
+        # The export's own names for the one image input and its output.
+        return _as_file(spec, "onnx", quantized.path, INPUT_NAME, OUTPUT_NAME)
 
 
 class OpenVinoInt8(QuantizedSibling):
@@ -161,8 +158,8 @@ class OpenVinoInt8(QuantizedSibling):
         return quantize_openvino.quantize(spec, self.calibration)
 
     def _base_spec(self, spec: ModelSpec, quantized: Quantized) -> ModelSpec:
-        # The OpenVINO backend reads a given model file as it is; an IR is one.
-        return dataclasses.replace(spec, kind="onnx", path=quantized.path)
+        # The OpenVINO backend reads a given model file (an IR) as it is.
+        return _as_file(spec, "openvino", quantized.path, spec.input_name, None)
 
 
 class ExecuTorchInt8(QuantizedSibling):
@@ -206,18 +203,27 @@ class CoreMLQuantized(QuantizedSibling):
     def _base_spec(self, spec: ModelSpec, quantized: Quantized) -> ModelSpec:
         from anetui.models.convert.coreml import OUTPUT_NAME
 
-        return dataclasses.replace(
-            spec,
-            kind="mlpackage",
-            path=quantized.path,
-            input_name=quantized.input_name,
-            output_name=OUTPUT_NAME,
-        )
+        name = quantized.input_name or spec.input_name
+        return _as_file(spec, "mlpackage", quantized.path, name, OUTPUT_NAME)
 
     def runtime_latency_ns(self) -> int | None:
         """Core ML's own duration of the prediction just timed (the base's)."""
         hook: Callable[[], int | None] | None = getattr(self._base, "runtime_latency_ns", None)
         return hook() if hook is not None else None
+
+
+def _as_file(
+    spec: ModelSpec, kind: str, path: Path, input_name: str, output_name: str | None
+) -> ModelSpec:
+    """``spec`` (one float input: the siblings calibrate nothing else) as the quantized
+    file the base backend runs, with the file's names for its input and output."""
+    return dataclasses.replace(
+        spec,
+        kind=kind,
+        path=path,
+        inputs=(float_input(input_name, spec.input_shape),),
+        outputs=(OutputSpec(output_name),) if output_name else (),
+    )
 
 
 # -- availability probes: no heavy imports ------------------------------------------

@@ -30,20 +30,22 @@ from anetui.errors import Availability
 if TYPE_CHECKING:
     import torch
 
+    from anetui.backends.torch_base import Examples
+
 
 class TorchCpuEager(TorchBackend):
     """Eager PyTorch with channels_last, the layout oneDNN's CPU convolutions prefer."""
 
     def _place(
-        self, model: torch.nn.Module, example: torch.Tensor, dtype: torch.dtype
-    ) -> tuple[torch.nn.Module, torch.Tensor]:
+        self, model: torch.nn.Module, examples: Examples, dtype: torch.dtype
+    ) -> tuple[torch.nn.Module, Examples]:
         import torch
 
-        model, example = super()._place(model, example, dtype)
-        if example.dim() == 4:
+        model, examples = super()._place(model, examples, dtype)
+        if len(examples) == 1 and examples[0].dim() == 4:  # one image batch
             model = model.to(memory_format=torch.channels_last)
-            example = example.contiguous(memory_format=torch.channels_last)
-        return model, example
+            examples = (examples[0].contiguous(memory_format=torch.channels_last),)
+        return model, examples
 
 
 class TorchCpuOptimized(TorchBackend):
@@ -53,7 +55,7 @@ class TorchCpuOptimized(TorchBackend):
     MobileNetV2 and prepares in about a second, where torch.compile costs ~40 s cold.
     """
 
-    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
+    def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
         import torch
 
         # torch 2.x marks the TorchScript API deprecated with a FutureWarning per call;
@@ -63,11 +65,11 @@ class TorchCpuOptimized(TorchBackend):
             scripted = (
                 model
                 if isinstance(model, torch.jit.ScriptModule)
-                else torch.jit.trace(model, example, check_trace=False)  # type: ignore[no-untyped-call]
+                else torch.jit.trace(model, examples, check_trace=False)  # type: ignore[no-untyped-call]
             )
             frozen = torch.jit.freeze(scripted.eval())
             optimized = torch.jit.optimize_for_inference(frozen)
-        return lambda: optimized(example)
+        return lambda: optimized(*examples)
 
 
 class TorchCpuCompiled(TorchCompiled, TorchCpuEager):

@@ -30,11 +30,14 @@ from anetui.backends import cpu_features
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
 from anetui.models.spec import ModelError, ModelSpec
-from anetui.models.torch_load import load_torch_model
+from anetui.models.torch_load import load_torch_model, tensors_to_numpy
 from anetui.versions import package_version
 
 if TYPE_CHECKING:
     import torch
+
+    #: A model's inputs as tensors, in its declared order.
+    Examples = tuple[torch.Tensor, ...]
 
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
 #: Inductor's cache folder as the user set it before anetui started (None: ours is used).
@@ -170,14 +173,14 @@ class TorchBackend:
             model = load_torch_model(spec)
         except ModelError as exc:
             raise BackendError(str(exc)) from None
-        example = torch.from_numpy(spec.make_input())
+        examples = tuple(torch.from_numpy(a) for a in spec.make_inputs().values())
         try:
-            model, example = self._place(model, example, torch_dtype)
+            model, examples = self._place(model, examples, torch_dtype)
             self._sync()
             loaded = time.perf_counter()
             self.phase = "compiling"  # shown live (graph optimisation, CUDA graph capture)
             with torch.inference_mode():
-                self._forward = self._optimise(model, example)
+                self._forward = self._optimise(model, examples)
             self._sync()
             compiled = time.perf_counter()
             with self.thread_context():
@@ -200,13 +203,19 @@ class TorchBackend:
         return ()
 
     def _place(
-        self, model: torch.nn.Module, example: torch.Tensor, dtype: torch.dtype
-    ) -> tuple[torch.nn.Module, torch.Tensor]:
-        return model.to(device=self.device, dtype=dtype), example.to(self.device, dtype)
+        self, model: torch.nn.Module, examples: Examples, dtype: torch.dtype
+    ) -> tuple[torch.nn.Module, Examples]:
+        """Model and inputs on the device; float inputs in ``dtype``, integer and boolean
+        inputs (token ids, masks) as they are."""
+        placed = tuple(
+            e.to(self.device, dtype) if e.is_floating_point() else e.to(self.device)
+            for e in examples
+        )
+        return model.to(device=self.device, dtype=dtype), placed
 
-    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
-        """A no-argument callable running one forward pass on the bound input."""
-        return lambda: model(example)
+    def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
+        """A no-argument callable running one forward pass on the bound inputs."""
+        return lambda: model(*examples)
 
     def _sync(self) -> None:
         """Wait for the device; nothing to wait for on the CPU."""
@@ -222,16 +231,14 @@ class TorchBackend:
         # inference_mode is thread-local: the runner enters it once in its own thread.
         return torch.inference_mode()
 
-    def output(self) -> np.ndarray:
+    def outputs(self) -> list[np.ndarray]:
         import torch
 
         assert self._forward is not None, "prepare() first"
         with torch.inference_mode():
             out = self._forward()
             self._sync()
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        return np.asarray(out.detach().to("cpu", torch.float32).numpy())
+        return tensors_to_numpy(out)
 
     def close(self) -> None:
         self._forward = None
@@ -248,7 +255,7 @@ class TorchCompiled(TorchBackend):
     #: torch.compile's mode: "default" on the CPU, "reduce-overhead" (CUDA graphs) on CUDA.
     mode = "default"
 
-    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
+    def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
         import torch
 
         from anetui.models.cache import cache_root
@@ -258,7 +265,7 @@ class TorchCompiled(TorchBackend):
             # the first time anything asks for the cache folder, e.g. loading a .pt2.
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_root() / "inductor")
         compiled = torch.compile(model, mode=self.mode, fullgraph=False)
-        forward = self._step(lambda: compiled(example))
+        forward = self._step(lambda: compiled(*examples))
         forward()  # the compilation happens here, inside prepare's compile_s
         return forward
 

@@ -19,16 +19,18 @@ from anetui.errors import Availability
 if TYPE_CHECKING:
     import torch
 
+    from anetui.backends.torch_base import Examples
+
 
 class TorchCuda(TorchBackend):
     def _place(
-        self, model: torch.nn.Module, example: torch.Tensor, dtype: torch.dtype
-    ) -> tuple[torch.nn.Module, torch.Tensor]:
+        self, model: torch.nn.Module, examples: Examples, dtype: torch.dtype
+    ) -> tuple[torch.nn.Module, Examples]:
         import torch
 
         # Fixed shapes: let cuDNN pick its fastest kernels, as any tuned deployment would.
         torch.backends.cudnn.benchmark = True
-        return super()._place(model, example, dtype)
+        return super()._place(model, examples, dtype)
 
     def _notes(self) -> tuple[str, ...]:
         import torch
@@ -71,7 +73,7 @@ class TorchCudaGraph(TorchCuda):
     input and output live in static buffers bound at capture.
     """
 
-    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
+    def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
         import torch
 
         # Warm up on a side stream, as CUDA graph capture requires (cuDNN autotuning,
@@ -80,11 +82,11 @@ class TorchCudaGraph(TorchCuda):
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                model(example)
+                model(*examples)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            static_out = model(example)
+            static_out = model(*examples)
 
         def replay() -> Any:
             graph.replay()

@@ -28,6 +28,8 @@ from anetui.models.spec import ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from anetui.backends.torch_base import Examples
+
 METHOD = "PT2E X86InductorQuantizer (static int8, per-channel weights) + Inductor freezing"
 
 
@@ -51,7 +53,7 @@ class TorchCpuInt8(TorchCpuCompiled):
         self._calibration = calibration_for(spec, self._calibration_dir)
         return super().prepare(spec)
 
-    def _optimise(self, model: torch.nn.Module, example: torch.Tensor) -> Callable[[], Any]:
+    def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
         import torch
         from torch._inductor import config as inductor_config
 
@@ -71,7 +73,7 @@ class TorchCpuInt8(TorchCpuCompiled):
             # Strict (TorchDynamo) first: non-strict export gives a module called twice
             # (ResNet's one ReLU) one source partition, which the quantizer refuses
             # ("Input partition has more than one output node").
-            args = (example.contiguous(),)
+            args = tuple(example.contiguous() for example in examples)
             try:
                 captured = torch.export.export(model, args, strict=True).module()
             except Exception:  # a model Dynamo cannot trace: the non-strict export
@@ -86,7 +88,7 @@ class TorchCpuInt8(TorchCpuCompiled):
         # Freezing makes the int8 weights constants that oneDNN prepacks; without it
         # Inductor dequantizes them at every call.
         with inductor_config.patch(freezing=True), torch.no_grad():
-            return super()._optimise(converted, example)
+            return super()._optimise(converted, examples)
 
     def _notes(self) -> tuple[str, ...]:
         assert self._calibration is not None

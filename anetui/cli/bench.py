@@ -38,6 +38,7 @@ from anetui.core.config import DEFAULT_DURATION_S, RunConfig
 from anetui.core.results import Snapshot
 from anetui.core.session import Session
 from anetui.errors import AnetuiError
+from anetui.models.inputs import InputOverride
 from anetui.models.resolve import resolve_model
 from anetui.power import registry as power_registry
 from anetui.power.monitor import PowerMonitor
@@ -83,7 +84,7 @@ def _consoles() -> tuple[Console, Console]:
     help="Measure the idle baseline (power with nothing running) for this long first.",
 )
 @file_option(
-    "--json", "json_path", help="Write the results (schema anetui.results/1) to this file."
+    "--json", "json_path", help="Write the results (schema anetui.results/2) to this file."
 )
 @file_option("--markdown", "markdown_path", help="Write the Markdown report to this file.")
 @html_option
@@ -106,6 +107,8 @@ def bench(
     model: str,
     batch_size: int,
     input_shape: str | None,
+    input_specs: tuple[InputOverride, ...],
+    seq_len: int | None,
     dtype: str | None,
     threads: int | None,
     warmup: int,
@@ -150,6 +153,8 @@ def bench(
         model=model,
         batch_size=batch_size,
         input_shape=input_shape,
+        input_specs=input_specs,
+        seq_len=seq_len,
         backend_ids=backend_ids,
         dtype=dtype,
         threads=threads,
@@ -314,7 +319,13 @@ def measure(
     worker was abandoned). ``stop_monitor``: stop the power source before the snapshot
     (a sweep keeps one source running over all its points)."""
     started_ns = now_ns()
-    spec = resolve_model(config.model, batch_size=config.batch_size, input_shape=config.input_shape)
+    spec = resolve_model(
+        config.model,
+        batch_size=config.batch_size,
+        input_shape=config.input_shape,
+        inputs=config.inputs,
+        seq_len=config.seq_len,
+    )
     for note in spec.notes:
         err.print(f"[yellow]note:[/] {note}")
     session = Session(config, spec, monitor)

@@ -13,10 +13,12 @@ from rich.console import Console
 from anetui.cli.options import (
     batch_size_option,
     check_output_path,
+    input_options,
     input_shape_option,
     model_option,
 )
 from anetui.errors import AnetuiError
+from anetui.models.inputs import InputOverride
 from anetui.models.resolve import resolve_model
 
 #: Both commands convert (plan: unless given an .mlpackage) at this precision.
@@ -30,14 +32,17 @@ precision_option = click.option(
 
 
 @click.command()
-@model_option(help="A torchvision model name, a .pt2 or TorchScript .pt file.")
+@model_option(
+    help="A model name (`anetui models`), a Hugging Face folder, a .pt2 or TorchScript .pt file."
+)
 @precision_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     help="Also copy the package here (default: print its cache path).",
 )
-@input_shape_option(help="Input shape (default: the model's).")
+@input_shape_option(help="The first input's shape (default: the model's).")
+@input_options()
 @batch_size_option()
 @click.option(
     "--to",
@@ -62,6 +67,8 @@ def convert(
     precision: str,
     out: Path | None,
     input_shape: str | None,
+    input_specs: tuple[InputOverride, ...],
+    seq_len: int | None,
     batch_size: int,
     to: str,
     quantize: str | None,
@@ -70,15 +77,24 @@ def convert(
     """Convert a model to a Core ML ML Program (.mlpackage) or ONNX, cached.
 
     Conversion runs on any OS; the result lands in the user's cache (keyed by model,
-    input shape, precision, torch and converter versions), so a second call is free.
-    Inputs and outputs are fp32; the path is printed on stdout. --quantize writes the
-    quantized model the coreml-*-w8 … and onnx-cpu-int8 backends run.
+    inputs, precision, torch and converter versions), so a second call is free. Every
+    named input keeps its name and its fixed shape; float inputs and outputs are fp32,
+    integer inputs int32 in Core ML (int64 in ONNX); the path is printed on stdout.
+    --quantize writes the quantized model the coreml-*-w8 … and onnx-cpu-int8 backends run.
     """
     if calibration is not None and quantize not in ("int8", "w8a8"):
         raise click.UsageError("--calibration goes with --quantize int8 or w8a8")
     if quantize is not None:
+        if input_specs or seq_len is not None:
+            raise click.UsageError(
+                "--quantize takes models with one float input: no --input/--seq-len"
+            )
         sys.exit(quantize_command(model, quantize, out, input_shape, batch_size, to, calibration))
-    sys.exit(convert_command(model, precision, out, input_shape, batch_size, to))
+    sys.exit(
+        convert_command(
+            model, precision, out, input_shape, batch_size, to, inputs=input_specs, seq_len=seq_len
+        )
+    )
 
 
 @click.command()
@@ -104,6 +120,9 @@ def convert_command(
     input_shape: str | None,
     batch_size: int,
     to: str = "coreml",
+    *,
+    inputs: tuple[InputOverride, ...] = (),
+    seq_len: int | None = None,
 ) -> int:
     """Convert (or fetch from the cache) and say where the package is, how it was made."""
     from anetui.models.convert.coreml import convert
@@ -117,12 +136,14 @@ def convert_command(
         model,
         batch_size=batch_size,
         input_shape=parse_input_shape(input_shape) if input_shape else None,
+        inputs=inputs,
+        seq_len=seq_len,
     )
     if out is not None and out.exists():
         raise AnetuiError(f"{out} already exists; choose another --out")
     if to == "onnx":
         return _to_onnx(spec, out, err)
-    with err.status(f"converting {spec.describe()} {spec.input_shape} to Core ML ({precision})…"):
+    with err.status(f"converting {spec.describe()} ({spec.describe_inputs()}) to Core ML…"):
         result = convert(spec, precision, progress=lambda text: err.print(f"[dim]{text}[/]"))
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}")
@@ -135,7 +156,9 @@ def convert_command(
         if result.cached
         else (f"converted via {result.method} in {result.seconds:.1f} s")
     )
-    err.print(f"{spec.describe()} {spec.input_shape} → Core ML ML Program, {precision}, {how}")
+    err.print(
+        f"{spec.describe()} ({spec.describe_inputs()}) → Core ML ML Program, {precision}, {how}"
+    )
     print(path)
     return 0
 
@@ -173,7 +196,7 @@ def _to_onnx(spec: object, out: Path | None, err: Console) -> int:
     from anetui.models.spec import ModelSpec
 
     assert isinstance(spec, ModelSpec)
-    with err.status(f"exporting {spec.describe()} {spec.input_shape} to ONNX…"):
+    with err.status(f"exporting {spec.describe()} ({spec.describe_inputs()}) to ONNX…"):
         result = export(spec)
     path = result.path
     if out is not None:
@@ -184,7 +207,7 @@ def _to_onnx(spec: object, out: Path | None, err: Console) -> int:
             shutil.copyfile(data, out.with_name(result.path.name + ".data"))
         path = out
     how = "from the cache (no export)" if result.cached else f"exported in {result.seconds:.1f} s"
-    err.print(f"{spec.describe()} {spec.input_shape} → ONNX (fp32), {how}")
+    err.print(f"{spec.describe()} ({spec.describe_inputs()}) → ONNX (fp32), {how}")
     print(path)
     return 0
 

@@ -32,6 +32,7 @@ from anetui.core.environment import cpu_model
 from anetui.core.environment import privileges as privilege_state
 from anetui.errors import AnetuiError
 from anetui.models.spec import parse_input_shape
+from anetui.models.zoo import transformer_names
 from anetui.power import registry as power_registry
 from anetui.report.terminal import stdout_console
 from anetui.versions import package_version
@@ -250,5 +251,10 @@ def print_doctor(console: Console | None = None) -> None:
             )
         console.print(f"  {mark} {source_id:<17} {what}", highlight=False)
     console.print(power_registry.auto_choice(power_probes), highlight=False)
+    console.print(
+        f"models: {', '.join(transformer_names())} (transformers, random weights) and "
+        "torchvision's classifiers; `anetui models` lists every name",
+        highlight=False,
+    )
     if "torch" in sys.modules:  # a regression guard the tests also check
         console.print("[yellow]note: torch was imported by doctor[/]")

@@ -30,6 +30,7 @@ from anetui.cli.options import (
     sampling_options,
 )
 from anetui.errors import AnetuiError, one_line
+from anetui.models.inputs import InputOverride
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -40,6 +41,7 @@ COMMANDS = {
     "report": "anetui.cli.report:report",
     "sweep": "anetui.cli.sweep:sweep",
     "doctor": "anetui.cli.doctor:doctor",
+    "models": "anetui.cli.models:models",
 }
 
 
@@ -47,7 +49,7 @@ COMMANDS = {
 #: anything (reading a model, writing a file). bench, power and the dashboard drop
 #: themselves, right after starting a root-only power source; so does doctor, which drops
 #: first thing unless --deep asks it to check a root-only power source first.
-ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report"})
+ROOTLESS_COMMANDS = frozenset({"convert", "plan", "report", "models"})
 
 
 class LazyGroup(click.Group):
@@ -138,6 +140,8 @@ def cli(
     model: str,
     batch_size: int,
     input_shape: str | None,
+    input_specs: tuple[InputOverride, ...],
+    seq_len: int | None,
     dtype: str | None,
     threads: int | None,
     warmup: int,
@@ -183,6 +187,8 @@ def cli(
         model=model,
         batch_size=batch_size,
         input_shape=input_shape,
+        input_specs=input_specs,
+        seq_len=seq_len,
         backend_ids=backend_ids,
         dtype=dtype,
         threads=threads,

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from anetui.core.config import RunConfig
+from anetui.models.inputs import InputError, InputOverride, parse_input_option
 from anetui.models.spec import DEFAULT_MODEL, parse_input_shape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -118,14 +119,50 @@ OptionDecorator = Callable[[Callable[..., None]], Callable[..., None]]
 
 def model_option(
     *,
-    help: str = "A torchvision classification model (random weights, nothing downloaded) "
-    "or a model file: .pt2 (torch.export), TorchScript .pt, Core ML .mlpackage or .onnx.",
+    help: str = "A model name (`anetui models` lists them: transformers such as bert-base "
+    "and torchvision classifiers, random weights, nothing downloaded), a Hugging Face "
+    "folder (config.json + *.safetensors) or a model file: .pt2 (torch.export), "
+    "TorchScript .pt, Core ML .mlpackage, .onnx (+ .onnx.data), ExecuTorch .pte or "
+    "OpenVINO .xml.",
 ) -> OptionDecorator:
     return click.option("--model", default=DEFAULT_MODEL, show_default=True, help=help)
 
 
+def input_list(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[InputOverride, ...]:
+    try:
+        return tuple(parse_input_option(v) for v in value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def input_options() -> OptionDecorator:
+    """--input NAME:SHAPE[:DTYPE] (repeatable) and --seq-len: a model's named inputs."""
+    return option_group(
+        click.option(
+            "--input",
+            "input_specs",
+            multiple=True,
+            callback=input_list,
+            metavar="NAME:SHAPE[:DTYPE]",
+            help="A named input's shape (and dtype: float32, float16, int64, int32, "
+            "bool), e.g. input_ids:1,64 (repeatable); completes or overrides what the "
+            "model declares. A wrong name lists the model's inputs.",
+        ),
+        click.option(
+            "--seq-len",
+            type=click.IntRange(min=1),
+            help="Sequence length of text models (default 128 for the transformers "
+            "names), and the size of any symbolic non-batch dimension of a model file.",
+        ),
+    )
+
+
 def batch_size_option(
-    *, help: str = "Batch size; the input is (N, 3, R, R) with the model's own resolution R."
+    *,
+    help: str = "Batch size: the first dimension of every input (images: (N, 3, R, R) at "
+    "the model's own resolution R).",
 ) -> OptionDecorator:
     return click.option(
         "--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help=help
@@ -227,7 +264,8 @@ run_options = option_group(
     ),
     model_option(),
     batch_size_option(),
-    input_shape_option(help="Input shape, overriding --batch-size."),
+    input_shape_option(help="The first input's shape, overriding --batch-size."),
+    input_options(),
     click.option(
         "--dtype",
         type=click.Choice(["fp32", "fp16", "bf16"]),
@@ -256,8 +294,12 @@ run_options = option_group(
 
 
 def run_config(
-    *, input_shape: str | None, backend_ids: tuple[str, ...] | None, **fields: Any
+    *,
+    input_shape: str | None,
+    backend_ids: tuple[str, ...] | None,
+    input_specs: tuple[InputOverride, ...] = (),
+    **fields: Any,
 ) -> RunConfig:
     """The RunConfig for the shared options (``--input-shape`` parsed here)."""
     shape = parse_input_shape(input_shape) if input_shape else None
-    return RunConfig(input_shape=shape, backends=backend_ids, **fields)
+    return RunConfig(input_shape=shape, backends=backend_ids, inputs=input_specs, **fields)

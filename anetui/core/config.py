@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anetui.core.agreement import REFERENCE_RUNTIME
-from anetui.models.spec import DEFAULT_MODEL, INPUT_SEED, ModelSpec
+from anetui.core.agreement import reference_runtime
+from anetui.models.inputs import InputOverride, describe_values
+from anetui.models.spec import DEFAULT_MODEL, ModelSpec
 
 DEFAULT_WARMUP = 10
 DEFAULT_DURATION_S = 10.0
@@ -28,6 +29,9 @@ class RunConfig:
     model: str = DEFAULT_MODEL
     batch_size: int = 1
     input_shape: tuple[int, ...] | None = None
+    #: --input NAME:SHAPE[:DTYPE] (repeatable) and --seq-len: the model's inputs completed.
+    inputs: tuple[InputOverride, ...] = ()
+    seq_len: int | None = None
     backends: tuple[str, ...] | None = None
     dtype: str | None = None
     threads: int | None = None
@@ -82,12 +86,17 @@ def schedule(cfg: RunConfig, n_backends: int) -> list[list[tuple[int | None, flo
     return slices * cfg.repeat
 
 
-def config_dict(cfg: RunConfig, spec: ModelSpec) -> dict[str, object]:
-    """The results' ``config`` entry: what was measured and how."""
+def config_dict(
+    cfg: RunConfig, spec: ModelSpec, outputs: list[dict[str, object]] | None = None
+) -> dict[str, object]:
+    """The results' ``config`` entry: what was measured and how. ``input_shape`` is the
+    first input's (as in ``anetui.results/1``); ``inputs`` and ``outputs`` name them all."""
     return {
         "model": spec.describe(),
         "model_kind": spec.kind,
         "input_shape": list(spec.input_shape),
+        "inputs": [i.as_dict() for i in spec.inputs],
+        "outputs": outputs if outputs is not None else [o.as_dict() for o in spec.outputs],
         "warmup": cfg.warmup,
         "iterations": cfg.iterations,
         "duration_s": cfg.duration_s,
@@ -98,6 +107,6 @@ def config_dict(cfg: RunConfig, spec: ModelSpec) -> dict[str, object]:
         "power": cfg.power,
         "idle_seconds": cfg.idle_seconds,
         "keep_rails": list(cfg.keep_rails),
-        "agreement_reference": REFERENCE_RUNTIME,
-        "input": f"standard normal fp32, seed {INPUT_SEED}",
+        "agreement_reference": reference_runtime(spec),
+        "input": describe_values(spec.inputs),
     }

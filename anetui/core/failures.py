@@ -40,7 +40,12 @@ def failure(backend_id: str, what: str, exc: Exception) -> str:
 
 def cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
     """Why a backend cannot run this kind of model, in the user's terms."""
-    what = {"mlpackage": "a Core ML package", "onnx": "an ONNX file"}.get(spec.kind, spec.kind)
+    what = {
+        "mlpackage": "a Core ML package",
+        "onnx": "an ONNX file",
+        "pte": "an ExecuTorch program (.pte: executorch-* only)",
+        "openvino": "an OpenVINO IR (.xml: openvino-* only)",
+    }.get(spec.kind, spec.kind)
     if description.runtime.startswith("PyTorch"):
         return f"no PyTorch model (the model is {what})"
     return f"{description.runtime} cannot run {what}"

@@ -45,6 +45,8 @@ class BackendResult:
     throughput_per_s: float | None
     active_s: float
     agreement_max_rel_err: float | None
+    #: Each named output's agreement (same measure; integer outputs 0 or 1: exact or not).
+    agreement_outputs: dict[str, float] = field(default_factory=dict)
     energy: BackendEnergy | None = None
     #: The runtime's own latency where it reports one (Core ML's predict duration), ns.
     runtime_summary: LatencySummary | None = None

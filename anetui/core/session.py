@@ -62,7 +62,9 @@ class Session:
             dtype=config.dtype, threads=config.threads, calibration=config.calibration
         )
         self._slots: dict[str, Slot] = {}
-        self._reference_output: np.ndarray | None = None
+        self._reference: agreement.Reference | None = None
+        self._reference_made = False
+        self._reference_note: str | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
@@ -180,23 +182,30 @@ class Session:
             slot.step = None
 
     def _agreement(self, slot: Slot) -> float | None:
-        """Agreement with eager fp32 PyTorch on the CPU; None with a note when there is none."""
+        """Agreement with eager fp32 PyTorch on the CPU over every output (the worst is
+        returned, each kept on the slot); None with a note when there is none."""
         assert slot.backend is not None
-        if self._reference_output is None:
-            self._reference_output = agreement.reference_output(self.spec)
-        outputs: list[np.ndarray] = []  # the one output compared, kept for top-1
+        if not self._reference_made:
+            self._reference_made = True
+            self._reference, self._reference_note = agreement.reference_or_note(self.spec)
+        if self._reference_note:
+            slot.notes.append(self._reference_note)
+            return None
+        outputs: list[list[np.ndarray]] = []  # the outputs compared, kept for top-1
+        run_outputs = agreement.backend_outputs(slot.backend)
 
-        def output() -> np.ndarray:
-            assert slot.backend is not None
-            outputs.append(slot.backend.output())
+        def output() -> list[np.ndarray]:
+            outputs.append(run_outputs())
             return outputs[-1]
 
-        value, note = agreement.compare(output, self._reference_output)
-        if note:
-            slot.notes.append(note)
-        if value is not None and outputs:
-            slot.top1 = top1.top1_agreement(outputs[-1], self._reference_output)
-        return value
+        found = agreement.compare(output, self._reference)
+        if found.note:
+            slot.notes.append(found.note)
+        slot.agreement_outputs = found.per_output
+        ref = self._reference
+        if found.worst is not None and outputs and ref is not None and len(ref.arrays) == 1:
+            slot.top1 = top1.top1_agreement(np.asarray(outputs[-1][0]), ref.arrays[0])
+        return found.worst
 
     def _unavailable(self, slot: Slot, reason: str) -> None:
         slot.availability = Availability.no(reason)
@@ -390,7 +399,9 @@ class Session:
             model=self.spec.describe(),
             input_shape=self.spec.input_shape,
             environment=self._environment_once(),
-            config=config_dict(self.config, self.spec),
+            config=config_dict(
+                self.config, self.spec, agreement.output_rows(self.spec, self._reference)
+            ),
             backends=results,
             reference=reference,
             ratios=against,

@@ -33,6 +33,7 @@ class Slot:
     agreement: float | None = None
     #: Share of the batch whose top-1 class is the reference's (classifiers only).
     top1: float | None = None
+    agreement_outputs: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     record: runner.BackendRecord = field(default_factory=runner.BackendRecord)
     #: Set while the session itself works on a prepared backend (the agreement check).
@@ -61,6 +62,7 @@ class Slot:
             active_s=self.record.active_s_now(),
             agreement_max_rel_err=self.agreement,
             top1_agreement=self.top1,
+            agreement_outputs=dict(self.agreement_outputs),
             notes=tuple(self.notes),
             energy=report.backends.get(self.id) if report else None,
             runtime_summary=self.record.runtime_stats.summary(),

@@ -67,13 +67,29 @@ def model_fields(spec: ModelSpec) -> dict[str, Any]:
     """What identifies a model and its input in any conversion key."""
     from anetui.versions import package_version
 
-    model = {"name": spec.name} if spec.path is None else {"file": file_digest(spec.path)}
+    model = {"name": spec.name} if spec.path is None else {"file": model_digest(spec.path)}
     return {
         "model": model,
         "kind": spec.kind,
         "input_shape": list(spec.input_shape),
+        # Every input's name, shape, dtype and values: two input specs never share a key.
+        "inputs": [i.as_dict() for i in spec.inputs],
         "torch": package_version("torch"),
     }
+
+
+def model_digest(path: Path) -> str:
+    """A model file's digest, with its side files: an ONNX file's external data
+    (``<name>.data`` or whatever its tensors name) and an OpenVINO IR's ``.bin``."""
+    digest = file_digest(path)
+    extra = sorted(
+        p for p in path.parent.glob(f"{path.name}.*") if p.is_file() and p.suffix == ".data"
+    )
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        extra.append(path.with_suffix(".bin"))
+    for side in extra:
+        digest = hashlib.sha256((digest + file_digest(side)).encode()).hexdigest()
+    return digest
 
 
 def make_key(fields: Mapping[str, Any]) -> str:

@@ -1,17 +1,24 @@
-"""The model zoo and model files, resolved into a :class:`ModelSpec`.
+"""Model names and model files, resolved into a :class:`ModelSpec` with concrete inputs.
 
-A model is either a torchvision classification model by name, always built with
-``weights=None`` (nothing is ever downloaded), or a file: ``.pt2`` (torch.export), a
-TorchScript ``.pt``, a Core ML ``.mlpackage`` or an ``.onnx`` file. Every failure is a
-:class:`ModelError` with a one-line message.
+A model is a name (a transformer of :mod:`anetui.models.zoo`, built from its
+``transformers`` config class with random weights, or a torchvision classifier, always
+``weights=None``: nothing is ever downloaded), a Hugging Face folder (``config.json`` +
+``*.safetensors``), or a file: ``.pt2`` (torch.export), TorchScript ``.pt``, Core ML
+``.mlpackage``, ``.onnx`` (external data beside it), ExecuTorch ``.pte`` or OpenVINO IR
+``.xml``. The inputs the model declares (:mod:`anetui.models.declared`,
+:mod:`anetui.models.hf`) are completed by ``--input``, ``--seq-len`` and
+``--batch-size`` (:func:`anetui.models.inputs.resolve_inputs`). Every failure is a
+:class:`ModelError` (or an ``InputError``) with a one-line message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from anetui.errors import one_line
+from anetui.models.inputs import BATCH, InputOverride, InputSpec, OutputSpec, resolve_inputs
 from anetui.models.spec import (
     DEFAULT_MODEL,
     DEFAULT_RESOLUTION,
@@ -20,13 +27,22 @@ from anetui.models.spec import (
     ModelSpec,
 )
 from anetui.models.torch_load import load_exported, load_torchscript
+from anetui.models.zoo import ZOO, torchvision_names
+
+#: File kinds by suffix.
+FILE_KINDS = {
+    ".pt2": "export",
+    ".pt": "torchscript",
+    ".onnx": "onnx",
+    ".mlpackage": "mlpackage",
+    ".pte": "pte",
+    ".xml": "openvino",
+}
 
 
 def classification_models() -> list[str]:
     """Names of torchvision's classification models (imports torchvision)."""
-    import torchvision
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return torchvision_names()
 
 
 def default_resolution(name: str) -> int:
@@ -49,60 +65,153 @@ def resolve_model(
     *,
     batch_size: int = 1,
     input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputOverride] = (),
+    seq_len: int | None = None,
 ) -> ModelSpec:
-    """Turn a name or a path into a ModelSpec, checking what can be checked cheaply."""
+    """Turn a name or a path into a ModelSpec, checking what can be checked cheaply.
+
+    ``input_shape`` (``--input-shape``) sets the first input's shape; ``inputs``
+    (``--input NAME:SHAPE[:DTYPE]``) set any; ``seq_len`` every symbolic non-batch
+    dimension (and the sequence of zoo text models); ``batch_size`` the batch.
+    """
     if batch_size < 1:
         raise ModelError(f"bad batch size {batch_size}: must be at least 1")
+    if seq_len is not None and seq_len < 1:
+        raise ModelError(f"bad sequence length {seq_len}: must be at least 1")
     if input_shape is not None and batch_size != 1 and input_shape[0] != batch_size:
         raise ModelError(
             f"--batch-size {batch_size} disagrees with --input-shape batch {input_shape[0]}"
         )
-    looks_like_path = model.endswith(MODEL_FILE_SUFFIXES) or "/" in model or Path(model).exists()
+    ask = _Ask(batch_size, input_shape, tuple(inputs), seq_len)
+    path = Path(model)
+    looks_like_path = model.endswith(MODEL_FILE_SUFFIXES) or "/" in model or path.exists()
+    if model in ZOO and not path.exists():
+        return _resolve_zoo(model, ask)
     if looks_like_path:
-        return _resolve_file(Path(model), batch_size, input_shape)
+        return _resolve_path(path, ask)
     names = classification_models()
     if model not in names:
-        close = [n for n in names if model.lower() in n or n in model.lower()][:4]
-        hint = f" (did you mean {', '.join(close)}?)" if close else " (e.g. mobilenet_v2, resnet18)"
-        raise ModelError(f"unknown model '{model}': not a torchvision classification model{hint}")
-    if input_shape is None:
-        resolution = default_resolution(model)
-        input_shape = (batch_size, 3, resolution, resolution)
-    return ModelSpec(name=model, kind="torchvision", input_shape=input_shape)
+        known = [*ZOO, *names]
+        close = [n for n in known if model.lower() in n or n in model.lower()][:4]
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (`anetui models` lists them)"
+        raise ModelError(f"unknown model '{model}': not a model name anetui knows{hint}")
+    resolution = default_resolution(model)
+    declared = (InputSpec("x", (BATCH, 3, resolution, resolution)),)
+    return ModelSpec(name=model, kind="torchvision", inputs=ask.resolve(declared, fixed=False))
 
 
-def _resolve_file(path: Path, batch_size: int, input_shape: tuple[int, ...] | None) -> ModelSpec:
+class _Ask:
+    """What the user asked of the inputs."""
+
+    def __init__(
+        self,
+        batch_size: int,
+        input_shape: tuple[int, ...] | None,
+        overrides: tuple[InputOverride, ...],
+        seq_len: int | None,
+    ) -> None:
+        self.batch_size = batch_size
+        self.input_shape = input_shape
+        self.overrides = overrides
+        self.seq_len = seq_len
+
+    def resolve(self, declared: Sequence[InputSpec], *, fixed: bool) -> tuple[InputSpec, ...]:
+        overrides = list(self.overrides)
+        if self.input_shape is not None and declared:  # --input-shape: the first input's
+            overrides.insert(0, InputOverride(declared[0].name, self.input_shape))
+        return resolve_inputs(
+            declared,
+            overrides=overrides,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            dtype_fixed=fixed,
+        )
+
+
+def _resolve_zoo(name: str, ask: _Ask) -> ModelSpec:
+    from anetui.models.hf import zoo_inputs
+
+    declared = zoo_inputs(ZOO[name], ask.seq_len)
+    return ModelSpec(name=name, kind="transformers", inputs=ask.resolve(declared, fixed=False))
+
+
+def _resolve_path(path: Path, ask: _Ask) -> ModelSpec:
+    from anetui.models import declared as read
+
     if not path.exists():
         raise ModelError(f"model file not found: {path}")
-    if path.suffix.lower() == ".mlpackage":  # a package is a directory
-        return _resolve_mlpackage(path, input_shape)
+    suffix = path.suffix.lower()
+    if path.is_dir() and suffix != ".mlpackage":
+        from anetui.models.hf import folder_inputs, is_hf_folder
+
+        if not is_hf_folder(path):
+            raise ModelError(
+                f"{path} is a folder without config.json: not a Hugging Face model folder"
+            )
+        declared = folder_inputs(path, ask.seq_len)
+        spec = ModelSpec(
+            name=path.name, kind="hf", path=path, inputs=ask.resolve(declared, fixed=False)
+        )
+        return spec
+    if suffix == ".mlpackage":
+        ins, outs = _read_mlpackage(path)
+        return _file_spec(path, "mlpackage", ins, outs, ask)
     if not path.is_file():
         raise ModelError(f"model path is not a file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return _resolve_onnx(path, batch_size, input_shape)
-    if suffix not in MODEL_FILE_SUFFIXES:
+    kind = FILE_KINDS.get(suffix)
+    if kind is None:
         raise ModelError(
-            f"unsupported model file '{path.name}': expected .pt2 (torch.export), "
-            ".pt (TorchScript), .mlpackage (Core ML) or .onnx"
+            f"unsupported model file '{path.name}': expected .pt2 (torch.export), .pt "
+            "(TorchScript), .mlpackage (Core ML), .onnx, .pte (ExecuTorch), .xml (OpenVINO "
+            "IR) or a Hugging Face folder"
         )
-    name = path.stem
-    if suffix == ".pt2":
+    if kind == "onnx":
+        return _file_spec(path, kind, *read.onnx_io(path), ask)
+    if kind == "pte":
+        return _file_spec(path, kind, *read.pte_io(path), ask)
+    if kind == "openvino":
+        return _file_spec(path, kind, *read.openvino_io(path), ask)
+    if kind == "export":
         program = load_exported(path)
-        shape = input_shape or _exported_input_shape(program, batch_size, path)
-        return ModelSpec(name=name, kind="export", input_shape=shape, path=path)
+        return _file_spec(path, kind, *read.export_io(program, path), ask)
     load_torchscript(path)  # fail now, with a clear message, not inside a backend
     notes: tuple[str, ...] = ()
-    if input_shape is None:
-        input_shape = (batch_size, 3, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
-        notes = (f"TorchScript holds no input shape; assumed {input_shape} (--input-shape)",)
-    return ModelSpec(name=name, kind="torchscript", input_shape=input_shape, path=path, notes=notes)
+    shape = ask.input_shape
+    if shape is None:
+        shape = (ask.batch_size, 3, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+        notes = (f"TorchScript holds no input shape; assumed {shape} (--input-shape)",)
+    declared = (InputSpec("x", shape),)
+    return ModelSpec(
+        name=path.stem,
+        kind="torchscript",
+        path=path,
+        notes=notes,
+        inputs=ask.resolve(declared, fixed=False),
+    )
 
 
-def _resolve_mlpackage(path: Path, input_shape: tuple[int, ...] | None) -> ModelSpec:
-    """A Core ML package used as it is: its first input's name and shape, read from the
-    package's spec (no Core ML runtime needed)."""
+def _file_spec(
+    path: Path,
+    kind: str,
+    declared: tuple[InputSpec, ...],
+    outputs: tuple[OutputSpec, ...],
+    ask: _Ask,
+) -> ModelSpec:
+    if not declared or not outputs:
+        raise ModelError(f"{path.name}: the model has no input or no output")
+    return ModelSpec(
+        name=path.stem,
+        kind=kind,
+        path=path,
+        inputs=ask.resolve(declared, fixed=True),
+        outputs=outputs,
+    )
+
+
+def _read_mlpackage(path: Path) -> tuple[tuple[InputSpec, ...], tuple[OutputSpec, ...]]:
+    """A Core ML package's inputs and outputs, read from its spec (no Core ML runtime)."""
     from anetui.models.convert.coreml import ConversionError, import_coremltools, quiet_coremltools
+    from anetui.models.declared import coreml_io
 
     try:
         ct = import_coremltools()
@@ -112,75 +221,4 @@ def _resolve_mlpackage(path: Path, input_shape: tuple[int, ...] | None) -> Model
         raise ModelError(str(exc)) from None
     except Exception as exc:
         raise ModelError(f"cannot read {path.name} as a Core ML package: {one_line(exc)}") from None
-    if not description.input or not description.output:
-        raise ModelError(f"{path.name}: the package has no input or no output")
-    first = description.input[0]
-    shape = tuple(int(d) for d in first.type.multiArrayType.shape)
-    if input_shape is not None:
-        shape = input_shape
-    if not shape:
-        raise ModelError(f"{path.name}: input '{first.name}' is not a fixed-shape array")
-    return ModelSpec(
-        name=path.stem,
-        kind="mlpackage",
-        input_shape=shape,
-        path=path,
-        input_name=first.name,
-        output_name=description.output[0].name,
-    )
-
-
-def _resolve_onnx(path: Path, batch_size: int, input_shape: tuple[int, ...] | None) -> ModelSpec:
-    """An ONNX file used as it is: its first input's name and shape (a symbolic batch
-    dimension takes --batch-size)."""
-    try:
-        import onnx
-    except ImportError:
-        raise ModelError("onnx not installed (pip install 'anetui[onnx]')") from None
-    try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception as exc:
-        raise ModelError(f"cannot read {path.name} as ONNX: {one_line(exc)}") from None
-    initializers = {init.name for init in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
-    if not inputs or not graph.output:
-        raise ModelError(f"{path.name}: the graph has no input or no output")
-    dims = []
-    for i, dim in enumerate(inputs[0].type.tensor_type.shape.dim):
-        if dim.HasField("dim_value"):
-            dims.append(int(dim.dim_value))
-        elif i == 0:
-            dims.append(batch_size)
-        elif input_shape is None:
-            raise ModelError(f"{path.name}: dynamic dimension {i}; give --input-shape")
-    shape = input_shape or tuple(dims)
-    return ModelSpec(
-        name=path.stem,
-        kind="onnx",
-        input_shape=shape,
-        path=path,
-        input_name=inputs[0].name,
-        output_name=graph.output[0].name,
-    )
-
-
-def _exported_input_shape(program: Any, batch_size: int, path: Path) -> tuple[int, ...]:
-    user_inputs = set(program.graph_signature.user_inputs)
-    shapes = []
-    for node in program.graph.nodes:
-        if node.op == "placeholder" and node.name in user_inputs:
-            value = node.meta.get("val")
-            if value is None or not hasattr(value, "shape"):
-                raise ModelError(f"{path.name}: an input is not a tensor")
-            shapes.append(value.shape)
-    if len(shapes) != 1:
-        raise ModelError(f"{path.name}: expected one tensor input, found {len(shapes)}")
-    dims = []
-    for i, dim in enumerate(shapes[0]):
-        if isinstance(dim, int):
-            dims.append(dim)
-        elif i == 0:
-            dims.append(batch_size)  # a dynamic batch dimension takes --batch-size
-        else:
-            raise ModelError(f"{path.name}: dynamic dimension {i}; give --input-shape")
-    return tuple(dims)
+    return coreml_io(description)

@@ -1,7 +1,9 @@
-"""What to run: the model's identity, its input, and the one error type of models/.
+"""What to run: the model's identity, its named inputs and outputs, and the one error
+type of models/.
 
-A :class:`ModelSpec` is made by :mod:`anetui.models.resolve`; the input is made once,
-from a fixed seed, so every backend sees the same tensor.
+A :class:`ModelSpec` is made by :mod:`anetui.models.resolve`; the inputs are
+:class:`~anetui.models.inputs.InputSpec` rows (name, shape, dtype, value domain) and
+their arrays are made from a fixed seed, so every backend sees the same arrays.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from anetui.errors import AnetuiError
+from anetui.models.inputs import INPUT_SEED, InputSpec, OutputSpec, float_input, make_arrays
 
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_RESOLUTION = 224
-INPUT_SEED = 0
+__all__ = ["INPUT_SEED", "InputSpec", "ModelError", "ModelSpec", "OutputSpec"]
 #: Seed for the random weights, so every backend (and the agreement check) runs the
 #: same network, not a differently initialised one.
 WEIGHTS_SEED = 0
-MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage", ".onnx")
+MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage", ".onnx", ".pte", ".xml")
+#: Model kinds that have a PyTorch form (a reference for agreement, a source to convert).
+TORCH_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript")
 
 
 class ModelError(AnetuiError):
@@ -28,28 +33,60 @@ class ModelError(AnetuiError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to run and on what input.
+    """What to run and on what inputs.
 
-    kind: "torchvision", "export" (.pt2) or "torchscript" (.pt).
-    input_shape: the one input tensor's shape, batch first.
+    kind: "torchvision" or "transformers" (a name in :mod:`anetui.models.zoo`), "hf" (a
+    Hugging Face folder), or a file: "export" (.pt2), "torchscript" (.pt), "onnx",
+    "mlpackage", "pte" (ExecuTorch), "openvino" (IR .xml).
+    inputs: the named inputs, every dimension resolved, in the model's order.
+    outputs: the named outputs where known before running (files declare them; for a
+    PyTorch model they are learnt from its first forward pass: empty here).
+    input_shape: the first input's shape (kept for image models and readers of
+    ``config.input_shape``); given alone it makes the one float input ``x``.
     """
 
     name: str
     kind: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] = ()
     path: Path | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
-    #: For a Core ML package: its input and output feature names.
-    input_name: str | None = None
-    output_name: str | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.inputs and self.input_shape:
+            object.__setattr__(self, "inputs", (float_input("x", self.input_shape),))
+        if self.inputs and not self.input_shape:
+            object.__setattr__(self, "input_shape", self.inputs[0].concrete_shape())
+
+    @property
+    def input_name(self) -> str:
+        """The first input's name (one-input models)."""
+        return self.inputs[0].name if self.inputs else "x"
+
+    @property
+    def output_name(self) -> str:
+        """The first output's name where the model file declares it, else ``output``."""
+        return self.outputs[0].name if self.outputs else "output"
+
+    @property
+    def batch_size(self) -> int:
+        return self.input_shape[0] if self.input_shape else 1
+
+    def make_inputs(self) -> dict[str, np.ndarray]:
+        """Every input's array by name, in order, from the fixed seed (same everywhere)."""
+        return make_arrays(self.inputs)
 
     def make_input(self) -> np.ndarray:
-        """The benchmark input: standard normal fp32 from a fixed seed (same everywhere)."""
-        rng = np.random.default_rng(INPUT_SEED)
-        return rng.standard_normal(self.input_shape, dtype=np.float32)
+        """The first input's array (one-input models): standard normal fp32 for images."""
+        return next(iter(self.make_inputs().values()))
 
     def describe(self) -> str:
         return self.name if self.path is None else str(self.path)
+
+    def describe_inputs(self) -> str:
+        """``input_ids int64 [1,64], attention_mask int64 [1,64]`` (headers, notes)."""
+        return ", ".join(i.describe() for i in self.inputs)
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from anetui.errors import one_line
 from anetui.models.spec import WEIGHTS_SEED, ModelError, ModelSpec
 
@@ -107,6 +109,10 @@ def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
                 raise ModelError(
                     f"{spec.name} cannot take input shape {spec.input_shape}: {one_line(exc)}"
                 ) from None
+    elif spec.kind in ("transformers", "hf"):
+        from anetui.models.hf import build_module
+
+        return build_module(spec)  # already in eval mode, its output names learnt
     elif spec.kind == "export":
         assert spec.path is not None
         module = load_exported(spec.path).module()
@@ -119,6 +125,38 @@ def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
         # An exported GraphModule has no train/eval switch to flip (export fixed it).
         module.eval()
     return module
+
+
+def tensors_to_numpy(out: Any) -> list[np.ndarray]:
+    """A forward pass's result (a tensor, a tuple or list of them, or a dict such as a
+    transformers ModelOutput) as host numpy arrays in order: floats as fp32, integers and
+    booleans as they are; entries that are not tensors are left out."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        items = [out]
+    elif isinstance(out, dict):
+        items = [v for v in out.values() if isinstance(v, torch.Tensor)]
+    elif isinstance(out, (tuple, list)):
+        items = [v for v in out if isinstance(v, torch.Tensor)]
+    else:
+        items = []
+    arrays = []
+    for item in items:
+        item = item.detach().to("cpu")
+        if item.is_floating_point():
+            item = item.to(torch.float32)
+        arrays.append(np.asarray(item.numpy()))
+    return arrays
+
+
+def output_names(module: Any, spec: ModelSpec, count: int) -> list[str]:
+    """The names of a PyTorch model's ``count`` outputs: the transformers wrapper's, the
+    file's declared ones, ``output`` for one, else ``output_0`` …"""
+    names = list(getattr(module, "output_names", None) or [o.name for o in spec.outputs])
+    if len(names) == count:
+        return names
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
 def _calibrate_batchnorm(module: torch.nn.Module, input_shape: tuple[int, ...]) -> None:

@@ -1,4 +1,5 @@
-"""Reading a saved results document (``anetui.results/1``) as untrusted input: size,
+"""Reading a saved results document (``anetui.results/2``, or ``/1`` written by older
+versions: the same fields less the named inputs and outputs) as untrusted input: size,
 encoding, JSON, schema and the shape of every field a reader uses are checked, and any
 problem is one AnetuiError line naming the file."""
 
@@ -11,9 +12,9 @@ from typing import Any
 from anetui.errors import AnetuiError, one_line
 from anetui.report.results_json import SCHEMA
 
-#: Schemas read here: this version's, and the ones before and beside it (anetui.results/2
-#: adds named inputs; a reader uses only the fields checked below).
-READABLE_SCHEMAS = frozenset({SCHEMA, "anetui.results/1", "anetui.results/2"})
+#: Every schema this version reads: its own and the ones before it.
+READABLE_SCHEMAS = ("anetui.results/1", SCHEMA)
+
 #: A results file larger than this is not one anetui wrote (they are a few KB).
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 
@@ -47,7 +48,7 @@ def load_results(path: Path) -> dict[str, Any]:
 
 def results_problem(doc: dict[str, Any]) -> str | None:
     """What is wrong with a results document's shape, or None. Checks the fields that
-    readers use, with the types schema anetui.results/1 gives them; others are free."""
+    readers use, with the types schemas anetui.results/1 and /2 give them; others are free."""
     for key in ("environment", "config", "power"):
         if key in doc and not isinstance(doc[key], dict):
             return f"'{key}' is not an object"

@@ -9,6 +9,7 @@ from anetui.report.text import (
     energy_sentence,
     fmt_ms,
     idle_basis,
+    inputs_text,
     is_clear,
     latency_cells,
     rails_label,
@@ -16,11 +17,24 @@ from anetui.report.text import (
 )
 
 
+def _outputs_line(cfg: dict[str, object]) -> list[str]:
+    """``- **Outputs**: last_hidden_state [1,64,768], …`` where the model has several."""
+    rows = cfg.get("outputs")
+    if not isinstance(rows, list) or len(rows) < 2:
+        return []
+    named = [
+        f"{r.get('name')} [{','.join(str(d) for d in r.get('shape') or [])}]"
+        for r in rows
+        if isinstance(r, dict)
+    ]
+    return [f"- **Outputs**: {', '.join(named)} (agreement is checked on each)"]
+
+
 def to_markdown(snapshot: Snapshot) -> str:
     """The report: what the reference report covered, measured, with method and env."""
     cfg = snapshot.config
     env = snapshot.environment
-    shape = snapshot.input_shape
+    shape = inputs_text(snapshot)
     lines = [
         f"# anetui benchmark: {snapshot.model} {shape}",
         "",
@@ -29,8 +43,9 @@ def to_markdown(snapshot: Snapshot) -> str:
         "## Test configuration",
         "",
         f"- **Model**: {cfg['model']} ({cfg['model_kind']}"
-        + (", random weights)" if cfg["model_kind"] == "torchvision" else ")")
+        + (", random weights)" if cfg["model_kind"] in ("torchvision", "transformers") else ")")
         + f", input {shape} {cfg['input']}",
+        *_outputs_line(cfg),
         f"- **Warmup**: {cfg['warmup']} inferences per backend, not timed",
         "- **Timed**: "
         + (

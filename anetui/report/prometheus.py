@@ -47,6 +47,7 @@ from anetui.core.results import Snapshot
 from anetui.core.stats import REPORTED_QUANTILES
 from anetui.errors import AnetuiError, one_line
 from anetui.power.base import PowerSample, SourceState
+from anetui.report.text import inputs_text
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -162,6 +163,9 @@ def _info(snapshot: Snapshot | None, host: str) -> InfoMetricFamily:
         value = env.get(key)
         if value is not None:
             labels[key] = str(value)
+    if snapshot is not None:  # what was measured: the model and its named inputs
+        labels["model"] = snapshot.model
+        labels["inputs"] = inputs_text(snapshot)
     info.add_metric([], labels)
     return info
 

@@ -1,4 +1,9 @@
-"""The results document, schema ``anetui.results/1`` (DESIGN.md §6)."""
+"""The results document, schema ``anetui.results/2`` (DESIGN.md §6).
+
+Version 2 added the model's named inputs and outputs (``config.inputs``,
+``config.outputs``) and each output's agreement (``agreement_outputs``); every field of
+version 1 is still there, ``config.input_shape`` being the first input's shape.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from anetui.core.stats import LatencySummary
 from anetui.report import work_rate
 from anetui.report.text import energy_sentence, ratio_sentence
 
-SCHEMA = "anetui.results/1"
+SCHEMA = "anetui.results/2"
 
 
 def energy_json(energy: BackendEnergy | None) -> dict[str, Any] | None:
@@ -95,6 +100,7 @@ def backend_json(
         "total_time_s": _round(result.active_s),
         "agreement_max_rel_err": result.agreement_max_rel_err,
         "top1_agreement": result.top1_agreement,
+        "agreement_outputs": dict(result.agreement_outputs),
         "notes": list(result.notes),
         "info": dict(prep.info) if prep else {},
         "histogram_ms": [[_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in result.histogram],
@@ -142,7 +148,7 @@ def ratio_json(r: Ratio) -> dict[str, Any]:
 
 
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The results document, schema anetui.results/1 (see DESIGN.md §6). Never holds
+    """The results document, schema anetui.results/2 (see DESIGN.md §6). Never holds
     NaN or infinity: a non-finite figure becomes null and a warning says so."""
     document = {
         "schema": SCHEMA,

@@ -13,6 +13,7 @@ from anetui.report.text import (
     energy_sentence,
     fmt_ms,
     idle_basis,
+    inputs_text,
     latency_cells,
     rails_label,
     ratio_sentence,
@@ -45,7 +46,7 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
     """
     measured = snapshot.measured()
     latency = _table(
-        f"{snapshot.model} {snapshot.input_shape}  ·  latency in ms",
+        f"{snapshot.model} {inputs_text(snapshot)}  ·  latency in ms",
         ("backend", "n", "p50 (95% CI)", "p90", "p99", "p99.9", "mean ± sd", "min", "max", "inf/s"),
     )
     preparation = _table(

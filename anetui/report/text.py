@@ -7,11 +7,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from anetui.backends.base import FACTOR_NAMES
-from anetui.core.results import Ratio
+from anetui.core.results import Ratio, Snapshot
 from anetui.core.stats import LatencySummary
 
 
 # -- formatting ---------------------------------------------------------------------
+def inputs_text(snapshot: Snapshot) -> str:
+    """The model's inputs for headers: the shape alone for one float input (an image, as
+    always), else every input with its dtype (``input_ids int64 [1,64], …``)."""
+    rows = snapshot.config.get("inputs")
+    if not isinstance(rows, list) or not rows:
+        return str(snapshot.input_shape)
+    if len(rows) == 1 and rows[0].get("dtype") == "float32":
+        return str(snapshot.input_shape)
+    return ", ".join(
+        f"{r.get('name')} {r.get('dtype')} [{','.join(str(d) for d in r.get('shape', []))}]"
+        for r in rows
+    )
+
+
 def fmt_ms(value_ms: float | None) -> str:
     """A latency in ms with about three significant digits."""
     if value_ms is None:

@@ -216,6 +216,8 @@ class AnetuiApp(KeyActions, App[int]):
             self.config.model,
             batch_size=self.config.batch_size,
             input_shape=self.config.input_shape,
+            inputs=self.config.inputs,
+            seq_len=self.config.seq_len,
         )
         session = Session(self.config, spec, self.monitor)
         session.observed = True  # snapshots say what this view cost the measurement

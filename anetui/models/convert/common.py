@@ -66,10 +66,22 @@ def cached_conversion(
 
 
 def torch_model_and_input(spec: ModelSpec) -> tuple[Any, Any]:
-    """The PyTorch module for ``spec`` and its benchmark input as a tensor (imports torch)."""
+    """The PyTorch module for ``spec`` and its benchmark inputs as a tuple of tensors in
+    the declared order (imports torch)."""
     import torch
 
-    return load_torch_model(spec), torch.from_numpy(spec.make_input())
+    return load_torch_model(spec), tuple(torch.from_numpy(a) for a in spec.make_inputs().values())
+
+
+def torch_output_names(model: Any, spec: ModelSpec, examples: tuple[Any, ...]) -> list[str]:
+    """The names a conversion gives the model's outputs (one forward pass, no grad)."""
+    import torch
+
+    from anetui.models.torch_load import output_names, tensors_to_numpy
+
+    with torch.no_grad():
+        count = len(tensors_to_numpy(model(*examples)))
+    return output_names(model, spec, count)
 
 
 @contextlib.contextmanager

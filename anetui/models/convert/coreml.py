@@ -1,17 +1,24 @@
 """PyTorch model -> Core ML ML Program (``.mlpackage``) with coremltools, cached.
 
 Conversion runs everywhere coremltools installs (Linux included); only prediction needs
-macOS. torch.export is tried first and tracing is the fallback; the result says which
-was used. Inputs and outputs are fp32 by choice: with a macOS 13+ deployment target and
-no dtype given, coremltools would make them fp16, and every comparison against PyTorch
-would then include an I/O cast. ``precision`` sets the compute precision (weights and
-activations), fp16 by default, as on the Neural Engine.
+macOS. torch.export is tried first, with the program as exported (ATen ops kept, as
+coremltools prefers), then with torch's default decompositions: coremltools 9.0 lacks
+some ops transformers use (``new_ones`` in BERT's attention mask), which decompose into
+ones it has. Tracing is the last resort; the result says which path was used.
+
+Every named input keeps its name with fixed shapes; float inputs and outputs are fp32 by
+choice (with a macOS 13+ target and no dtype given, coremltools would make them fp16,
+and every comparison against PyTorch would then include an I/O cast); integer inputs
+(token ids, masks) are int32, Core ML's integer type. ``precision`` sets the compute
+precision (weights and activations), fp16 by default, as on the Neural Engine. The
+inputs' value domains are kept in the package's metadata (``anetui.inputs``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,7 +28,14 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_fields
-from anetui.models.convert.common import Build, cached_conversion, torch_model_and_input
+from anetui.models.convert.common import (
+    Build,
+    cached_conversion,
+    torch_model_and_input,
+    torch_output_names,
+)
+from anetui.models.declared import COREML_INPUTS_KEY
+from anetui.models.inputs import InputSpec
 from anetui.models.spec import ModelSpec
 from anetui.versions import package_version
 
@@ -50,6 +64,8 @@ class Conversion:
     input_name: str
     precision: str
     notes: tuple[str, ...] = field(default=())
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = (OUTPUT_NAME,)
 
 
 @contextlib.contextmanager
@@ -157,6 +173,8 @@ def convert(
         str(meta.get("input_name", "x")),
         precision,
         tuple(meta.get("notes", [])),
+        tuple(meta.get("input_names", [meta.get("input_name", "x")])),
+        tuple(meta.get("output_names", [OUTPUT_NAME])),
     )
 
 
@@ -168,58 +186,86 @@ def _prepare(
     deployment: str = DEPLOYMENT_TARGET,
 ) -> tuple[Build, dict[str, Any]]:
     """The model loaded, and its build and metadata (on a cache miss only)."""
-    model, example = torch_model_and_input(spec)
-    input_name = _input_name(model)
+    model, examples = torch_model_and_input(spec)
+    # One image input keeps the model's own name for it (``x`` for torchvision).
+    names = [_input_name(model)] if spec.kind == "torchvision" else [i.name for i in spec.inputs]
+    outputs = torch_output_names(model, spec, examples)  # one output: "output"
+    inputs = [_tensor_type(ct, name, i) for name, i in zip(names, spec.inputs, strict=True)]
 
     def build(target: Path) -> dict[str, Any]:
         with quiet_coremltools() as notes:
             mlmodel, method = _convert(
-                ct, model, example, input_name, precision, progress, deployment
+                ct, model, examples, inputs, outputs, precision, progress, deployment
+            )
+            mlmodel.user_defined_metadata[COREML_INPUTS_KEY] = json.dumps(
+                [
+                    {**i.as_dict(), "name": n, "domain": i.domain, "high": i.high}
+                    for n, i in zip(names, spec.inputs, strict=True)
+                ]
             )
             mlmodel.save(str(target))
-        return {"method": method, "notes": IMPORT_NOTES + notes}
+        return {"method": method, "notes": list(dict.fromkeys(IMPORT_NOTES + notes))}
 
     return build, {
         "model": spec.describe(),
         "input_shape": list(spec.input_shape),
+        "inputs": [i.as_dict() for i in spec.inputs],
         "precision": precision,
         "deployment_target": deployment,
-        "input_name": input_name,
-        "output_name": OUTPUT_NAME,
+        "input_name": names[0],
+        "input_names": names,
+        "output_name": outputs[0],
+        "output_names": outputs,
         "torch": package_version("torch"),
         "coremltools": package_version("coremltools"),
     }
 
 
+def _tensor_type(ct: Any, name: str, spec: InputSpec) -> Any:
+    """Core ML's input: fixed shape; fp32 floats, int32 integers (Core ML has no int64)."""
+    import numpy as np
+
+    dtype = np.float32 if spec.dtype.startswith("float") else np.int32
+    return ct.TensorType(name=name, shape=spec.concrete_shape(), dtype=dtype)
+
+
 def _convert(
     ct: Any,
     model: Any,
-    example: Any,
-    input_name: str,
+    examples: tuple[Any, ...],
+    inputs: list[Any],
+    outputs: list[str],
     precision: str,
     progress: Callable[[str], None] | None,
     target: str = DEPLOYMENT_TARGET,
 ) -> tuple[Any, str]:
-    """torch.export first; tracing when export or its conversion fails."""
+    """torch.export (ATen, then decomposed); tracing when both fail."""
     import numpy as np
     import torch
 
     kwargs = {
-        "inputs": [ct.TensorType(name=input_name, shape=tuple(example.shape), dtype=np.float32)],
-        "outputs": [ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
+        "inputs": inputs,
+        "outputs": [ct.TensorType(name=name, dtype=np.float32) for name in outputs],
         "convert_to": "mlprogram",
         "compute_precision": ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
         "minimum_deployment_target": getattr(ct.target, target),
     }
+    failures = []
     try:
-        program = torch.export.export(model, (example,)).run_decompositions({})
-        return ct.convert(program, **kwargs), "torch.export"
-    except Exception as exc:  # any exporter or converter failure: fall back to tracing
-        if progress:
-            progress(f"torch.export path failed ({one_line(exc, 120)}); tracing instead")
+        exported = torch.export.export(model, examples)
+        for method, table in (("torch.export", {}), ("torch.export, decomposed", None)):
+            try:
+                program = exported.run_decompositions(table)
+                return ct.convert(program, **kwargs), method
+            except Exception as exc:  # a converter gap: decompose, then trace
+                failures.append(f"{method}: {one_line(exc, 120)}")
+    except Exception as exc:
+        failures.append(one_line(exc, 120))
+    if progress:
+        progress(f"torch.export path failed ({'; '.join(failures)}); tracing instead")
     try:
         with torch.no_grad():
-            traced = torch.jit.trace(model, example, check_trace=False)  # type: ignore[no-untyped-call]
+            traced = torch.jit.trace(model, examples, check_trace=False)  # type: ignore[no-untyped-call]
         return ct.convert(traced, **kwargs), "torch.jit.trace"
     except Exception as exc:
         raise ConversionError(f"Core ML conversion failed: {one_line(exc)}") from None

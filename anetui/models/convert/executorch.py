@@ -140,7 +140,11 @@ def lower(
         raise ExecuTorchExportError(f"unknown ExecuTorch delegate '{delegate}'")
     if package_version("executorch") is None:
         raise ExecuTorchExportError("executorch not installed (pip install 'anetui[executorch]')")
-    if spec.kind not in ("torchvision", "export", "torchscript"):
+    if spec.kind == "pte":  # a program as it is
+        assert spec.path is not None
+        data = spec.path.with_suffix(".ptd")  # tensor data saved beside it, if any
+        return Program(spec.path, True, 0.0, data if data.is_file() else None)
+    if spec.kind not in ("torchvision", "transformers", "hf", "export", "torchscript"):
         raise ExecuTorchExportError(f"ExecuTorch needs a PyTorch model, not {spec.kind}")
     cache = cache or Cache("executorch")
     got = cached_conversion(
@@ -163,7 +167,7 @@ def _prepare(
     """The model loaded, and its build and metadata (on a cache miss only)."""
     import torch
 
-    model, example = torch_model_and_input(spec)
+    model, examples = torch_model_and_input(spec)
     if isinstance(model, torch.jit.ScriptModule):
         raise ExecuTorchExportError("ExecuTorch cannot export a TorchScript model (use .pt2)")
 
@@ -174,7 +178,7 @@ def _prepare(
                 warnings.simplefilter("ignore")
                 from executorch.exir import to_edge_transform_and_lower
 
-                exported = torch.export.export(model, (example,))
+                exported = torch.export.export(model, examples)
                 manager = to_edge_transform_and_lower(
                     exported, partitioner=[_partitioner(delegate, precision)]
                 ).to_executorch()
@@ -195,6 +199,7 @@ def _prepare(
     return build, {
         "model": spec.describe(),
         "input_shape": list(spec.input_shape),
+        "inputs": [i.as_dict() for i in spec.inputs],
         "torch": package_version("torch"),
         "executorch": package_version("executorch"),
     }

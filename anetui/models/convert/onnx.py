@@ -1,11 +1,15 @@
 """PyTorch model -> ONNX with ``torch.onnx.export(dynamo=True)`` (the torch.export-based
-exporter), cached like the Core ML packages and keyed the same way. Weights may live in a
-side file, ``model.onnx.data``, beside ``model.onnx`` in the cache entry."""
+exporter), cached like the Core ML packages and keyed the same way. The graph's inputs
+and outputs carry the model's names (``x`` and ``output`` for one-input image models).
+Weights may live in a side file, ``model.onnx.data``, beside ``model.onnx`` in the cache
+entry; an entry is valid only with every external data file it names."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from anetui.models.convert.common import (
     cached_conversion,
     failures_as,
     torch_model_and_input,
+    torch_output_names,
 )
 from anetui.models.spec import ModelSpec
 from anetui.versions import package_version
@@ -51,10 +56,23 @@ def cache_key(spec: ModelSpec) -> str:
 
 
 def is_valid(path: Path) -> bool:
+    """The graph parses, has inputs and outputs, and its external data files are there."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return len(model.graph.input) > 0 and len(model.graph.output) > 0
+    missing = [f for f in external_data_files(model) if not (path.parent / f).is_file()]
+    return len(model.graph.input) > 0 and len(model.graph.output) > 0 and not missing
+
+
+def external_data_files(model: Any) -> set[str]:
+    """The files (relative to the model's folder) its initializers keep their data in."""
+    import onnx
+
+    files: set[str] = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            files.update(e.value for e in tensor.external_data if e.key == "location")
+    return files
 
 
 def export(
@@ -78,23 +96,42 @@ def export(
     return Export(got.path, got.hit, got.seconds())
 
 
+@contextlib.contextmanager
+def _quiet_constant_folding() -> Iterator[None]:
+    """onnxscript's optimizer logs "Evaluation failed: …" on stderr for every constant it
+    cannot fold (transformers' attention masks): it folds less, the export is right."""
+    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
     """The model loaded, and its build and metadata (on a cache miss only)."""
     import torch
 
-    model, example = torch_model_and_input(spec)
+    model, examples = torch_model_and_input(spec)
+    inputs = [i.name for i in spec.inputs]
+    outputs = torch_output_names(model, spec, examples)
 
     def build(target: Path) -> dict[str, Any]:
-        with failures_as(OnnxExportError, "ONNX export failed"), warnings.catch_warnings():
+        with (
+            failures_as(OnnxExportError, "ONNX export failed"),
+            warnings.catch_warnings(),
+            _quiet_constant_folding(),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
-                (example,),
+                examples,
                 str(target),
                 dynamo=True,
                 opset_version=OPSET,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                input_names=inputs,
+                output_names=outputs,
                 optimize=True,
                 verbose=False,
             )
@@ -103,8 +140,9 @@ def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
     return build, {
         "model": spec.describe(),
         "input_shape": list(spec.input_shape),
-        "input_name": INPUT_NAME,
-        "output_name": OUTPUT_NAME,
+        "inputs": [i.as_dict() for i in spec.inputs],
+        "input_names": inputs,
+        "output_names": outputs,
         "torch": package_version("torch"),
         "onnx": package_version("onnx"),
     }

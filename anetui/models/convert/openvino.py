@@ -72,7 +72,7 @@ def convert(
     """The model as an OpenVINO-readable file; a cache hit costs no conversion."""
     if package_version("openvino") is None:
         raise OpenVinoConversionError("openvino not installed (pip install 'anetui[openvino]')")
-    if spec.kind == "onnx":
+    if spec.kind in ("onnx", "openvino"):  # read as they are
         assert spec.path is not None
         return OpenVinoModel(spec.path, True, 0.0)
     got = cached_conversion(
@@ -92,7 +92,7 @@ def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
     import openvino
     import torch
 
-    model, example = torch_model_and_input(spec)
+    model, examples = torch_model_and_input(spec)
 
     def build(target: Path) -> dict[str, Any]:
         with (
@@ -101,18 +101,25 @@ def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
         ):
             warnings.simplefilter("ignore")  # torch.jit.trace's deprecation, per call
             if isinstance(model, torch.jit.ScriptModule):
-                converted = openvino.convert_model(model, example_input=example)
+                converted = openvino.convert_model(model, example_input=examples)
                 method = "openvino.convert_model(TorchScript)"
             else:  # OpenVINO's frontend for torch.export programs
-                converted = openvino.convert_model(torch.export.export(model, (example,)))
+                converted = openvino.convert_model(torch.export.export(model, examples))
                 method = "openvino.convert_model(torch.export)"
-            converted.reshape(list(spec.input_shape))  # static: the benchmark's shape
+            # Static: the benchmark's shapes, by position (the program's input order).
+            converted.reshape(
+                {
+                    port: list(i.concrete_shape())
+                    for port, i in zip(converted.inputs, spec.inputs, strict=True)
+                }
+            )
             openvino.save_model(converted, str(target), compress_to_fp16=False)
         return {"converter": method, "weights": "fp32"}
 
     return build, {
         "model": spec.describe(),
         "input_shape": list(spec.input_shape),
+        "inputs": [i.as_dict() for i in spec.inputs],
         "torch": package_version("torch"),
         "openvino": package_version("openvino"),
     }

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from anetui.core.results import Snapshot
+from anetui.report.text import inputs_text
 
 _STATE_STYLE = {
     "running": "green",
@@ -72,7 +73,7 @@ class StatusBar(Static):
             text.append(" · ")
         if snapshot is not None:
             dtypes = sorted({b.dtype for b in snapshot.backends if b.available})
-            text.append(f"{snapshot.model} {snapshot.input_shape}")
+            text.append(f"{snapshot.model} {inputs_text(snapshot)}")
             if dtypes:
                 text.append(f" · {'/'.join(dtypes)}")
             # Issue 10's contention and other warnings, where the snapshot has them.
