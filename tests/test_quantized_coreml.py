@@ -60,7 +60,7 @@ def test_w8_and_w8a8_run_on_macos(macos: MacOS, tiny: ModelSpec, isolated_cache:
     info = w8.prepare(tiny)
     assert macos.coreml.loads[-1][2] == "CPU_AND_NE"
     assert info.info["quantization"]["scheme"] == "w8"  # type: ignore[index]
-    assert np.array_equal(w8.output(), macos.coreml.output)
+    assert np.array_equal(w8.outputs()[0], macos.coreml.output)
     w8.close()
 
     w8a8 = registry.create("coreml-ane-w8a8")

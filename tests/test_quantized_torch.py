@@ -48,6 +48,6 @@ def test_torch_cpu_int8_quantizes_compiles_runs_and_agrees(
     reference = reference_output(spec)
     error, note = compare(backend.output, reference)
     assert note is None and error is not None and np.isfinite(error) and error > 0
-    assert top1_agreement(backend.output(), reference) is not None
+    assert top1_agreement(backend.outputs()[0], reference) is not None
     assert run(backend, BackendRecord(), threading.Event(), warmup=2, iterations=5) == 5
     backend.close()

@@ -34,12 +34,30 @@ def test_a_point_sets_the_batch_of_an_explicit_input_shape_too() -> None:
 def test_axes_without_a_config_field_say_what_they_wait_for() -> None:
     assert BY_NAME["batch_size"].available() is None
     assert BY_NAME["threads"].available() is None
-    # RunConfig has no seq_len field yet: the axis says so instead of running.
-    why = BY_NAME["seq_len"].available()
-    assert why is not None and why.startswith("--seq-len is not available until")
+    assert BY_NAME["seq_len"].available() is None  # named inputs have landed
+    # RunConfig has no prompt_len field yet: the axis says so instead of running.
+    why = BY_NAME["prompt_len"].available()
+    assert why is not None and why.startswith("--prompt-len is not available until")
 
 
-@pytest.mark.parametrize("option", ["--seq-len", "--prompt-len", "--gen-len"])
+def test_a_seq_len_sweep_of_an_image_model_is_refused_in_one_line() -> None:
+    proc = subprocess.run(
+        anetui_cmd("sweep", "--seq-len", "8,16", "--model", "mobilenet_v3_small"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    why = "mobilenet_v3_small is an image classifier with no sequence dimension"
+    assert [line for line in lines if line.startswith("error at ")] == [
+        f"error at seq_len {n}: --seq-len: {why} (--input-shape sets its input)" for n in (8, 16)
+    ]
+    assert lines[-1] == "anetui: error: no point of the sweep could be measured"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("option", ["--prompt-len", "--gen-len"])
 def test_an_axis_not_available_yet_is_one_line_and_exit_2(option: str) -> None:
     proc = subprocess.run(
         anetui_cmd("sweep", option, "8,16"), capture_output=True, text=True, timeout=120

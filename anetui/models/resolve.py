@@ -95,6 +95,11 @@ def resolve_model(
         close = [n for n in known if model.lower() in n or n in model.lower()][:4]
         hint = f" (did you mean {', '.join(close)}?)" if close else " (`anetui models` lists them)"
         raise ModelError(f"unknown model '{model}': not a model name anetui knows{hint}")
+    if seq_len is not None:  # silently ignored, a sweep over it would repeat one point
+        raise ModelError(
+            f"--seq-len: {model} is an image classifier with no sequence dimension "
+            "(--input-shape sets its input)"
+        )
     resolution = default_resolution(model)
     declared = (InputSpec("x", (BATCH, 3, resolution, resolution)),)
     return ModelSpec(name=model, kind="torchvision", inputs=ask.resolve(declared, fixed=False))

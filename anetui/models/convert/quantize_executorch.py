@@ -77,7 +77,7 @@ def program(quantized: Quantized) -> Program:
 def _build(spec: ModelSpec, target: Path, calibration: Calibration) -> dict[str, Any]:
     import torch
 
-    model, example = torch_model_and_input(spec)
+    model, examples = torch_model_and_input(spec)  # one float input: calibration allows no other
     try:
         with warnings.catch_warnings(), quiet_pytree_log():
             warnings.simplefilter("ignore")
@@ -90,13 +90,13 @@ def _build(spec: ModelSpec, target: Path, calibration: Calibration) -> dict[str,
 
             quantizer = XNNPACKQuantizer()
             quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
-            captured = torch.export.export(model, (example,)).module()
+            captured = torch.export.export(model, examples).module()
             prepared = prepare_pt2e(captured, quantizer)
             with torch.no_grad():
                 for sample in calibration.samples:  # observers record activation ranges
                     prepared(torch.from_numpy(sample))
             converted = convert_pt2e(prepared)
-            exported = torch.export.export(converted, (example,))
+            exported = torch.export.export(converted, examples)
             manager = to_edge_transform_and_lower(
                 exported, partitioner=[_partitioner("xnnpack", "fp32")]
             ).to_executorch()
