@@ -10,7 +10,12 @@ both serving Prometheus metrics, scraped once a second.
 
 Goal (issue 20): throughput >= 0.99 of headless, p50 within 1 %, p99 within 10 %.
 
+``--variant`` measures the options against each other (the dashboard's only; headless is
+always the default build): ``gate`` (kept: frame gate + 50 µs switch interval), ``switch``
+(the short switch interval alone), ``none`` (neither: the dashboard as it was).
+
 Run: .venv/bin/python benchmarks/observer.py [--rounds 4] [--seconds 12] [--metrics]
+     [--variant gate|switch|none] [--only onnx-cpu|torch-cpu]
 Needs tmux; run it on a quiet machine (others' CPU is printed per round).
 """
 
@@ -37,6 +42,12 @@ REPLAY = Path(__file__).resolve().parents[1] / (
 CASES = (("onnx-cpu", "mobilenet_v3_small"), ("torch-cpu", "mobilenet_v2"))
 #: The dashboard's start (model load, preparation, warmup) before its timed run, at most.
 STARTUP_S = 8.0
+#: The dashboard's environment per variant (anetui.core.gate, anetui.core.runner).
+VARIANTS = {
+    "gate": {},
+    "switch": {"ANETUI_FRAME_GATE": "0"},
+    "none": {"ANETUI_FRAME_GATE": "0", "ANETUI_SWITCH_INTERVAL_US": "0"},
+}
 
 
 def _free_port() -> int:
@@ -97,13 +108,15 @@ def headless(backend: str, model: str, seconds: float, out: Path, metrics: bool)
 
 
 def dashboard(
-    backend: str, model: str, seconds: float, out_dir: Path, metrics: bool
+    backend: str, model: str, seconds: float, out_dir: Path, metrics: bool, variant: str = "gate"
 ) -> dict[str, Any]:
     port = _free_port() if metrics else None
     scraper = Scraper(port) if port else None
     session = f"anetui-observer-{time.monotonic_ns()}"
     argv = [ANETUI, *_common(backend, model, port), "--out", str(out_dir), "--snapshot-on-exit"]
-    command = " ".join([*argv, "--exit-after", str(seconds + STARTUP_S)])
+    env = " ".join(f"{k}={v}" for k, v in VARIANTS[variant].items())
+    command = " ".join([*([f"env {env}"] if env else []), *argv])
+    command += f" --exit-after {seconds + STARTUP_S}"
     subprocess.run(
         ["tmux", "new-session", "-d", "-x", "160", "-y", "48", "-s", session, command], check=True
     )
@@ -124,20 +137,26 @@ def dashboard(
     return _figures(snapshots[-1])
 
 
-def measure(case: tuple[str, str], rounds: int, seconds: float, metrics: bool, work: Path) -> None:
+def measure(
+    case: tuple[str, str], rounds: int, seconds: float, metrics: bool, work: Path, variant: str
+) -> None:
     backend, model = case
-    label = f"{backend}, {model}" + (", --metrics scraped 1/s" if metrics else "")
+    label = f"{backend}, {model}, variant {variant}" + (
+        ", --metrics scraped 1/s" if metrics else ""
+    )
     print(f"\n{label}", flush=True)
     tags = ("throughput", "p50", "p99")
     ratios: dict[str, list[float]] = {tag: [] for tag in tags}
     for r in range(rounds):
-        tag = f"{backend}-{'m' if metrics else 'p'}-{r}"
+        tag = f"{backend}-{variant}-{'m' if metrics else 'p'}-{r}"
         # The order alternates, so neither always runs first (warm caches, drift).
         order = (True, False) if r % 2 == 0 else (False, True)
         results: dict[bool, dict[str, Any]] = {}
         for is_dashboard in order:
             if is_dashboard:
-                results[True] = dashboard(backend, model, seconds, work / f"{tag}-ui", metrics)
+                results[True] = dashboard(
+                    backend, model, seconds, work / f"{tag}-ui", metrics, variant
+                )
             else:
                 results[False] = headless(backend, model, seconds, work / f"{tag}.json", metrics)
         ui, bare = results[True], results[False]
@@ -170,6 +189,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--metrics", action="store_true", help="also the --metrics set")
     parser.add_argument("--only", choices=[b for b, _ in CASES], help="one backend only")
+    parser.add_argument("--variant", choices=list(VARIANTS), default="gate")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("needs tmux (apt-get install tmux)")
@@ -178,9 +198,9 @@ def main() -> None:
     for backend, model in cases:  # conversions and caches ready before any round
         headless(backend, model, 1.0, work / f"prime-{backend}.json", False)
     for case in cases:
-        measure(case, args.rounds, args.seconds, False, work)
+        measure(case, args.rounds, args.seconds, False, work, args.variant)
         if args.metrics:
-            measure(case, args.rounds, args.seconds, True, work)
+            measure(case, args.rounds, args.seconds, True, work, args.variant)
 
 
 if __name__ == "__main__":

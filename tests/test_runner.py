@@ -172,5 +172,5 @@ def test_the_switch_interval_is_short_only_while_a_stretch_runs() -> None:
 
     run(Probe(), BackendRecord(), threading.Event(), warmup=2, iterations=3)
     assert seen[:2] == [before, before]  # warmup is not timed
-    assert seen[2:] == [pytest.approx(SWITCH_INTERVAL_S)] * 3
+    assert seen[2:] == [pytest.approx(SWITCH_INTERVAL_S, rel=0.05)] * 3  # µs resolution
     assert sys.getswitchinterval() == before

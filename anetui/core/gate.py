@@ -19,6 +19,7 @@ that) is not waited for: the frame is drawn anyway and counted as overlapping.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -63,8 +64,13 @@ class FrameGate:
     """Between one UI thread (``hold``/``release``) and one runner thread at a time
     (``runner_active``, ``requested``, ``park``)."""
 
-    def __init__(self, wait_s: float = DEFAULT_WAIT_S) -> None:
+    def __init__(self, wait_s: float = DEFAULT_WAIT_S, enabled: bool | None = None) -> None:
         self.wait_s = wait_s
+        #: ``ANETUI_FRAME_GATE=0`` draws every frame beside the runner (as before the
+        #: gate): benchmarks/observer.py measures what the gate buys.
+        self.enabled = (
+            os.environ.get("ANETUI_FRAME_GATE", "1") != "0" if enabled is None else enabled
+        )
         #: Set by the UI: the runner ends its stretch at the next inference boundary.
         self.requested = threading.Event()
         self._parked = threading.Event()
@@ -119,6 +125,10 @@ class FrameGate:
             self._frames += active
         if not active:
             return True
+        if not self.enabled:
+            with self._lock:
+                self._overlapping += 1
+            return False
         self._released.clear()
         self.requested.set()
         if self._parked.wait(self.wait_s):

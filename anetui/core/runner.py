@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 import threading
 import time
@@ -31,7 +32,9 @@ CHUNK = 4096
 #: The interpreter's switch interval while a timed stretch runs (s; CPython's default is
 #: 0.005): how long a runner back from the runtime waits at most for a GIL another thread
 #: holds before that thread is asked to let go. See :func:`_short_switch_interval`.
-SWITCH_INTERVAL_S = 50e-6
+#: ``ANETUI_SWITCH_INTERVAL_US`` changes it (0: leave the interpreter's), for
+#: benchmarks/observer.py's comparison of the options.
+SWITCH_INTERVAL_S = float(os.environ.get("ANETUI_SWITCH_INTERVAL_US", "50")) / 1e6
 _switch_lock = threading.Lock()
 _stretches_running = 0
 _saved_interval = [sys.getswitchinterval()]
@@ -324,6 +327,9 @@ def _short_switch_interval() -> Iterator[None]:
     Restored when the last stretch in this process ends.
     """
     global _stretches_running
+    if SWITCH_INTERVAL_S <= 0:  # ANETUI_SWITCH_INTERVAL_US=0: the interpreter's own
+        yield
+        return
     with _switch_lock:
         if _stretches_running == 0:
             _saved_interval[0] = sys.getswitchinterval()
