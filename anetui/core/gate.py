@@ -32,6 +32,11 @@ from anetui.core.runner import SWITCH_INTERVAL_S
 DEFAULT_WAIT_S = 0.02
 #: A runner held at least this long (ns) does one untimed inference before timing again.
 REWARM_AFTER_NS = 1_000_000
+#: … and keeps inferring, untimed, for at least this long (ns): a frame's Python work
+#: evicts the model from the caches, and a sub-millisecond model needs several
+#: inferences to be back at its headless pace (without this, onnx-cpu's p99 under the
+#: dashboard was 1.3x headless; benchmarks/observer.py).
+REWARM_NS = int(os.environ.get("ANETUI_REWARM_MS", "5")) * 1_000_000
 #: How long a runner stays held without a release before it times again on its own (s):
 #: a UI that died mid-frame must not stop the measurement.
 MAX_HOLD_S = 2.0

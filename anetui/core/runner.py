@@ -187,16 +187,21 @@ def warm_up_once(
         raise BackendError(f"{backend.id} failed while warming up: {one_line(exc)}") from exc
 
 
-def untimed_inference(backend: Backend, record: BackendRecord) -> None:
-    """One inference outside the statistics, counted among the completions for energy
-    (the dashboard's after each frame: the runtime's threads slept through it, and a
+def untimed_inference(backend: Backend, record: BackendRecord, at_least_ns: int = 0) -> None:
+    """Inferences outside the statistics — one, and more until ``at_least_ns`` have
+    passed — counted among the completions for energy (the dashboard's after each
+    frame: the runtime's threads slept and the caches went cold through it, and a
     headless run never pays that wake-up)."""
     with backend.thread_context():
-        started = time.perf_counter_ns()
-        backend.infer()
-        ended = time.perf_counter_ns()
-    record.untimed_completions += 1
-    record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
+        first = started = time.perf_counter_ns()
+        while True:
+            backend.infer()
+            ended = time.perf_counter_ns()
+            record.untimed_completions += 1
+            record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
+            if ended - first >= at_least_ns:
+                break
+            started = ended
 
 
 def run(

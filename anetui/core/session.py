@@ -30,7 +30,7 @@ from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.gate import REWARM_AFTER_NS, FrameGate, gate_entry
+from anetui.core.gate import REWARM_AFTER_NS, REWARM_NS, FrameGate, gate_entry
 from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
 from anetui.errors import AnetuiError, Availability, one_line
@@ -294,7 +294,7 @@ class Session:
                         break
                     waited = gate.park(stop)  # the frame is drawn now, nothing timed
                     if waited >= REWARM_AFTER_NS and not stop.is_set():
-                        runner.untimed_inference(backend, record)
+                        runner.untimed_inference(backend, record, REWARM_NS)
             finally:
                 if self.ledger is not None:
                     self.ledger.end()
