@@ -204,3 +204,29 @@ def test_convert_quantize_writes_the_file(
     assert "of the fp32 ONNX model's" in printed.err and RANDOM_NOTE in printed.err
     with pytest.raises(click.UsageError, match="--to onnx takes --quantize int8, not w8"):
         quantize_command(str(tiny.path), "w8", None, None, 1, "onnx", None)
+
+
+def test_calibration_refuses_several_or_integer_inputs_in_one_line(tmp_path: Path) -> None:
+    """Token ids and masks are not calibrated by guessing: one line naming the inputs,
+    from the random draw and from a user's folder alike."""
+    from anetui.models.convert.quantize_common import (
+        QuantizationError,
+        folder_calibration,
+        random_calibration,
+    )
+    from anetui.models.inputs import InputSpec
+    from anetui.models.spec import ModelSpec
+
+    spec = ModelSpec(
+        name="enc",
+        kind="export",
+        inputs=(
+            InputSpec("input_ids", (1, 8), "int64", "tokens"),
+            InputSpec("attention_mask", (1, 8), "int64", "ones"),
+        ),
+    )
+    expected = "one float input for now; this one has input_ids int64, attention_mask int64"
+    with pytest.raises(QuantizationError, match=expected):
+        random_calibration(spec)
+    with pytest.raises(QuantizationError, match=expected):
+        folder_calibration(spec, tmp_path)

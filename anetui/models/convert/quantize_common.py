@@ -57,9 +57,20 @@ class Calibration:
         return self.source == "random"
 
 
+def one_float_input(spec: ModelSpec) -> None:
+    """Models with one float input only (images): calibrating several named inputs (token
+    ids, masks) is not done yet, and is refused in one line rather than guessed."""
+    if len(spec.inputs) > 1 or (spec.inputs and not spec.inputs[0].dtype.startswith("float")):
+        listed = ", ".join(f"{i.name} {i.dtype}" for i in spec.inputs)
+        raise QuantizationError(
+            f"quantization calibrates models with one float input for now; this one has {listed}"
+        )
+
+
 def random_calibration(spec: ModelSpec, count: int = CALIBRATION_SAMPLES) -> Calibration:
     """``count`` inputs shaped and drawn like ``spec``'s benchmark input (standard normal
     fp32), from the seeds INPUT_SEED + 1 … INPUT_SEED + count: never the timed input."""
+    one_float_input(spec)
     seeds = range(INPUT_SEED + 1, INPUT_SEED + 1 + count)
     samples = tuple(
         np.random.default_rng(seed).standard_normal(spec.input_shape, dtype=np.float32)
@@ -76,6 +87,7 @@ def random_calibration(spec: ModelSpec, count: int = CALIBRATION_SAMPLES) -> Cal
 def folder_calibration(spec: ModelSpec, folder: Path) -> Calibration:
     """Every array in ``folder``'s ``.npy`` and ``.npz`` files (sorted by name), each one
     input of exactly the benchmark's shape, as fp32."""
+    one_float_input(spec)
     if not folder.is_dir():
         raise QuantizationError(f"--calibration {folder}: not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz") and p.is_file())
@@ -111,14 +123,7 @@ def folder_calibration(spec: ModelSpec, folder: Path) -> Calibration:
 
 
 def calibration_for(spec: ModelSpec, folder: Path | None) -> Calibration:
-    """The user's folder when given, else random inputs drawn like the benchmark's.
-    Models with one float input only (images): calibrating several named inputs (token
-    ids, masks) is not done yet, and is refused in one line rather than guessed."""
-    if len(spec.inputs) > 1 or (spec.inputs and not spec.inputs[0].dtype.startswith("float")):
-        listed = ", ".join(f"{i.name} {i.dtype}" for i in spec.inputs)
-        raise QuantizationError(
-            f"quantization calibrates models with one float input for now; this one has {listed}"
-        )
+    """The user's folder when given, else random inputs drawn like the benchmark's."""
     return folder_calibration(spec, folder) if folder is not None else random_calibration(spec)
 
 
