@@ -49,9 +49,12 @@ def test_no_inference_runs_while_a_granted_frame_is_drawn() -> None:
         for _ in range(30):
             while not gate.is_active():  # the runner is (back) in a timed stretch
                 threading.Event().wait(0.001)
-            before = backend.calls
+            timing_from = backend.calls
+            while backend.calls <= timing_from:  # … and has timed an inference in it
+                threading.Event().wait(0.0005)
             if gate.hold():
                 granted += 1
+                before = backend.calls
                 for _ in range(20):  # "drawing": nothing may be timed or even run
                     violations += backend.inside or backend.calls != before
                     threading.Event().wait(0.0005)
