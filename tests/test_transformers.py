@@ -334,3 +334,31 @@ def test_pte_and_openvino_ir_files_run_on_their_own_runtime_only(
         outputs = backend.outputs()
         backend.close()
         assert [o.shape for o in outputs] == [(1, 8, 16), (1, 16)]
+
+
+def test_a_wrong_input_name_for_a_zoo_model_is_one_line_too() -> None:
+    """A transformers name imports transformers, which imports torchao when it is
+    installed: its pytree warnings must not turn the refusal into three lines."""
+    done = subprocess.run(
+        anetui_cmd(
+            "bench",
+            "--model",
+            "bert-base",
+            "--seq-len",
+            "16",
+            "--input",
+            "foo:1,16",
+            "--backends",
+            "torch-cpu",
+            "--iterations",
+            "1",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "anetui: error: no input named 'foo'; model inputs: input_ids int64 [batch,16], "
+        "attention_mask int64 [batch,16]"
+    ]

@@ -10,6 +10,7 @@ interrupted. To add a command: a module with a click command, one row in COMMAND
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -224,6 +225,10 @@ def cli(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit code (errors become one line on stderr)."""
+    # torchao (which transformers and ExecuTorch import when it is installed) registers
+    # Enums with torch's pytree, which logs a deprecation warning on stderr at every
+    # start: it says nothing about the run, and a refusal must stay one line.
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     try:
         # The raw arguments travel along: --serve hands them to the served dashboard.
         raw = list(argv) if argv is not None else sys.argv[1:]
