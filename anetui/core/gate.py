@@ -5,13 +5,13 @@ back from the runtime needs before its second clock read, and it takes a core th
 runtime's threads would use. Both used to land inside the measured figures (p99 1.6–2.5x
 worse, throughput ~7 % lower under the dashboard; issue 20). So the UI asks the runner
 to step aside for the frame: the runner ends its timed stretch at the next inference
-boundary, waits, does one untimed inference when released after a real wait (the
-runtime's worker threads went to sleep meanwhile, which a headless run never sees), and
-times again. Latencies and throughput count timed wall time only, so the pause is in no
+boundary, waits, and when released after a real wait keeps inferring untimed for
+REWARM_NS (the runtime's worker threads went to sleep and the caches cold meanwhile,
+which a headless run never sees), and times again. Latencies and throughput count timed wall time only, so the pause is in no
 speed figure. The energy ledger's phase spans the pauses — a window source's windows
 must lie wholly inside a phase, and a frame a second would leave none — so a frame's
 energy stays in the backend's energy per inference, as it did when frames ran beside
-the inferences, and the untimed inference is counted among its completions.
+the inferences, and the untimed inferences are counted among its completions.
 
 A runner that does not reach a boundary within ``wait_s`` (an inference longer than
 that) is not waited for: the frame is drawn anyway and counted as overlapping.
@@ -30,7 +30,7 @@ from anetui.core.runner import SWITCH_INTERVAL_S
 
 #: How long a frame waits for the runner to reach an inference boundary (s).
 DEFAULT_WAIT_S = 0.02
-#: A runner held at least this long (ns) does one untimed inference before timing again.
+#: A runner held at least this long (ns) re-warms, untimed, before timing again …
 REWARM_AFTER_NS = 1_000_000
 #: … and keeps inferring, untimed, for at least this long (ns): a frame's Python work
 #: evicts the model from the caches, and a sub-millisecond model needs several
