@@ -7,8 +7,8 @@ worse, throughput ~7 % lower under the dashboard; issue 20). So the UI asks the 
 to step aside for the frame: the runner ends its timed stretch at the next inference
 boundary, waits, and when released after a real wait keeps inferring untimed for
 REWARM_NS (the runtime's worker threads went to sleep and the caches cold meanwhile,
-which a headless run never sees), and times again. Latencies and throughput count timed wall time only, so the pause is in no
-speed figure. The energy ledger's phase spans the pauses — a window source's windows
+which a headless run never sees), and times again. Latencies and throughput count
+timed wall time only, so the pause is in no speed figure. The energy ledger's phase spans the pauses — a window source's windows
 must lie wholly inside a phase, and a frame a second would leave none — so a frame's
 energy stays in the backend's energy per inference, as it did when frames ran beside
 the inferences, and the untimed inferences are counted among its completions.
@@ -202,7 +202,8 @@ def gate_entry(
         "view": "dashboard",
         **figures.to_json(),
         "switch_interval_us": round(SWITCH_INTERVAL_S * 1e6, 1),
-        "method": "frames drawn while the runner is paused at an inference boundary (one "
-        "untimed inference after each real pause); UI-thread CPU time from thread_time",
+        "method": "frames drawn while the runner is paused at an inference boundary "
+        f"(untimed inferences for {REWARM_NS / 1e6:g} ms after each real pause); UI-thread "
+        "CPU time from thread_time",
     }
     return observer, observer_warnings(figures, p99)
