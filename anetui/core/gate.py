@@ -8,10 +8,11 @@ to step aside for the frame: the runner ends its timed stretch at the next infer
 boundary, waits, and when released after a real wait keeps inferring untimed for
 REWARM_NS (the runtime's worker threads went to sleep and the caches cold meanwhile,
 which a headless run never sees), and times again. Latencies and throughput count
-timed wall time only, so the pause is in no speed figure. The energy ledger's phase spans the pauses — a window source's windows
-must lie wholly inside a phase, and a frame a second would leave none — so a frame's
-energy stays in the backend's energy per inference, as it did when frames ran beside
-the inferences, and the untimed inferences are counted among its completions.
+timed wall time only, so the pause is in no speed figure. The energy ledger's phase
+spans the pauses — a window source's windows must lie wholly inside a phase, and a frame
+a second would leave none — so a frame's energy stays in the backend's energy per
+inference, as it did when frames ran beside the inferences, and the untimed inferences
+are counted among its completions.
 
 A runner that does not reach a boundary within ``wait_s`` (an inference longer than
 that) is not waited for: the frame is drawn anyway and counted as overlapping.
