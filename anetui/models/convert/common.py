@@ -6,6 +6,7 @@ own (its checks, its key, its build, its metadata, its errors) stays in its modu
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -92,3 +93,16 @@ def failures_as(error: type[AnetuiError], what: str) -> Iterator[None]:
         yield
     except Exception as exc:
         raise error(f"{what}: {one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """The logger ``name`` at ERROR for the block: a library's chatter on stderr that
+    says nothing about the run (onnxscript's constant folding, torchao's pytree Enums)."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

@@ -21,7 +21,12 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_fields
-from anetui.models.convert.common import Build, cached_conversion, torch_model_and_input
+from anetui.models.convert.common import (
+    Build,
+    cached_conversion,
+    quiet_logger,
+    torch_model_and_input,
+)
 from anetui.models.convert.coreml import COMPUTE_UNITS, quiet_coremltools
 from anetui.models.spec import ModelSpec
 from anetui.versions import package_version
@@ -68,17 +73,10 @@ def is_valid(path: Path) -> bool:
     return len(head) == 8 and head[4:6] == b"ET"
 
 
-@contextlib.contextmanager
-def quiet_pytree_log() -> Iterator[None]:
+def quiet_pytree_log() -> contextlib.AbstractContextManager[None]:
     """torchao, imported by executorch, registers an Enum with torch's pytree, which logs
     a deprecation warning on stderr at every start; it says nothing about our run."""
-    logger = logging.getLogger("torch.utils._pytree")
-    saved = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(saved)
+    return quiet_logger("torch.utils._pytree")
 
 
 @contextlib.contextmanager

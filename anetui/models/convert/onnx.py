@@ -7,9 +7,8 @@ entry; an entry is valid only with every external data file it names."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from anetui.models.convert.common import (
     Build,
     cached_conversion,
     failures_as,
+    quiet_logger,
     torch_model_and_input,
     torch_output_names,
 )
@@ -96,17 +96,10 @@ def export(
     return Export(got.path, got.hit, got.seconds())
 
 
-@contextlib.contextmanager
-def _quiet_constant_folding() -> Iterator[None]:
+def _quiet_constant_folding() -> contextlib.AbstractContextManager[None]:
     """onnxscript's optimizer logs "Evaluation failed: …" on stderr for every constant it
     cannot fold (transformers' attention masks): it folds less, the export is right."""
-    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
-    saved = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(saved)
+    return quiet_logger("onnxscript.optimizer._constant_folding")
 
 
 def _prepare(spec: ModelSpec) -> tuple[Build, dict[str, Any]]:
