@@ -25,10 +25,27 @@ WEIGHTS_SEED = 0
 MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".mlpackage", ".onnx", ".pte", ".xml")
 #: Model kinds that have a PyTorch form (a reference for agreement, a source to convert).
 TORCH_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript")
+#: A decoder that generates tokens (a zoo decoder's cached folder, or a Hugging Face
+#: folder of a causal language model): the generative workload.
+DECODER_KIND = "decoder"
 
 
 class ModelError(AnetuiError):
     """The model cannot be resolved or loaded; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """One run of the generative workload: prefill ``prompt_len`` prompt tokens, then
+    generate greedily until exactly ``gen_len`` tokens exist (the first one, from the
+    prefill, included; no early stop at an end-of-sequence token).
+
+    vocab_size: the prompt's token ids are uniform in [0, vocab_size) from the input seed.
+    """
+
+    prompt_len: int
+    gen_len: int
+    vocab_size: int
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,8 @@ class ModelSpec:
 
     kind: "torchvision" or "transformers" (a name in :mod:`anetui.models.zoo`), "hf" (a
     Hugging Face folder), or a file: "export" (.pt2), "torchscript" (.pt), "onnx",
-    "mlpackage", "pte" (ExecuTorch), "openvino" (IR .xml).
+    "mlpackage", "pte" (ExecuTorch), "openvino" (IR .xml); "decoder" (:data:`DECODER_KIND`:
+    ``path`` is a Hugging Face folder of a causal LM, ``generation`` says what a run is).
     inputs: the named inputs, every dimension resolved, in the model's order.
     outputs: the named outputs where known before running (files declare them; for a
     PyTorch model they are learnt from its first forward pass: empty here).
@@ -52,6 +70,8 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default=(), compare=False)
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
+    #: The generative workload (kind "decoder"); None for one forward pass per inference.
+    generation: GenerationSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs and self.input_shape:
