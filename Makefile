@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 # The optional runtimes and tools `make run` and `make test` install (README: what each adds).
-EXTRAS := coreml,onnx,openvino,executorch,quantize,transformers,apple,serve
+EXTRAS := coreml,onnx,openvino,executorch,quantize,transformers,apple,serve,mlx,genai
 
 .PHONY: run test test-deps test-compile check lint typecheck imports bench-harness bench-first-number screenshots clean coverage-mac
 
