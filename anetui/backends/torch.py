@@ -26,6 +26,7 @@ from anetui.backends.torch_base import (
 )
 from anetui.backends.torch_cuda import TorchCuda, TorchCudaCompiled, TorchCudaGraph
 from anetui.errors import Availability
+from anetui.models.spec import DECODER_KIND, TORCH_KINDS
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +96,8 @@ class TorchMps(TorchBackend):
         self._sync()
 
 
+#: What the backends that also generate accept (the generative workload, issue 22).
+_GENERATES = (*TORCH_KINDS, DECODER_KIND)
 BACKENDS = (
     BackendDescription(
         "torch-cpu",
@@ -104,6 +107,7 @@ BACKENDS = (
         "eager, inference_mode, channels_last: the fair eager baseline",
         TorchCpuEager,
         torch_installed,
+        _GENERATES,
         framework="PyTorch",
     ),
     BackendDescription(
@@ -125,6 +129,7 @@ BACKENDS = (
         "torch.compile (Inductor, default mode), channels_last; compile time reported apart",
         TorchCpuCompiled,
         cxx_compiler,
+        _GENERATES,
         graph="Inductor",
         framework="PyTorch",
     ),
@@ -136,6 +141,7 @@ BACKENDS = (
         "eager on the GPU, torch.cuda.synchronize after every inference",
         TorchCuda,
         torch_cuda,
+        _GENERATES,
         framework="PyTorch",
     ),
     BackendDescription(
@@ -146,6 +152,7 @@ BACKENDS = (
         "eager fp16 on the GPU: torch-cuda with only the precision changed",
         TorchCuda,
         torch_cuda,
+        _GENERATES,
         framework="PyTorch",
     ),
     BackendDescription(
@@ -167,6 +174,7 @@ BACKENDS = (
         'torch.compile (Inductor, mode="reduce-overhead": CUDA graphs), synchronised',
         TorchCudaCompiled,
         torch_cuda,
+        _GENERATES,
         graph="Inductor + CUDA graphs",
         framework="PyTorch",
     ),
@@ -178,6 +186,7 @@ BACKENDS = (
         "eager on the Apple GPU, torch.mps.synchronize after every inference",
         TorchMps,
         torch_mps,
+        _GENERATES,
         framework="PyTorch",
     ),
 )

@@ -20,7 +20,7 @@ import shutil
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,14 @@ import numpy as np
 from anetui.backends import cpu_features
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
 from anetui.errors import Availability, one_line
-from anetui.models.spec import ModelError, ModelSpec
+from anetui.models.spec import DECODER_KIND, ModelError, ModelSpec
 from anetui.models.torch_load import load_torch_model, tensors_to_numpy
 from anetui.versions import package_version
 
 if TYPE_CHECKING:
     import torch
+
+    from anetui.backends.torch_generate import TorchGeneration
 
     #: A model's inputs as tensors, in its declared order.
     Examples = tuple[torch.Tensor, ...]
@@ -151,6 +153,8 @@ class TorchBackend:
         self._description = description
         self._threads = options.threads
         self._forward: Callable[[], Any] | None = None
+        #: The generative workload, when the spec is a decoder (issue 22).
+        self._generation: TorchGeneration | None = None
 
     # -- availability ---------------------------------------------------------------
     def available(self) -> Availability:
@@ -166,6 +170,8 @@ class TorchBackend:
 
         if self._threads is not None:
             torch.set_num_threads(self._threads)
+        if spec.kind == DECODER_KIND:
+            return self._prepare_generation(spec)
         torch_dtype = _torch_dtype(self.dtype)
         started = time.perf_counter()
         self.phase = "loading"
@@ -197,6 +203,67 @@ class TorchBackend:
             first_inference_ms=first_ns / 1e6,
             notes=spec.notes + self._notes() + _emulated_precision(self.device, self.dtype),
         )
+
+    def _prepare_generation(self, spec: ModelSpec) -> PrepareInfo:
+        """The generative workload (:mod:`anetui.backends.torch_generate`): infer() is one
+        whole generation, each token stamped."""
+        from anetui.backends.torch_generate import prepare_generation
+
+        self.phase = "loading"
+        try:
+            generation, load_s, compile_s = prepare_generation(
+                spec,
+                _torch_dtype(self.dtype),
+                self.device,
+                sync=self._sync,
+                compile_mode=self._generation_compile(),
+            )
+            self._generation = generation
+            self._forward = generation.generate
+            with self.thread_context():
+                first_start = time.perf_counter_ns()
+                self.infer()
+                first_ns = time.perf_counter_ns() - first_start
+        except ModelError as exc:
+            raise BackendError(str(exc)) from None
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+            raise BackendError(
+                f"{self.id} ({self.dtype}) failed to prepare: {one_line(exc)}"
+            ) from None
+        return PrepareInfo(
+            load_s=load_s,
+            compile_s=compile_s,
+            first_inference_ms=first_ns / 1e6,
+            notes=spec.notes + self._notes() + _emulated_precision(self.device, self.dtype),
+        )
+
+    def _generation_compile(self) -> str | None:
+        """torch.compile's mode for a decoder's one-token step; None: eager."""
+        return None
+
+    # -- the generative workload's hooks (anetui.backends.generation) ---------------
+    @property
+    def tokens_per_run(self) -> int:
+        return self._generation.tokens_per_run if self._generation is not None else 0
+
+    @tokens_per_run.setter
+    def tokens_per_run(self, count: int) -> None:
+        if self._generation is not None:
+            self._generation.tokens_per_run = count
+
+    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
+        return self._generation.token_times_ns() if self._generation is not None else None
+
+    def generated_tokens(self) -> list[int]:
+        return self._generation.generated_tokens() if self._generation is not None else []
+
+    def device_memory_mb(self) -> float | None:
+        """Peak device memory torch allocated (MB), where the device tells (CUDA)."""
+        if self.device != "cuda":
+            return None
+        import torch
+
+        return float(torch.cuda.max_memory_allocated()) / 1e6
 
     def _notes(self) -> tuple[str, ...]:
         """Facts about how this backend ran that a reader of a ratio should know."""
@@ -235,6 +302,8 @@ class TorchBackend:
         import torch
 
         assert self._forward is not None, "prepare() first"
+        if self._generation is not None:
+            return self._generation.outputs()
         with torch.inference_mode():
             out = self._forward()
             self._sync()
@@ -242,6 +311,7 @@ class TorchBackend:
 
     def close(self) -> None:
         self._forward = None
+        self._generation = None
 
 
 class TorchCompiled(TorchBackend):
@@ -254,6 +324,10 @@ class TorchCompiled(TorchBackend):
 
     #: torch.compile's mode: "default" on the CPU, "reduce-overhead" (CUDA graphs) on CUDA.
     mode = "default"
+
+    def _generation_compile(self) -> str | None:
+        """A decoder's one-token step is compiled in the same mode."""
+        return self.mode
 
     def _optimise(self, model: torch.nn.Module, examples: Examples) -> Callable[[], Any]:
         import torch

@@ -109,6 +109,8 @@ def bench(
     input_shape: str | None,
     input_specs: tuple[InputOverride, ...],
     seq_len: int | None,
+    prompt_len: int | None,
+    gen_len: int | None,
     dtype: str | None,
     threads: int | None,
     warmup: int,
@@ -155,6 +157,8 @@ def bench(
         input_shape=input_shape,
         input_specs=input_specs,
         seq_len=seq_len,
+        prompt_len=prompt_len,
+        gen_len=gen_len,
         backend_ids=backend_ids,
         dtype=dtype,
         threads=threads,
@@ -325,6 +329,8 @@ def measure(
         input_shape=config.input_shape,
         inputs=config.inputs,
         seq_len=config.seq_len,
+        prompt_len=config.prompt_len,
+        gen_len=config.gen_len,
     )
     for note in spec.notes:
         err.print(f"[yellow]note:[/] {note}")

@@ -159,6 +159,25 @@ def input_options() -> OptionDecorator:
     )
 
 
+def generation_options() -> OptionDecorator:
+    """--prompt-len and --gen-len: the generative workload of a decoder."""
+    return option_group(
+        click.option(
+            "--prompt-len",
+            type=click.IntRange(min=1),
+            help="Decoders (generative workload): prompt tokens prefilled per run (default "
+            "64), token ids uniform over the vocabulary from a fixed seed; with a Hugging "
+            "Face folder of a …ForCausalLM it selects the generative workload.",
+        ),
+        click.option(
+            "--gen-len",
+            type=click.IntRange(min=1),
+            help="Decoders: tokens generated per run, greedy, exactly this many (default "
+            "32; the first comes from the prefill).",
+        ),
+    )
+
+
 def batch_size_option(
     *,
     help: str = "Batch size: the first dimension of every input (images: (N, 3, R, R) at "
@@ -266,6 +285,7 @@ run_options = option_group(
     batch_size_option(),
     input_shape_option(help="The first input's shape, overriding --batch-size."),
     input_options(),
+    generation_options(),
     click.option(
         "--dtype",
         type=click.Choice(["fp32", "fp16", "bf16"]),

@@ -29,6 +29,8 @@ def reference_runtime(spec: ModelSpec) -> str | None:
     """What ``spec``'s outputs are compared with (None: nothing)."""
     if spec.kind in TORCH_KINDS:
         return REFERENCE_RUNTIME
+    if spec.generation is not None:
+        return "transformers generate(), greedy, eager fp32 PyTorch on the CPU"
     return ONNX_REFERENCE_RUNTIME if spec.kind == "onnx" else None
 
 
@@ -99,6 +101,18 @@ def reference_or_note(spec: ModelSpec) -> tuple[Reference | None, str | None]:
         return reference(spec), None
     except Exception as exc:
         return None, f"agreement not computed: the reference failed: {one_line(exc)}"
+
+
+def reference_tokens_or_note(spec: ModelSpec) -> tuple[list[int] | None, str | None]:
+    """The generative workload's reference: transformers' greedy ``generate()`` in eager
+    fp32 on the CPU (:func:`anetui.backends.torch_generate.reference_tokens`), or None and
+    why not."""
+    try:
+        from anetui.backends.torch_generate import reference_tokens
+
+        return reference_tokens(spec), None
+    except Exception as exc:
+        return None, f"token agreement not computed: the reference failed: {one_line(exc)}"
 
 
 def output_rows(spec: ModelSpec, ref: Reference | None) -> list[dict[str, object]]:

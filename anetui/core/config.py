@@ -32,6 +32,9 @@ class RunConfig:
     #: --input NAME:SHAPE[:DTYPE] (repeatable) and --seq-len: the model's inputs completed.
     inputs: tuple[InputOverride, ...] = ()
     seq_len: int | None = None
+    #: The generative workload (decoders): prompt tokens and tokens generated per run.
+    prompt_len: int | None = None
+    gen_len: int | None = None
     backends: tuple[str, ...] | None = None
     dtype: str | None = None
     threads: int | None = None
@@ -109,4 +112,13 @@ def config_dict(
         "keep_rails": list(cfg.keep_rails),
         "agreement_reference": reference_runtime(spec),
         "input": describe_values(spec.inputs),
+        **(
+            {
+                "workload": "generate",
+                "prompt_len": spec.generation.prompt_len,
+                "gen_len": spec.generation.gen_len,
+            }
+            if spec.generation is not None
+            else {}
+        ),
     }

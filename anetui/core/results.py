@@ -12,6 +12,7 @@ from enum import StrEnum
 from anetui.backends.base import Factors, PrepareInfo
 from anetui.core.contention import Contention
 from anetui.core.energy_figures import BackendEnergy
+from anetui.core.generation import GenerationResult
 from anetui.core.stats import LatencySummary
 
 
@@ -68,6 +69,9 @@ class BackendResult:
     run_medians_ns: tuple[float, ...] = ()
     #: Classifiers: the share (0–1) of the batch whose top-1 class is the reference's.
     top1_agreement: float | None = None
+    #: The generative workload's token figures (None for one forward pass per inference;
+    #: then ``summary`` is per whole generation).
+    generation: GenerationResult | None = None
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,14 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from anetui.backends.base import Backend, BackendError
 from anetui.core.stats import LatencyStats
 from anetui.errors import one_line
+
+if TYPE_CHECKING:
+    from anetui.core.generation import GenerationRecord
 
 #: Width of a completion-count bucket (ns), the grain of energy attribution.
 BUCKET_NS = 100_000_000
@@ -127,6 +131,9 @@ class BackendRecord:
     stretch_medians_ns: deque[tuple[float, int]] = field(
         default_factory=lambda: deque(maxlen=MAX_STRETCHES)
     )
+    #: The generative workload's token figures (None for one forward pass per inference):
+    #: folded from the backend's token stamps after each timed generation.
+    generation: GenerationRecord | None = None
 
     @property
     def count(self) -> int:
@@ -159,6 +166,8 @@ class BackendRecord:
         self.intervals = []
         self.untimed_completions = 0
         self.stretch_medians_ns = deque(maxlen=MAX_STRETCHES)
+        if self.generation is not None:
+            self.generation.reset()
 
 
 def warm_up(backend: Backend, record: BackendRecord, count: int, stop: threading.Event) -> None:
@@ -249,6 +258,8 @@ def _timed_loop(
     # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
     runtime_latency = getattr(backend, "runtime_latency_ns", None)
     record_runtime = record.runtime_stats.record
+    # The generative workload: each generation's token stamps, read after the call.
+    fold_tokens = record.generation.fold if record.generation is not None else None
     max_count = iterations if iterations is not None else sys.maxsize
     buffer = [0] * CHUNK
     folded = 0  # timed inferences already folded into the record
@@ -274,6 +285,8 @@ def _timed_loop(
                     runtime_ns = runtime_latency()
                     if runtime_ns is not None:
                         record_runtime(runtime_ns)
+                if fold_tokens is not None:
+                    fold_tokens()
                 if now < edge and filled < room:
                     continue
                 # -- the slow path: between inferences, outside the timed region --------

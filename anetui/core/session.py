@@ -21,6 +21,7 @@ from anetui.core import (
     caveats,
     environment,
     failures,
+    generation,
     power_view,
     ratios,
     runner,
@@ -65,6 +66,7 @@ class Session:
         self._reference: agreement.Reference | None = None
         self._reference_made = False
         self._reference_note: str | None = None
+        self._reference_tokens: list[int] | None = None
         self._threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
@@ -73,9 +75,15 @@ class Session:
         #: Set by a live view: what it cost (the gate's figures) goes into snapshots.
         self.observed = False
         self._environment: dict[str, object] | None = None
-        ids = config.backends if config.backends is not None else registry.default_ids()
+        ids = config.backends if config.backends is not None else self._default_ids()
         for backend_id in ids:
             self._slots[backend_id] = self._probe(backend_id)
+
+    def _default_ids(self) -> tuple[str, ...]:
+        """The default set, less the backends that cannot take this kind of model (the
+        generative runtimes run decoders only: never listed for an image model)."""
+        kind = self.spec.kind
+        return tuple(i for i in registry.default_ids() if kind in registry.describe(i).accepts)
 
     def _probe(self, backend_id: str) -> Slot:
         """Whether the backend can run here with these options: an answer, never an
@@ -149,10 +157,18 @@ class Session:
         if self.stop_event.is_set():
             return False
         slot.state = BackendState.PREPARING
+        lengths = self.spec.generation
+        if lengths is not None:
+            generation.reset_peak_rss()  # the peak while this backend prepares and runs
         try:
             # Any exception, the runtime's own included, is this backend's failure alone.
             slot.prepare = slot.backend.prepare(self.spec)
             slot.notes.extend(slot.prepare.notes)
+            if lengths is not None:
+                generation.attach(slot.record, slot.backend, lengths.prompt_len, lengths.gen_len)
+                if slot.record.generation is not None:
+                    generation.note_memory(slot.record.generation, slot.backend)
+                slot.prefill_record = runner.BackendRecord(warmed_up=True)
             slot.state = BackendState.READY
             slot.agreement_pending = True
             if check_agreement:
@@ -185,6 +201,9 @@ class Session:
         """Agreement with eager fp32 PyTorch on the CPU over every output (the worst is
         returned, each kept on the slot); None with a note when there is none."""
         assert slot.backend is not None
+        if self.spec.generation is not None:
+            self._token_agreement(slot)
+            return None
         if not self._reference_made:
             self._reference_made = True
             self._reference, self._reference_note = agreement.reference_or_note(self.spec)
@@ -206,6 +225,27 @@ class Session:
         if found.worst is not None and outputs and ref is not None and len(ref.arrays) == 1:
             slot.top1 = top1.top1_agreement(np.asarray(outputs[-1][0]), ref.arrays[0])
         return found.worst
+
+    def _token_agreement(self, slot: Slot) -> None:
+        """The generative workload: the share of a full generation's tokens equal to
+        transformers' greedy tokens in eager fp32 on the CPU (made once)."""
+        assert slot.backend is not None
+        if not self._reference_made:
+            self._reference_made = True
+            self._reference_tokens, self._reference_note = agreement.reference_tokens_or_note(
+                self.spec
+            )
+        if self._reference_note or self._reference_tokens is None:
+            if self._reference_note:
+                slot.notes.append(self._reference_note)
+            return None
+        try:
+            tokens = [int(t) for t in slot.backend.outputs()[0].reshape(-1)]
+        except Exception as exc:  # the check failed, the measurement still stands
+            slot.notes.append(f"token agreement not checked: {one_line(exc)}")
+            return None
+        slot.token_agreement = generation.token_agreement(tokens, self._reference_tokens)
+        return None
 
     def _unavailable(self, slot: Slot, reason: str) -> None:
         slot.availability = Availability.no(reason)
@@ -281,13 +321,28 @@ class Session:
             if stop.is_set():
                 slot.state = BackendState.PAUSED
                 return
-            if self.ledger is not None:
-                self.ledger.begin_run(slot.id, record.timeline, record.completions)
+            # The generative workload with a power source alternates the generations'
+            # phase with a prefill-only one (:mod:`anetui.core.generation`).
+            phases = generation.Alternation(slot.id, record, slot.prefill_record, self.ledger)
+            phases.begin()
             try:
                 while not stop.is_set():
+                    current, prefill = phases.current()
                     gate.runner_active(True)
                     try:
-                        self._timed_stretch(slot, stop, None, None, gate.requested, edges=False)
+                        if prefill:
+                            with generation.prefill_only(backend):
+                                self._timed_stretch(
+                                    slot,
+                                    stop,
+                                    None,
+                                    None,
+                                    gate.requested,
+                                    edges=False,
+                                    record=current,
+                                )
+                        else:
+                            self._timed_stretch(slot, stop, None, None, gate.requested, edges=False)
                     finally:
                         gate.runner_active(False)
                     if stop.is_set():
@@ -295,9 +350,9 @@ class Session:
                     waited = gate.park(stop)  # the frame is drawn now, nothing timed
                     if waited >= REWARM_AFTER_NS and not stop.is_set():
                         runner.untimed_inference(backend, record, REWARM_NS)
+                    phases.maybe_switch()
             finally:
-                if self.ledger is not None:
-                    self.ledger.end()
+                phases.end()
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
@@ -311,17 +366,22 @@ class Session:
         pause: threading.Event | None = None,
         *,
         edges: bool = True,
+        record: runner.BackendRecord | None = None,
     ) -> None:
         """Warm up (once), then one timed stretch, its edges marked for the contention
         sampler and (unless ``edges`` is False: the caller holds the phase) for the
-        energy ledger, which reads counters there."""
+        energy ledger, which reads counters there. ``record``: where the stretch is
+        recorded (the slot's own unless told: a generative backend's prefill stretches)."""
         backend = slot.backend
         assert backend is not None
         runner.warm_up_once(backend, slot.record, self.config.warmup, stop)
-        record = slot.record
+        record = record or slot.record
         if self.ledger is not None and edges:
             self.ledger.begin_run(slot.id, record.timeline, record.completions)
         self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
+        prefill = slot.prefill_record if self.ledger is not None and edges else None
+        if prefill is not None and seconds is not None:  # the prefill stretch's share
+            seconds *= 1 - generation.PREFILL_SHARE
         try:
             runner.run(
                 backend,
@@ -336,6 +396,34 @@ class Session:
             self.contention.set_owner(None)
             if self.ledger is not None and edges:
                 self.ledger.end()
+        if record.generation is not None:
+            generation.note_memory(record.generation, backend)
+        if prefill is not None and not stop.is_set():
+            self._prefill_stretch(slot, prefill, stop, count, seconds)
+
+    def _prefill_stretch(
+        self,
+        slot: Slot,
+        prefill: runner.BackendRecord,
+        stop: threading.Event,
+        count: int | None,
+        seconds: float | None,
+    ) -> None:
+        """Prefill-only runs (the prompt and its first token) as their own energy phase:
+        the prefill's energy is measured, and the decoding's is a whole generation's less
+        it (:func:`anetui.core.generation.energy_per_token`)."""
+        assert slot.backend is not None and self.ledger is not None
+        share = generation.PREFILL_SHARE
+        if seconds is not None:
+            seconds = seconds * share / (1 - share)
+        self.ledger.begin_run(generation.prefill_id(slot.id), prefill.timeline, prefill.completions)
+        self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
+        try:
+            with generation.prefill_only(slot.backend):
+                runner.run(slot.backend, prefill, stop, iterations=count, duration_s=seconds)
+        finally:
+            self.contention.set_owner(None)
+            self.ledger.end()
 
     def begin_idle(self) -> None:
         """An explicit idle phase starts (nothing may run until ``end_idle``): its power

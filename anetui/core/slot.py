@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from anetui.backends.base import Backend, BackendDescription, PrepareInfo, prepare_phase
-from anetui.core import runner
+from anetui.core import generation, runner
 from anetui.core.config import RunConfig
 from anetui.core.contention import Contention
 from anetui.core.energy_figures import EnergyReport
@@ -40,6 +40,10 @@ class Slot:
     step: str | None = None
     #: Prepared with the agreement check left for later (check_agreement).
     agreement_pending: bool = False
+    #: The generative workload: prefill-only stretches (their energy, apart from the
+    #: generations'), and (share of tokens equal to the reference, first divergence).
+    prefill_record: runner.BackendRecord | None = None
+    token_agreement: tuple[float, int | None] | None = None
 
     def result(
         self, config: RunConfig, report: EnergyReport | None, contention: dict[str, Contention]
@@ -78,6 +82,22 @@ class Slot:
                 for median, count in self.record.stretch_medians_ns
                 if count >= MIN_COUNT_FOR_CI
             ),
+            generation=self._generation(report),
+        )
+
+    def _generation(self, report: EnergyReport | None) -> generation.GenerationResult | None:
+        record = self.record.generation
+        if record is None:
+            return None
+        energy = report.backends if report else {}
+        return generation.result(
+            record,
+            record.prompt_len,
+            record.expected_tokens,
+            agreement=self.token_agreement,
+            run_energy=energy.get(self.id),
+            prefill_energy=energy.get(generation.prefill_id(self.id)),
+            histogram_bins=HISTOGRAM_BINS,
         )
 
     def phase(self, warmup: int) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anetui.errors import one_line
-from anetui.models.spec import WEIGHTS_SEED, ModelError
+from anetui.models.spec import DECODER_KIND, WEIGHTS_SEED, ModelError, ModelSpec
 from anetui.models.zoo import ZOO, ZooModel
 
 #: The folder's files: what ``save_pretrained`` writes for a small model.
@@ -97,12 +97,68 @@ def is_decoder_folder(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     architectures = raw.get("architectures") if isinstance(raw, dict) else None
-    return bool(architectures) and str(architectures[0]).endswith(
-        ("ForCausalLM", "LMHeadModel")
-    )
+    if not isinstance(architectures, list) or not architectures:
+        return False
+    return str(architectures[0]).endswith(("ForCausalLM", "LMHeadModel"))
 
 
 def _transformers() -> Any:
     from anetui.models.hf import _transformers as load
 
     return load()
+
+
+#: Prompt and generated tokens per run when --prompt-len / --gen-len are not given.
+DEFAULT_PROMPT_LEN = 64
+DEFAULT_GEN_LEN = 32
+
+
+def decoder_spec(
+    name: str,
+    folder: Path,
+    *,
+    prompt_len: int | None,
+    gen_len: int | None,
+    batch_size: int = 1,
+    seq_len: int | None = None,
+    overrides: int = 0,
+) -> ModelSpec:
+    """The generative workload's spec for a decoder folder: the prompt ``input_ids``
+    (1, prompt_len) of token ids uniform over the vocabulary from the input seed, and
+    ``gen_len`` tokens per run. One-line errors for what the workload cannot take."""
+    from anetui.models.hf import _max_length, folder_config
+    from anetui.models.inputs import InputSpec
+    from anetui.models.spec import GenerationSpec
+
+    if seq_len is not None:
+        raise ModelError("--seq-len: a decoder's prompt length is --prompt-len")
+    if batch_size != 1 or overrides:
+        raise ModelError(
+            "the generative workload runs one sequence (batch 1) of --prompt-len token ids: "
+            "--batch-size, --input and --input-shape do not apply"
+        )
+    prompt = DEFAULT_PROMPT_LEN if prompt_len is None else prompt_len
+    generate = DEFAULT_GEN_LEN if gen_len is None else gen_len
+    if prompt < 1 or generate < 1:
+        raise ModelError(
+            f"bad --prompt-len {prompt} / --gen-len {generate}: both must be at least 1"
+        )
+    config, arch = folder_config(folder)
+    if not arch.endswith(("ForCausalLM", "LMHeadModel")):
+        raise ModelError(
+            f"{name}: architecture {arch} does not generate tokens (a …ForCausalLM is needed)"
+        )
+    longest = _max_length(config)
+    if longest is not None and prompt + generate > longest:
+        raise ModelError(
+            f"--prompt-len {prompt} + --gen-len {generate} is longer than the model's "
+            f"{longest} positions"
+        )
+    vocab = int(config.vocab_size)
+    return ModelSpec(
+        name=name,
+        kind=DECODER_KIND,
+        path=folder,
+        inputs=(InputSpec("input_ids", (1, prompt), "int64", "tokens", vocab),),
+        generation=GenerationSpec(prompt, generate, vocab),
+    )

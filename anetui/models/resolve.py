@@ -67,8 +67,15 @@ def resolve_model(
     input_shape: tuple[int, ...] | None = None,
     inputs: Sequence[InputOverride] = (),
     seq_len: int | None = None,
+    prompt_len: int | None = None,
+    gen_len: int | None = None,
 ) -> ModelSpec:
     """Turn a name or a path into a ModelSpec, checking what can be checked cheaply.
+
+    A decoder (a zoo row whose workload is "generate", or with ``prompt_len`` /
+    ``gen_len`` a Hugging Face folder of a causal LM) gives the generative workload
+    (:func:`anetui.models.decoders.decoder_spec`); a zoo decoder's folder is made here,
+    once, in the cache.
 
     ``input_shape`` (``--input-shape``) sets the first input's shape; ``inputs``
     (``--input NAME:SHAPE[:DTYPE]``) set any; ``seq_len`` every symbolic non-batch
@@ -85,6 +92,15 @@ def resolve_model(
     ask = _Ask(batch_size, input_shape, tuple(inputs), seq_len)
     path = Path(model)
     looks_like_path = model.endswith(MODEL_FILE_SUFFIXES) or "/" in model or path.exists()
+    generating = prompt_len is not None or gen_len is not None
+    row = ZOO.get(model) if not path.exists() else None
+    if (row is not None and row.workload == "generate") or (generating and looks_like_path):
+        return _resolve_decoder(model, path, ask, prompt_len, gen_len)
+    if generating:
+        raise ModelError(
+            f"--prompt-len/--gen-len: {model} is not a decoder (a decoder name of `anetui "
+            "models`, or a Hugging Face folder of a …ForCausalLM model)"
+        )
     if model in ZOO and not path.exists():
         return _resolve_zoo(model, ask)
     if looks_like_path:
@@ -131,6 +147,36 @@ class _Ask:
             seq_len=self.seq_len,
             dtype_fixed=fixed,
         )
+
+
+def _resolve_decoder(
+    model: str, path: Path, ask: _Ask, prompt_len: int | None, gen_len: int | None
+) -> ModelSpec:
+    from anetui.models import decoders
+    from anetui.models.hf import is_hf_folder
+
+    row = ZOO.get(model)
+    if row is not None and not path.exists():
+        folder, name = decoders.decoder_folder(row), model
+    else:
+        if not path.exists():
+            raise ModelError(f"model folder not found: {path}")
+        if not is_hf_folder(path):
+            raise ModelError(
+                f"{path}: --prompt-len/--gen-len need a Hugging Face folder (config.json + "
+                "*.safetensors) of a causal language model"
+            )
+        folder, name = path, path.name
+    overrides = len(ask.overrides) + (ask.input_shape is not None)
+    return decoders.decoder_spec(
+        name,
+        folder,
+        prompt_len=prompt_len,
+        gen_len=gen_len,
+        batch_size=ask.batch_size,
+        seq_len=ask.seq_len,
+        overrides=overrides,
+    )
 
 
 def _resolve_zoo(name: str, ask: _Ask) -> ModelSpec:

@@ -102,7 +102,10 @@ class ModelSpec:
         return next(iter(self.make_inputs().values()))
 
     def describe(self) -> str:
-        return self.name if self.path is None else str(self.path)
+        # A zoo decoder lives in a cache folder named after it: its name says what it is.
+        if self.path is None or (self.kind == DECODER_KIND and self.name != self.path.name):
+            return self.name
+        return str(self.path)
 
     def describe_inputs(self) -> str:
         """``input_ids int64 [1,64], attention_mask int64 [1,64]`` (headers, notes)."""

@@ -15,7 +15,7 @@ from anetui.core import intervals
 from anetui.core.energy_figures import BackendEnergy
 from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.core.stats import LatencySummary
-from anetui.report import work_rate
+from anetui.report import generation, work_rate
 from anetui.report.text import energy_sentence, ratio_sentence
 
 SCHEMA = "anetui.results/2"
@@ -109,6 +109,12 @@ def backend_json(
         "factors": result.factors.as_dict() if result.factors else None,
         **work_rate.gflops_json(flops_per_inference, result),
         "runs": _runs_json(result.run_medians_ns),
+        # The generative workload only: image workloads' entries keep their keys.
+        **(
+            {"generation": generation.generation_json(result.generation)}
+            if result.generation is not None
+            else {}
+        ),
     }
 
 

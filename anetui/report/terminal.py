@@ -8,6 +8,8 @@ from rich.table import Table
 
 from anetui.core.results import Snapshot
 from anetui.report import work_rate
+from anetui.report.generation import agreement_text as token_agreement_text
+from anetui.report.generation import print_generation
 from anetui.report.text import (
     agreement_text,
     energy_sentence,
@@ -79,11 +81,14 @@ def print_results(console: Console, snapshot: Snapshot, warnings: bool = True) -
             f"{p.load_s:.2f}" if p else "–",
             f"{p.compile_s:.2f}" if p else "–",
             fmt_ms(p.first_inference_ms) if p else "–",
-            agreement_text(b.agreement_max_rel_err, b.top1_agreement),
+            token_agreement_text(b.generation)
+            if b.generation is not None
+            else agreement_text(b.agreement_max_rel_err, b.top1_agreement),
         )
     if measured:
         console.print(latency)
         console.print(preparation)
+        print_generation(console, snapshot)
         print_energy(console, snapshot)
     for b in snapshot.backends:
         if b.summary is None:

@@ -218,6 +218,8 @@ class AnetuiApp(KeyActions, App[int]):
             input_shape=self.config.input_shape,
             inputs=self.config.inputs,
             seq_len=self.config.seq_len,
+            prompt_len=self.config.prompt_len,
+            gen_len=self.config.gen_len,
         )
         session = Session(self.config, spec, self.monitor)
         session.observed = True  # snapshots say what this view cost the measurement

@@ -1,0 +1,130 @@
+"""The generative workload in reports: ``backends[].generation`` of the results document
+and the token table `bench` prints (times in ms, rates in tokens/s, energy in mJ/token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from anetui.core.generation import GenerationResult
+from anetui.core.results import Snapshot
+from anetui.core.stats import LatencySummary
+
+
+def generation_json(gen: GenerationResult) -> dict[str, Any]:
+    """One backend's ``generation`` entry (ms, tokens/s, MB, mJ per token)."""
+    from anetui.report.results_json import latency_json
+
+    return {
+        "prompt_len": gen.prompt_len,
+        "gen_len": gen.gen_len,
+        "runs": gen.runs,
+        "tokens_generated_per_run": _round(gen.tokens_generated_per_run),
+        "ttft_ms": latency_json(gen.ttft) if gen.ttft else None,
+        "decode_ms_per_token": latency_json(gen.decode) if gen.decode else None,
+        "decode_histogram_ms": [
+            [_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in gen.decode_histogram
+        ],
+        "prefill_tokens_per_s": _round(gen.prefill_tokens_per_s),
+        "decode_tokens_per_s": _round(gen.decode_tokens_per_s),
+        "token_agreement": _round(gen.token_agreement),
+        "first_divergence": gen.first_divergence,
+        "peak_rss_mb": _round(gen.peak_rss_mb),
+        "device_memory_mb": _round(gen.device_memory_mb),
+        "energy_mj_per_token": {k: _round(v) for k, v in gen.energy_mj_per_token.items()}
+        if gen.energy_mj_per_token
+        else None,
+        "energy_method": gen.energy_method,
+        "runs_with_other_token_count": gen.short_runs,
+    }
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _ms(summary: LatencySummary | None) -> str:
+    if summary is None:
+        return "–"
+    p50 = summary.p50_ns / 1e6
+    ci = summary.p50_ci95_ns
+    interval = f" ({ci[0] / 1e6:.2f}–{ci[1] / 1e6:.2f})" if ci else ""
+    return f"{p50:.2f}{interval}"
+
+
+def _rate(value: float | None) -> str:
+    return f"{value:.1f}" if value else "–"
+
+
+def agreement_text(gen: GenerationResult) -> str:
+    """``1.000`` or ``0.875 (from 28)``: the share of tokens equal to the reference."""
+    if gen.token_agreement is None:
+        return "–"
+    if gen.first_divergence is None:
+        return f"{gen.token_agreement:.3f}"
+    return f"{gen.token_agreement:.3f} (from {gen.first_divergence})"
+
+
+def print_generation(console: Console, snapshot: Snapshot) -> None:
+    """The token table: TTFT, ms per decoded token, prefill and decode tokens/s, tokens
+    per run, token agreement, peak RSS and (with a power source) mJ per token."""
+    rows = [b for b in snapshot.measured() if b.generation is not None]
+    if not rows:
+        return
+    first = rows[0].generation
+    assert first is not None
+    table = Table(
+        title=f"generation: {first.prompt_len}-token prompt, {first.gen_len} tokens per run, "
+        "greedy  ·  p50 (95% CI) in ms",
+        title_justify="left",
+        header_style="bold",
+    )
+    energy = any(b.generation and b.generation.energy_mj_per_token for b in rows)
+    columns = [
+        "backend",
+        "TTFT",
+        "ms/token",
+        "prefill tok/s",
+        "decode tok/s",
+        "tokens/run",
+        "agreement",
+        "peak RSS MB",
+    ]
+    if energy:
+        columns += ["prefill mJ/tok", "decode mJ/tok"]
+    for name in columns:
+        table.add_column(name, justify="left" if name == "backend" else "right", no_wrap=True)
+    for b in rows:
+        gen = b.generation
+        assert gen is not None
+        cells = [
+            b.id,
+            _ms(gen.ttft),
+            _ms(gen.decode),
+            _rate(gen.prefill_tokens_per_s),
+            _rate(gen.decode_tokens_per_s),
+            f"{gen.tokens_generated_per_run:g}" if gen.tokens_generated_per_run else "–",
+            agreement_text(gen),
+            f"{gen.peak_rss_mb:.0f}" if gen.peak_rss_mb else "–",
+        ]
+        if energy:
+            per = gen.energy_mj_per_token or {}
+            cells += [
+                f"{per['prefill']:.3f}" if "prefill" in per else "–",
+                f"{per['decode']:.3f}" if "decode" in per else "–",
+            ]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(
+        "[dim](TTFT: the prefill and the first token; ms/token: each later token's own "
+        "latency; agreement: share of tokens equal to eager fp32 PyTorch's greedy ones"
+        + (
+            "; mJ/token: the machine's total, prefill measured in prefill-only stretches"
+            if energy
+            else ""
+        )
+        + ")[/]"
+    )
