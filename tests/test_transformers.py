@@ -292,7 +292,8 @@ ZOO_INPUTS = {
 def test_every_transformer_name_builds_offline_with_its_inputs_and_outputs(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert set(TINY_ZOO) == set(zoo.ZOO)  # a new row gets a tiny size here too
+    # A new row gets a tiny size here too (decoders: tests/test_generation.py).
+    assert set(TINY_ZOO) == {n for n, r in zoo.ZOO.items() if r.workload == "forward"}
     row = dataclasses.replace(zoo.ZOO[name], config_args=TINY_ZOO[name])
     monkeypatch.setitem(zoo.ZOO, name, row)
     spec = resolve_model(name, seq_len=16)

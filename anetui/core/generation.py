@@ -118,6 +118,9 @@ class GenerationResult:
     energy_mj_per_token: dict[str, float] | None = None
     energy_method: str | None = None
     short_runs: int = 0
+    #: The prefill-only stretches' runs (ns; with a power source): what their energy
+    #: per run was spent on.
+    prefill_only: LatencySummary | None = None
 
 
 def result(
@@ -129,6 +132,7 @@ def result(
     run_energy: BackendEnergy | None,
     prefill_energy: BackendEnergy | None,
     histogram_bins: int = 40,
+    prefill_only: LatencySummary | None = None,
 ) -> GenerationResult:
     """The immutable figures of ``record`` (and the energy of the two kinds of stretch)."""
     ttft = record.ttft.summary()
@@ -157,6 +161,7 @@ def result(
         energy_mj_per_token=energy_per_token(run_energy, prefill_energy, prompt_len, gen_len),
         energy_method=run_energy.method if run_energy is not None else None,
         short_runs=record.short_runs,
+        prefill_only=prefill_only,
     )
 
 

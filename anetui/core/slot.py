@@ -98,6 +98,7 @@ class Slot:
             run_energy=energy.get(self.id),
             prefill_energy=energy.get(generation.prefill_id(self.id)),
             histogram_bins=HISTOGRAM_BINS,
+            prefill_only=self.prefill_record.stats.summary() if self.prefill_record else None,
         )
 
     def phase(self, warmup: int) -> str:

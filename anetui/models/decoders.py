@@ -46,7 +46,13 @@ def save_random_decoder(row: ZooModel, folder: Path) -> Path:
     # (sampling, early stop); the workload sets its own, so the folder carries none.
     model.generation_config = transformers.GenerationConfig()
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(folder), safe_serialization=True)
+    bars = transformers.logging.is_progress_bar_enabled()
+    transformers.logging.disable_progress_bar()  # "Writing model shards" on stderr
+    try:
+        model.save_pretrained(str(folder), safe_serialization=True)
+    finally:
+        if bars:
+            transformers.logging.enable_progress_bar()
     return folder
 
 

@@ -11,6 +11,7 @@ functions only.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
@@ -47,7 +48,9 @@ def _transformers() -> Any:
 def zoo_config(row: ZooModel) -> Any:
     """The row's config object (its class's defaults are the base model's shapes)."""
     transformers = _transformers()
-    return getattr(transformers, row.config)(**row.config_args)
+    # A copy: config classes may rewrite nested arguments in place (transformers 5 moves
+    # rope_theta into a rope_scaling dict), which would change the row and its cache key.
+    return getattr(transformers, row.config)(**copy.deepcopy(dict(row.config_args)))
 
 
 def folder_config(path: Path) -> tuple[Any, str]:

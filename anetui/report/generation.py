@@ -39,6 +39,7 @@ def generation_json(gen: GenerationResult) -> dict[str, Any]:
         else None,
         "energy_method": gen.energy_method,
         "runs_with_other_token_count": gen.short_runs,
+        "prefill_only_ms": latency_json(gen.prefill_only) if gen.prefill_only else None,
     }
 
 
