@@ -9,8 +9,6 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-import numpy as np
-
 from anetui.backends import registry
 from anetui.backends.base import (
     BackendOptions,
@@ -25,15 +23,16 @@ from anetui.core import (
     power_view,
     ratios,
     runner,
-    top1,
 )
 from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
 from anetui.core.gate import REWARM_AFTER_NS, REWARM_NS, FrameGate, gate_entry
+from anetui.core.output_check import OutputCheck
 from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
+from anetui.core.stretches import Stretches
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import ModelSpec
 from anetui.power import health
@@ -59,15 +58,15 @@ class Session:
             self.ledger = power_view.ledger_for(monitor)
             monitor.subscribe(self.ledger.add)
         self.contention = ContentionSampler()
+        self.stretches = Stretches(self)
         self._options = BackendOptions(
             dtype=config.dtype, threads=config.threads, calibration=config.calibration
         )
         self._slots: dict[str, Slot] = {}
-        self._reference: agreement.Reference | None = None
-        self._reference_made = False
-        self._reference_note: str | None = None
-        self._reference_tokens: list[int] | None = None
-        self._threads_used: int | None = None
+        #: Each backend's outputs (or tokens) against one reference, made once.
+        self.outputs_check = OutputCheck(spec)
+        #: torch's intra-op threads once a torch backend was prepared (contention, env).
+        self.threads_used: int | None = None
         self.stop_event = threading.Event()
         self.reference_override: str | None = None
         #: A live view draws its frames through this gate, never while a runner times.
@@ -178,10 +177,10 @@ class Session:
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed to prepare", exc))
         slot.step = None
-        if self._threads_used is None and slot.id.startswith("torch-") and slot.backend:
+        if self.threads_used is None and slot.id.startswith("torch-") and slot.backend:
             import torch  # already imported by the backend; records the threads in use
 
-            self._threads_used = torch.get_num_threads()
+            self.threads_used = torch.get_num_threads()
         return slot.backend is not None
 
     def check_agreement(self, backend_id: str) -> None:
@@ -193,59 +192,9 @@ class Session:
         slot.agreement_pending = False
         slot.step = "checking output"
         try:
-            slot.agreement = self._agreement(slot)
+            self.outputs_check.check(slot)
         finally:
             slot.step = None
-
-    def _agreement(self, slot: Slot) -> float | None:
-        """Agreement with eager fp32 PyTorch on the CPU over every output (the worst is
-        returned, each kept on the slot); None with a note when there is none."""
-        assert slot.backend is not None
-        if self.spec.generation is not None:
-            self._token_agreement(slot)
-            return None
-        if not self._reference_made:
-            self._reference_made = True
-            self._reference, self._reference_note = agreement.reference_or_note(self.spec)
-        if self._reference_note:
-            slot.notes.append(self._reference_note)
-            return None
-        outputs: list[list[np.ndarray]] = []  # the outputs compared, kept for top-1
-        run_outputs = agreement.backend_outputs(slot.backend)
-
-        def output() -> list[np.ndarray]:
-            outputs.append(run_outputs())
-            return outputs[-1]
-
-        found = agreement.compare(output, self._reference)
-        if found.note:
-            slot.notes.append(found.note)
-        slot.agreement_outputs = found.per_output
-        ref = self._reference
-        if found.worst is not None and outputs and ref is not None and len(ref.arrays) == 1:
-            slot.top1 = top1.top1_agreement(np.asarray(outputs[-1][0]), ref.arrays[0])
-        return found.worst
-
-    def _token_agreement(self, slot: Slot) -> None:
-        """The generative workload: the share of a full generation's tokens equal to
-        transformers' greedy tokens in eager fp32 on the CPU (made once)."""
-        assert slot.backend is not None
-        if not self._reference_made:
-            self._reference_made = True
-            self._reference_tokens, self._reference_note = agreement.reference_tokens_or_note(
-                self.spec
-            )
-        if self._reference_note or self._reference_tokens is None:
-            if self._reference_note:
-                slot.notes.append(self._reference_note)
-            return None
-        try:
-            tokens = [int(t) for t in slot.backend.outputs()[0].reshape(-1)]
-        except Exception as exc:  # the check failed, the measurement still stands
-            slot.notes.append(f"token agreement not checked: {one_line(exc)}")
-            return None
-        slot.token_agreement = generation.token_agreement(tokens, self._reference_tokens)
-        return None
 
     def _unavailable(self, slot: Slot, reason: str) -> None:
         slot.availability = Availability.no(reason)
@@ -299,7 +248,7 @@ class Session:
         if progress:
             progress(slot.id, "running", slot.record.count)
         try:
-            self._timed_stretch(slot, self.stop_event, count, seconds)
+            self.stretches.timed(slot, self.stop_event, count, seconds)
             slot.state = BackendState.DONE
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
@@ -332,7 +281,7 @@ class Session:
                     try:
                         if prefill:
                             with generation.prefill_only(backend):
-                                self._timed_stretch(
+                                self.stretches.timed(
                                     slot,
                                     stop,
                                     None,
@@ -342,7 +291,9 @@ class Session:
                                     record=current,
                                 )
                         else:
-                            self._timed_stretch(slot, stop, None, None, gate.requested, edges=False)
+                            self.stretches.timed(
+                                slot, stop, None, None, gate.requested, edges=False
+                            )
                     finally:
                         gate.runner_active(False)
                     if stop.is_set():
@@ -356,74 +307,6 @@ class Session:
             slot.state = BackendState.PAUSED
         except Exception as exc:
             self._fail(slot, failures.failure(slot.id, "failed while running", exc))
-
-    def _timed_stretch(
-        self,
-        slot: Slot,
-        stop: threading.Event,
-        count: int | None,
-        seconds: float | None,
-        pause: threading.Event | None = None,
-        *,
-        edges: bool = True,
-        record: runner.BackendRecord | None = None,
-    ) -> None:
-        """Warm up (once), then one timed stretch, its edges marked for the contention
-        sampler and (unless ``edges`` is False: the caller holds the phase) for the
-        energy ledger, which reads counters there. ``record``: where the stretch is
-        recorded (the slot's own unless told: a generative backend's prefill stretches)."""
-        backend = slot.backend
-        assert backend is not None
-        runner.warm_up_once(backend, slot.record, self.config.warmup, stop)
-        record = record or slot.record
-        if self.ledger is not None and edges:
-            self.ledger.begin_run(slot.id, record.timeline, record.completions)
-        self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
-        prefill = slot.prefill_record if self.ledger is not None and edges else None
-        if prefill is not None and seconds is not None:  # the prefill stretch's share
-            seconds *= 1 - generation.PREFILL_SHARE
-        try:
-            runner.run(
-                backend,
-                record,
-                stop,
-                warmup=self.config.warmup,
-                iterations=count,
-                duration_s=seconds,
-                pause=pause,
-            )
-        finally:
-            self.contention.set_owner(None)
-            if self.ledger is not None and edges:
-                self.ledger.end()
-        if record.generation is not None:
-            generation.note_memory(record.generation, backend)
-        if prefill is not None and not stop.is_set():
-            self._prefill_stretch(slot, prefill, stop, count, seconds)
-
-    def _prefill_stretch(
-        self,
-        slot: Slot,
-        prefill: runner.BackendRecord,
-        stop: threading.Event,
-        count: int | None,
-        seconds: float | None,
-    ) -> None:
-        """Prefill-only runs (the prompt and its first token) as their own energy phase:
-        the prefill's energy is measured, and the decoding's is a whole generation's less
-        it (:func:`anetui.core.generation.energy_per_token`)."""
-        assert slot.backend is not None and self.ledger is not None
-        share = generation.PREFILL_SHARE
-        if seconds is not None:
-            seconds = seconds * share / (1 - share)
-        self.ledger.begin_run(generation.prefill_id(slot.id), prefill.timeline, prefill.completions)
-        self.contention.set_owner(slot.id, self.config.threads or self._threads_used)
-        try:
-            with generation.prefill_only(slot.backend):
-                runner.run(slot.backend, prefill, stop, iterations=count, duration_s=seconds)
-        finally:
-            self.contention.set_owner(None)
-            self.ledger.end()
 
     def begin_idle(self) -> None:
         """An explicit idle phase starts (nothing may run until ``end_idle``): its power
@@ -439,6 +322,8 @@ class Session:
         """Forget every measurement so far (statistics, energy windows, idle baseline)."""
         for slot in self._slots.values():
             slot.record.reset()
+            if slot.prefill_record is not None:
+                slot.prefill_record.reset()
         if self.ledger is not None:
             self.ledger.reset()
         self.contention.reset()
@@ -488,7 +373,9 @@ class Session:
             input_shape=self.spec.input_shape,
             environment=self._environment_once(),
             config=config_dict(
-                self.config, self.spec, agreement.output_rows(self.spec, self._reference)
+                self.config,
+                self.spec,
+                agreement.output_rows(self.spec, self.outputs_check.reference),
             ),
             backends=results,
             reference=reference,
@@ -505,8 +392,8 @@ class Session:
 
     def _environment_once(self) -> dict[str, object]:
         # Collected once threads are known: the dashboard snapshots several times a second.
-        if self._environment is None or self._environment.get("threads") != self._threads_used:
-            self._environment = environment.collect(self._threads_used)
+        if self._environment is None or self._environment.get("threads") != self.threads_used:
+            self._environment = environment.collect(self.threads_used)
         return self._environment
 
     def _energy(self) -> tuple[EnergyReport | None, health.Checked]:

@@ -4,13 +4,14 @@ and the token table `bench` prints (times in ms, rates in tokens/s, energy in mJ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from anetui.core.generation import GenerationResult
-from anetui.core.results import Snapshot
+from anetui.core.results import BackendResult, Snapshot
 from anetui.core.stats import LatencySummary
 
 
@@ -129,3 +130,64 @@ def print_generation(console: Console, snapshot: Snapshot) -> None:
         )
         + ")[/]"
     )
+
+
+def prometheus_families(
+    snapshot: Snapshot,
+    labels_of: Callable[[BackendResult], tuple[str, ...]],
+    names: tuple[str, ...],
+    summary: type[Any],
+) -> list[Any]:
+    """The generative workload's metric families (empty for other workloads): a tokens
+    counter, time-to-first-token and per-token summaries (s), decode tokens/s, and energy
+    per token by phase (J). ``summary``: the exporter's quantile summary class."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from anetui.core.stats import REPORTED_QUANTILES
+
+    rows = [b for b in snapshot.backends if b.generation is not None and b.generation.runs]
+    if not rows:
+        return []
+    tokens = CounterMetricFamily(
+        "anetui_generated_tokens", "Tokens generated in timed generations.", labels=names
+    )
+    ttft = summary(
+        "anetui_time_to_first_token",
+        "Time to first token: the prompt's prefill and the first token.",
+        labels=names,
+        unit="seconds",
+    )
+    per_token = summary(
+        "anetui_decode_token_latency",
+        "Each decoded token's own latency (after the first).",
+        labels=names,
+        unit="seconds",
+    )
+    rate = GaugeMetricFamily(
+        "anetui_decode_tokens_per_second", "Decoded tokens per second of decoding.", labels=names
+    )
+    energy = GaugeMetricFamily(
+        "anetui_energy_per_token",
+        "Energy per token over the power source's total rails: prefill (per prompt token, "
+        "measured in prefill-only stretches) and decode.",
+        labels=(*names, "phase"),
+        unit="joules",
+    )
+    for b in rows:
+        gen = b.generation
+        assert gen is not None
+        labels = labels_of(b)
+        tokens.add_metric(labels, round(gen.runs * (gen.tokens_generated_per_run or 0)))
+        for family, stats in ((ttft, gen.ttft), (per_token, gen.decode)):
+            if stats is not None:
+                family.add_quantiles(
+                    labels,
+                    {q: stats.quantiles_ns[name] / 1e9 for name, q in REPORTED_QUANTILES},
+                    count=stats.count,
+                    total=stats.mean_ns * stats.count / 1e9,
+                )
+        if gen.decode_tokens_per_s:
+            rate.add_metric(labels, gen.decode_tokens_per_s)
+        for phase, mj in (gen.energy_mj_per_token or {}).items():
+            energy.add_metric((*labels, phase), mj / 1e3)
+    return [tokens, ttft, per_token, rate, energy]

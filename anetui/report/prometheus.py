@@ -47,6 +47,7 @@ from anetui.core.results import Snapshot
 from anetui.core.stats import REPORTED_QUANTILES
 from anetui.errors import AnetuiError, one_line
 from anetui.power.base import PowerSample, SourceState
+from anetui.report import generation
 from anetui.report.text import inputs_text
 
 if TYPE_CHECKING:
@@ -152,6 +153,12 @@ def metric_families(view: View, host: str | None = None) -> Iterator[Metric]:
             rail_energy.add_metric((*labels, rail), mj / 1e3)
             rail_power.add_metric((*labels, rail), energy.mean_power_w[rail])
     yield from (inferences, latency, gross, active, coverage, rail_energy, rail_power)
+    yield from generation.prometheus_families(
+        snapshot,
+        lambda b: (b.id, snapshot.model, b.device),
+        BACKEND_LABELS,
+        _LatencySummary,
+    )
     yield from _power(snapshot, view.latest)
 
 

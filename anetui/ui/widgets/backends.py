@@ -22,6 +22,8 @@ _PHASE_STYLE = {
     "not run": "dim",
 }
 HEADERS = ("key", "backend", "state", "p50 ms", "inf/s")
+#: The generative workload: time to first token (p50) and decoded tokens per second.
+GENERATION_HEADERS = ("key", "backend", "state", "TTFT ms", "tok/s")
 #: Columns dropped first when the list is narrow: inf/s, then p50 (both are in the
 #: energy table too); the key never goes.
 DROP_ORDER = (4, 3)
@@ -47,6 +49,16 @@ def phase_text(b: BackendResult, active: str | None, paused: bool) -> str:
         return f"[red]failed: {reason}[/]"
     style = _PHASE_STYLE.get(phase, "")
     return f"[{style}]{phase}[/]" if style else phase
+
+
+def _figures(b: BackendResult) -> tuple[str, str]:
+    """(p50 ms, inf/s), or for the generative workload (TTFT p50 ms, decode tokens/s)."""
+    gen = b.generation
+    if gen is not None:
+        ttft = fmt_ms(gen.ttft.p50_ns / 1e6) if gen.ttft else "–"
+        return ttft, f"{gen.decode_tokens_per_s:.1f}" if gen.decode_tokens_per_s else "–"
+    p50 = fmt_ms(b.summary.p50_ns / 1e6) if b.summary else "–"
+    return p50, f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–"
 
 
 @dataclass(frozen=True)
@@ -86,8 +98,7 @@ class BackendList(DataTable[str]):
             b = by_id[backend_id]
             marker = "▶ " if b.id == active else "  "
             name = marker + b.id + (" [b]ref[/]" if b.id == reference else "")
-            p50 = fmt_ms(b.summary.p50_ns / 1e6) if b.summary else "–"
-            tput = f"{b.throughput_per_s:.1f}" if b.throughput_per_s else "–"
+            p50, tput = _figures(b)
             rows.append(
                 (str(key) if key <= 9 else "", name, phase_text(b, active, paused), p50, tput)
             )
@@ -98,7 +109,8 @@ class BackendList(DataTable[str]):
                 ("d", f"[dim]+{len(missing)} not available here[/]", "[dim]d: why[/]", "", "")
             )
             self.rows_shown.append(ListedRow(None))
-        show_table(self, HEADERS, rows, DROP_ORDER)
+        generative = any(b.generation is not None for b in snapshot.backends)
+        show_table(self, GENERATION_HEADERS if generative else HEADERS, rows, DROP_ORDER)
 
     def row_backend(self, row: int) -> str | None:
         """The backend id on ``row`` (None for the folded line or no row)."""

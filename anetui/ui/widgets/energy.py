@@ -13,6 +13,18 @@ from anetui.report.text import factor_tag, factor_text, fmt_ms, is_clear, rails_
 from anetui.ui.widgets.tables import show_table
 
 HEADERS = ("backend", "p50 ms", "inf/s", "mean W", "mJ/inf", "active mJ/inf", "speed", "energy")
+#: The generative workload: TTFT, decode tokens/s and energy per token by phase (the
+#: speed and energy ratios are of whole generations).
+GENERATION_HEADERS = (
+    "backend",
+    "TTFT ms",
+    "tok/s",
+    "mean W",
+    "decode mJ/tok",
+    "prefill mJ/tok",
+    "speed",
+    "energy",
+)
 DROP_ORDER = (3, 2, 5, 1, 4)
 
 
@@ -39,6 +51,22 @@ class EnergyTable(DataTable[str]):
                     speed += factor_tag(r) if is_clear(r.speed_ci95) else ""
                 if r is not None and r.energy:
                     energy = _claim(r.energy, r.energy_ci95, "less", "more", "few windows")
+            gen = b.generation
+            if gen is not None:
+                per = gen.energy_mj_per_token or {}
+                rows.append(
+                    (
+                        b.id,
+                        fmt_ms(gen.ttft.p50_ns / 1e6) if gen.ttft else "–",
+                        f"{gen.decode_tokens_per_s:.1f}" if gen.decode_tokens_per_s else "–",
+                        watts,
+                        f"{per['decode']:.3f}" if "decode" in per else "–",
+                        f"{per['prefill']:.3f}" if "prefill" in per else "–",
+                        speed,
+                        energy,
+                    )
+                )
+                continue
             rows.append(
                 (
                     b.id,
@@ -51,13 +79,17 @@ class EnergyTable(DataTable[str]):
                     energy,
                 )
             )
-        show_table(self, HEADERS, rows, DROP_ORDER)
+        generative = any(b.generation is not None for b in snapshot.measured())
+        show_table(self, GENERATION_HEADERS if generative else HEADERS, rows, DROP_ORDER)
         measured = [b for b in snapshot.measured() if b.energy]
         rails = (
             rails_label(measured[0].energy.total_rails) if measured and measured[0].energy else ""
         )
-        self.border_title = "energy per inference" + (f" · {rails}" if rails else "")
+        what = "energy per token" if generative else "energy per inference"
+        self.border_title = what + (f" · {rails}" if rails else "")
         self.border_subtitle = _why_absent(snapshot, has_power, bool(measured))
+        if generative:
+            self.border_subtitle = self.border_subtitle.replace("mJ/inf", "mJ/tok")
 
 
 def _claim(

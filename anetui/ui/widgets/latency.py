@@ -4,6 +4,8 @@ the panel says what the backend is doing (loading, exporting, warming up 4/10 鈥
 
 from __future__ import annotations
 
+import dataclasses
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
@@ -48,6 +50,24 @@ def fit_title(parts: list[str], width: int) -> str:
     return " 路 ".join(parts)
 
 
+def _per_token(backend: BackendResult) -> BackendResult:
+    """``backend`` with its per-token figures where a histogram reads its per-inference
+    ones (a view only: nothing is recomputed)."""
+    gen = backend.generation
+    assert gen is not None
+    if gen.decode is None:
+        return backend
+    rate = f"{gen.decode_tokens_per_s:.1f} tok/s" if gen.decode_tokens_per_s else ""
+    ttft = f"TTFT {fmt_ms(gen.ttft.p50_ns / 1e6)} ms" if gen.ttft else ""
+    label = " 路 ".join(x for x in (ttft, rate) if x)
+    return dataclasses.replace(
+        backend,
+        id=f"{backend.id} 路 {label} 路 per token" if label else backend.id,
+        summary=gen.decode,
+        histogram=gen.decode_histogram,
+    )
+
+
 class LatencyPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield PlotextPlot(id="histogram")
@@ -55,7 +75,11 @@ class LatencyPanel(Vertical):
         yield Sparkline([], id="latency-spark", summary_function=max)
 
     def show(self, backend: BackendResult | None, phase: str | None = None) -> None:
-        """Draw ``backend``'s figures; ``phase`` says what it is doing when it has none."""
+        """Draw ``backend``'s figures; ``phase`` says what it is doing when it has none.
+        For the generative workload the histogram is of each decoded token's latency,
+        the title adds the time to first token and the decode rate."""
+        if backend is not None and backend.generation is not None:
+            backend = _per_token(backend)
         plot = self.query_one(PlotextPlot)
         plt = plot.plt
         plt.clear_data()
