@@ -194,3 +194,30 @@ def test_quit_while_a_backend_prepares_returns_at_once(terminal: Callable[..., P
     screen = pane.wait_for(r"EXIT=0\s+MODES:.*icanon", 60).string
     print(f"back at the shell {time.monotonic() - asked:.2f} s after q (smoke check)")
     assert_terminal_given_back(pane, screen)
+
+
+def test_a_decoder_shows_time_to_first_token_and_tokens_per_second(
+    terminal: Callable[..., Pane],
+) -> None:
+    pane = terminal(
+        dashboard(
+            "--backends",
+            "torch-cpu",
+            "--model",
+            "llama-tiny",
+            "--prompt-len",
+            "16",
+            "--gen-len",
+            "8",
+            "--power",
+            "none",
+        ),  # fmt: skip
+        (160, 48),
+    )
+    # The list's columns, a row with figures in them, and the per-token histogram's title.
+    pane.wait_for(r"key +backend +state +TTFT ms +tok/s", 120)
+    screen = pane.wait_for(r"torch-cpu ref +running +\d+\.\d+ +\d+\.\d", 180).string
+    assert re.search(r"torch-cpu · TTFT \d+\.\d+ ms · \d+\.\d tok/s · per token", screen), screen
+    assert "energy per token" in screen
+    pane.keys("q")
+    assert_terminal_given_back(pane, pane.wait_for(r"EXIT=0\s+MODES:.*icanon", 60).string)

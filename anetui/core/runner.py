@@ -26,7 +26,7 @@ from anetui.core.stats import LatencyStats
 from anetui.errors import one_line
 
 if TYPE_CHECKING:
-    from anetui.core.generation import GenerationRecord
+    from anetui.core.tokens import GenerationRecord
 
 #: Width of a completion-count bucket (ns), the grain of energy attribution.
 BUCKET_NS = 100_000_000

@@ -6,19 +6,28 @@ prefill-only stretch that follows each stretch of generations when a power sourc
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from anetui.core import generation, runner
+from anetui.core.config import RunConfig
+from anetui.core.contention import ContentionSampler
+from anetui.core.energy import EnergyLedger
 from anetui.core.slot import Slot
 
-if TYPE_CHECKING:
-    from anetui.core.session import Session
+
+class Owner(Protocol):
+    """What the stretches use of the session that owns them."""
+
+    config: RunConfig
+    ledger: EnergyLedger | None
+    contention: ContentionSampler
+    threads_used: int | None
 
 
 class Stretches:
-    """Runs ``session``'s timed stretches (its ledger, contention sampler and config)."""
+    """Runs a session's timed stretches (its ledger, contention sampler and config)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Owner) -> None:
         self._session = session
 
     def timed(

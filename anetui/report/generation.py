@@ -15,35 +15,6 @@ from anetui.core.results import BackendResult, Snapshot
 from anetui.core.stats import LatencySummary
 
 
-def generation_json(gen: GenerationResult) -> dict[str, Any]:
-    """One backend's ``generation`` entry (ms, tokens/s, MB, mJ per token)."""
-    from anetui.report.results_json import latency_json
-
-    return {
-        "prompt_len": gen.prompt_len,
-        "gen_len": gen.gen_len,
-        "runs": gen.runs,
-        "tokens_generated_per_run": _round(gen.tokens_generated_per_run),
-        "ttft_ms": latency_json(gen.ttft) if gen.ttft else None,
-        "decode_ms_per_token": latency_json(gen.decode) if gen.decode else None,
-        "decode_histogram_ms": [
-            [_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in gen.decode_histogram
-        ],
-        "prefill_tokens_per_s": _round(gen.prefill_tokens_per_s),
-        "decode_tokens_per_s": _round(gen.decode_tokens_per_s),
-        "token_agreement": _round(gen.token_agreement),
-        "first_divergence": gen.first_divergence,
-        "peak_rss_mb": _round(gen.peak_rss_mb),
-        "device_memory_mb": _round(gen.device_memory_mb),
-        "energy_mj_per_token": {k: _round(v) for k, v in gen.energy_mj_per_token.items()}
-        if gen.energy_mj_per_token
-        else None,
-        "energy_method": gen.energy_method,
-        "runs_with_other_token_count": gen.short_runs,
-        "prefill_only_ms": latency_json(gen.prefill_only) if gen.prefill_only else None,
-    }
-
-
 def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 

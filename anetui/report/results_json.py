@@ -13,9 +13,10 @@ from typing import Any
 
 from anetui.core import intervals
 from anetui.core.energy_figures import BackendEnergy
+from anetui.core.generation import GenerationResult
 from anetui.core.results import BackendResult, Ratio, Snapshot
 from anetui.core.stats import LatencySummary
-from anetui.report import generation, work_rate
+from anetui.report import work_rate
 from anetui.report.text import energy_sentence, ratio_sentence
 
 SCHEMA = "anetui.results/2"
@@ -111,10 +112,37 @@ def backend_json(
         "runs": _runs_json(result.run_medians_ns),
         # The generative workload only: image workloads' entries keep their keys.
         **(
-            {"generation": generation.generation_json(result.generation)}
+            {"generation": generation_json(result.generation)}
             if result.generation is not None
             else {}
         ),
+    }
+
+
+def generation_json(gen: GenerationResult) -> dict[str, Any]:
+    """One backend's ``generation`` entry (ms, tokens/s, MB, mJ per token)."""
+    return {
+        "prompt_len": gen.prompt_len,
+        "gen_len": gen.gen_len,
+        "runs": gen.runs,
+        "tokens_generated_per_run": _round(gen.tokens_generated_per_run),
+        "ttft_ms": latency_json(gen.ttft) if gen.ttft else None,
+        "decode_ms_per_token": latency_json(gen.decode) if gen.decode else None,
+        "decode_histogram_ms": [
+            [_round(lo / 1e6), _round(hi / 1e6), n] for lo, hi, n in gen.decode_histogram
+        ],
+        "prefill_tokens_per_s": _round(gen.prefill_tokens_per_s),
+        "decode_tokens_per_s": _round(gen.decode_tokens_per_s),
+        "token_agreement": _round(gen.token_agreement),
+        "first_divergence": gen.first_divergence,
+        "peak_rss_mb": _round(gen.peak_rss_mb),
+        "device_memory_mb": _round(gen.device_memory_mb),
+        "energy_mj_per_token": {k: _round(v) for k, v in gen.energy_mj_per_token.items()}
+        if gen.energy_mj_per_token
+        else None,
+        "energy_method": gen.energy_method,
+        "runs_with_other_token_count": gen.short_runs,
+        "prefill_only_ms": latency_json(gen.prefill_only) if gen.prefill_only else None,
     }
 
 
