@@ -39,6 +39,7 @@ def collect(
     calibrated = [r.id for r in results if r.summary is not None and RANDOM_NOTE in r.notes]
     if calibrated:
         out[f"{', '.join(calibrated)}: {RANDOM_NOTE}"] = None
+    out.update(dict.fromkeys(_generation_warnings(results)))
     if report is not None:
         out.update(dict.fromkeys(_energy_warnings(results, report, power)))
     if power.get("state") == "lost":
@@ -46,6 +47,28 @@ def collect(
             f"the power source was lost: {power.get('reason')}; energy covers only the time before"
         ] = None
     return tuple(out)
+
+
+def _generation_warnings(results: Sequence[BackendResult]) -> list[str]:
+    """The generative workload: tokens that differ from the reference's, and runs that
+    made another number of tokens than asked for (their figures are not like for like)."""
+    out = []
+    for r in results:
+        gen = r.generation
+        if gen is None:
+            continue
+        if gen.token_agreement is not None and gen.first_divergence is not None:
+            out.append(
+                f"{r.id}: its greedy tokens differ from eager fp32 PyTorch's from position "
+                f"{gen.first_divergence} on ({gen.token_agreement:.0%} the same): after that "
+                "it decodes another sequence (same length, so the figures still compare)"
+            )
+        if gen.short_runs:
+            out.append(
+                f"{r.id}: {gen.short_runs} of {gen.runs} generations made another number of "
+                f"tokens than {gen.gen_len}: its per-run figures are not like for like"
+            )
+    return out
 
 
 def _energy_warnings(

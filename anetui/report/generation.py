@@ -162,3 +162,70 @@ def prometheus_families(
         for phase, mj in (gen.energy_mj_per_token or {}).items():
             energy.add_metric((*labels, phase), mj / 1e3)
     return [tokens, ttft, per_token, rate, energy]
+
+
+def _p99(summary: LatencySummary | None) -> str:
+    return f"{summary.quantiles_ns['p99'] / 1e6:.2f}" if summary else "–"
+
+
+def markdown_section(snapshot: Snapshot) -> list[str]:
+    """The report's "Generation" section (empty for other workloads)."""
+    rows = [b for b in snapshot.measured() if b.generation is not None]
+    if not rows:
+        return []
+    first = rows[0].generation
+    assert first is not None
+    energy = any(b.generation and b.generation.energy_mj_per_token for b in rows)
+    lines = [
+        "## Generation",
+        "",
+        f"One run: the prefill of a {first.prompt_len}-token prompt (token ids uniform over "
+        f"the vocabulary, seed 0), then greedy decoding to exactly {first.gen_len} tokens. "
+        "The latency table above is per run; here time to first token (TTFT: the prefill "
+        "and the first token) and each decoded token's own latency, p50 with its 95% CI, "
+        "in ms.",
+        "",
+        "| backend | runs | TTFT p50 | TTFT p99 | ms/token p50 | ms/token p99 | prefill tok/s "
+        "| decode tok/s | tokens/run | token agreement | peak RSS (MB) |"
+        + (" prefill mJ/token | decode mJ/token |" if energy else ""),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|--:|" if energy else ""),
+    ]
+    for b in rows:
+        gen = b.generation
+        assert gen is not None
+        per = gen.energy_mj_per_token or {}
+        cells = [
+            b.id,
+            str(gen.runs),
+            _ms(gen.ttft),
+            _p99(gen.ttft),
+            _ms(gen.decode),
+            _p99(gen.decode),
+            _rate(gen.prefill_tokens_per_s),
+            _rate(gen.decode_tokens_per_s),
+            f"{gen.tokens_generated_per_run:g}" if gen.tokens_generated_per_run else "–",
+            agreement_text(gen),
+            f"{gen.peak_rss_mb:.0f}" if gen.peak_rss_mb else "–",
+        ]
+        if energy:
+            cells += [
+                f"{per['prefill']:.4f}" if "prefill" in per else "–",
+                f"{per['decode']:.4f}" if "decode" in per else "–",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Token agreement: the share of a run's tokens equal to transformers' greedy "
+        "`generate()` in eager fp32 PyTorch on the CPU (and the first position that differs). "
+        "Peak RSS: the process's peak resident memory while the backend prepared and ran "
+        "(every prepared backend is resident in the one process)."
+        + (
+            " Energy per token: the machine's total over the source's total rails; the "
+            "prefill's from prefill-only stretches ÷ prompt tokens, the decoding's from whole "
+            "runs less a prefill ÷ the tokens decoded after the first."
+            if energy
+            else ""
+        ),
+        "",
+    ]
+    return lines

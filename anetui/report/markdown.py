@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from anetui.core.results import BackendResult, Ratio, Snapshot
-from anetui.report import work_rate
+from anetui.report import generation, work_rate
 from anetui.report.text import (
     agreement_text,
     energy_sentence,
@@ -63,6 +63,7 @@ def to_markdown(snapshot: Snapshot) -> str:
     measured = snapshot.measured()
     if measured:
         lines += _results_table(measured)
+        lines += generation.markdown_section(snapshot)
         lines += _prepare_table(measured)
         lines += _factors_table(measured)
     if snapshot.ratios:
