@@ -246,3 +246,66 @@ def test_decode_energy_per_token_matches_a_known_power(
     assert per_token["prefill"] == pytest.approx(
         BUSY_W * gen["prefill_only_ms"]["mean"] / 16, rel=0.05
     )
+
+
+def test_windows_source_gives_energy_per_token_and_prometheus_families(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """A replayed source at a constant 5 W (windows, not counters): both kinds of stretch
+    get windows, energy per token is 5 W × their time, and the exporter's families carry
+    the token figures the snapshot has."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from anetui.core.config import RunConfig
+    from anetui.core.session import Session
+    from anetui.power.monitor import PowerMonitor
+    from anetui.power.replay import ReplaySource
+    from anetui.report.prometheus import View, metric_families
+    from tests.test_energy import constant_power_recording
+
+    recording = tmp_path / "constant.plist"
+    constant_power_recording(recording, watts=5.0)
+    monitor = PowerMonitor(ReplaySource(recording, loop=True))
+    assert monitor.start()
+    spec = resolve_model("llama-tiny", prompt_len=8, gen_len=6)
+    config = RunConfig(
+        model="llama-tiny", backends=("torch-cpu",), warmup=2, duration_s=4.0, threads=1
+    )
+    session = Session(config, spec, monitor)
+    try:
+        session.prepare()
+        session.run()
+        snapshot = session.snapshot()
+    finally:
+        session.close()
+        monitor.stop()
+    (result,) = snapshot.backends
+    gen = result.generation
+    assert gen is not None and gen.prefill_only is not None and gen.decode_tokens_per_s
+    per = gen.energy_mj_per_token
+    assert per is not None and gen.energy_method == "windows"
+    # 5 W over the prefill-only run's mean time ÷ prompt tokens (the windows are 100 ms:
+    # a stretch's edges cut some, so a looser bound than counters').
+    assert per["prefill"] == pytest.approx(5.0 * gen.prefill_only.mean_ns / 1e6 / 8, rel=0.15)
+    assert per["decode"] == pytest.approx(5.0 / gen.decode_tokens_per_s * 1e3, rel=0.15)
+
+    class Collector:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return metric_families(View(snapshot), host="test")
+
+    registry = CollectorRegistry()
+    registry.register(Collector())  # type: ignore[arg-type]
+    samples = {
+        (s.name, s.labels.get("quantile") or s.labels.get("phase")): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    assert samples[("anetui_generated_tokens_total", None)] == gen.runs * 6
+    assert samples[("anetui_time_to_first_token_seconds_count", None)] == gen.ttft.count  # type: ignore[union-attr]
+    assert samples[("anetui_decode_token_latency_seconds", "0.5")] == pytest.approx(
+        gen.decode.quantiles_ns["p50"] / 1e9  # type: ignore[union-attr]
+    )
+    assert samples[("anetui_energy_per_token_joules", "decode")] == pytest.approx(
+        per["decode"] / 1e3
+    )
