@@ -22,6 +22,7 @@ Nothing here imports onnxruntime_genai at module level.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import time
@@ -81,8 +82,7 @@ class OrtGenAIBackend:
         except GenAIConversionError as exc:
             raise BackendError(f"{self.id}: {exc}") from None
         self.phase = "loading"
-        import onnxruntime_genai as og
-
+        og = _og()
         self._gen_len = spec.generation.gen_len
         self.tokens_per_run = self._gen_len
         prompt = spec.make_inputs()["input_ids"]
@@ -113,7 +113,8 @@ class OrtGenAIBackend:
         first_ns = time.perf_counter_ns() - first
         built_s = 0.0 if built.cached else built.seconds
         notes = [
-            "built " + ("from the cache" if built.cached else f"in {built_s:.1f} s")
+            "built "
+            + ("from the cache" if built.cached else f"in {built_s:.1f} s")
             + " by onnxruntime-genai's model builder (fp32, cpu), with a placeholder "
             "tokenizer (the workload feeds token ids)",
         ]
@@ -137,8 +138,7 @@ class OrtGenAIBackend:
         """The generator parameters for ``tokens`` new tokens (made once per count)."""
         params = self._params.get(tokens)
         if params is None:
-            import onnxruntime_genai as og
-
+            og = _og()
             length = self._prompt.shape[1] + tokens
             params = og.GeneratorParams(self._model)
             # min_length = max_length: the EOS ids (if any) are masked until the last token.
@@ -147,8 +147,7 @@ class OrtGenAIBackend:
         return params
 
     def infer(self) -> None:
-        import onnxruntime_genai as og
-
+        og = _og()
         count = self.tokens_per_run
         params = self._search(count)
         tokens = self._tokens
@@ -185,6 +184,11 @@ class OrtGenAIBackend:
     def close(self) -> None:
         self._params = {}
         self._model = None
+
+
+def _og() -> Any:
+    """onnxruntime_genai (a compiled module without type information)."""
+    return importlib.import_module("onnxruntime_genai")
 
 
 def reference_eos_ids(folder: Path) -> list[int]:

@@ -93,9 +93,7 @@ def convert(
 ) -> GenAIModel:
     """The decoder folder ``spec.path`` as a GenAI model folder; a cache hit builds nothing."""
     if package_version("onnxruntime-genai") is None:
-        raise GenAIConversionError(
-            "onnxruntime-genai not installed (pip install 'anetui[genai]')"
-        )
+        raise GenAIConversionError("onnxruntime-genai not installed (pip install 'anetui[genai]')")
     folder = spec.path
     if folder is None or not (folder / "config.json").is_file():
         raise GenAIConversionError(f"{spec.describe()} is not a Hugging Face folder (config.json)")
