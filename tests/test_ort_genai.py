@@ -211,3 +211,22 @@ def test_unavailable_without_the_package_or_in_another_precision(
     assert not missing.ok and missing.reason == (
         "onnxruntime-genai not installed (pip install 'anetui[genai]')"
     )
+
+
+def test_the_phase_says_converting_while_the_builder_runs(
+    prepared: tuple[OrtGenAIBackend, PrepareInfo], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anetui.backends import ort_genai
+
+    seen: list[str] = []
+    backend = registry.create("ort-genai-cpu")
+    real = ort_genai.convert
+
+    def watching(spec: ModelSpec) -> object:
+        seen.append(str(getattr(backend, "phase", "")))
+        return real(spec)
+
+    monkeypatch.setattr(ort_genai, "convert", watching)
+    backend.prepare(decoder_spec(folder))
+    backend.close()
+    assert seen == ["converting"] and getattr(backend, "phase", None) == "loading"
