@@ -230,8 +230,8 @@ BACKENDS = (
         "ONNX Runtime GenAI",
         "cpu",
         "fp32",
-        "ONNX Runtime GenAI's generation loop on the CPU, the model made by its builder "
-        "from the decoder's folder (fp32), greedy",
+        "decoders: GenAI's generation loop (og.Generator), greedy, on the model its "
+        "builder made offline from the decoder's folder",
         OrtGenAIBackend,
         genai_installed,
         (DECODER_KIND,),
