@@ -119,7 +119,7 @@ class OrtGenAIBackend:
             "tokenizer (the workload feeds token ids)",
         ]
         if self._threads is None:
-            notes.append("threads: ONNX Runtime's default (one per core)")
+            notes.append("threads: ONNX Runtime's default")
         return PrepareInfo(
             load_s=(loaded - started) - built_s,
             compile_s=built_s,
