@@ -1,0 +1,240 @@
+"""ONNX Runtime GenAI on the CPU: the generative workload through onnxruntime-genai's own
+generation loop (``og.Generator``) on a model its builder made from the decoder's folder.
+
+The folder is built once (fp32, CPU execution provider; cached,
+:mod:`anetui.models.convert.ort_genai`) and loaded with ``og.Model``; ``--threads`` goes
+to the decoder's ONNX Runtime session as ``intra_op_num_threads`` through a config
+overlay (``og.Config.overlay``), never by editing the cached ``genai_config.json``.
+
+One ``infer()`` is one generation: a fresh ``og.Generator``, the prompt ids appended
+(``append_tokens``: the prefill), then ``generate_next_token`` + ``get_next_tokens``
+exactly ``tokens_per_run`` times, each token stamped once it is read to the host. The
+search is greedy (``do_sample=False``) with ``max_length`` = prompt + tokens. The
+end-of-sequence rule is the reference's (transformers' ``generate`` with
+``min_new_tokens`` = N): the EOS ids are those transformers' generation config holds
+(``generation_config.json``, else ``config.json``), masked until the last token by
+``min_length``; where it holds none, GenAI is given none (``eos_token_id: []``), so it
+neither masks nor stops at the builder's EOS. Either way no run ends early.
+
+Nothing here imports onnxruntime_genai at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
+from anetui.backends.generation import DECODER_KIND, TokenClock
+from anetui.errors import Availability, one_line
+from anetui.models.convert.ort_genai import GenAIConversionError, convert
+from anetui.models.spec import ModelSpec
+from anetui.versions import package_version
+
+GRAPH = "GenAI builder"
+#: Modules the model builder imports besides onnxruntime_genai -> the extra that has them.
+BUILDER_NEEDS = {"transformers": "transformers", "onnx_ir": "onnx", "tokenizers": "transformers"}
+
+
+class OrtGenAIBackend:
+    def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
+        self.id = description.id
+        self.device = description.device
+        self.dtype = options.dtype or description.default_dtype
+        self._description = description
+        self._threads = options.threads
+        self.phase = "loading"
+        self.tokens_per_run = 0
+        self._model: Any = None
+        self._params: dict[int, Any] = {}
+        self._prompt = np.zeros((1, 0), dtype=np.int32)
+        self._gen_len = 0
+        self._eos: list[int] = []
+        self._tokens: list[int] = []
+        self._clock = TokenClock(1)
+
+    def available(self) -> Availability:
+        probe = self._description.probe()
+        if not probe.ok:
+            return probe
+        if self.dtype != "fp32":  # before any build: the builder makes fp32 (or int4/int8) for CPU
+            return Availability.no(
+                f"ort-genai-cpu computes fp32 only (the builder's CPU precisions are fp32, "
+                f"int8 and int4 weights; not {self.dtype})"
+            )
+        return Availability.yes()
+
+    def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        if spec.kind != DECODER_KIND or spec.generation is None or spec.path is None:
+            raise BackendError(f"{self.id} runs decoders only (--model llama-tiny or a folder)")
+        started = time.perf_counter()
+        self.phase = "converting"
+        try:
+            built = convert(spec)
+        except GenAIConversionError as exc:
+            raise BackendError(f"{self.id}: {exc}") from None
+        self.phase = "loading"
+        og = _og()
+        self._gen_len = spec.generation.gen_len
+        self.tokens_per_run = self._gen_len
+        prompt = spec.make_inputs()["input_ids"]
+        self._prompt = np.ascontiguousarray(prompt, dtype=np.int32)  # GenAI's token type
+        self._eos = reference_eos_ids(spec.path)
+        context = json.loads((built.path / "genai_config.json").read_text())["model"][
+            "context_length"
+        ]
+        if prompt.shape[1] + self._gen_len > context:
+            raise BackendError(
+                f"{self.id}: prompt {prompt.shape[1]} + {self._gen_len} tokens exceed the "
+                f"model's context of {context} tokens"
+            )
+        overlay: dict[str, Any] = {"eos_token_id": self._eos}
+        if self._threads is not None:
+            overlay["decoder"] = {"session_options": {"intra_op_num_threads": self._threads}}
+        try:
+            config = og.Config(str(built.path))
+            config.overlay(json.dumps({"model": overlay}))
+            self._model = og.Model(config)
+        except Exception as exc:
+            raise BackendError(f"{self.id} could not load the model: {one_line(exc)}") from None
+        loaded = time.perf_counter()
+        self._clock = TokenClock(self._gen_len)
+        self._params = {}
+        first = time.perf_counter_ns()
+        self.infer()
+        first_ns = time.perf_counter_ns() - first
+        built_s = 0.0 if built.cached else built.seconds
+        notes = [
+            "built "
+            + ("from the cache" if built.cached else f"in {built_s:.1f} s")
+            + " by onnxruntime-genai's model builder (fp32, cpu), with a placeholder "
+            "tokenizer (the workload feeds token ids)",
+        ]
+        if self._threads is None:
+            notes.append("threads: ONNX Runtime's default")
+        return PrepareInfo(
+            load_s=(loaded - started) - built_s,
+            compile_s=built_s,
+            first_inference_ms=first_ns / 1e6,
+            notes=(*spec.notes, *notes),
+            info={
+                "onnxruntime_genai": package_version("onnxruntime-genai"),
+                "model_folder": str(built.path),
+                "cached": built.cached,
+                "eos_token_ids": list(self._eos),
+                "intra_op_num_threads": self._threads if self._threads is not None else "default",
+            },
+        )
+
+    def _search(self, tokens: int) -> Any:
+        """The generator parameters for ``tokens`` new tokens (made once per count)."""
+        params = self._params.get(tokens)
+        if params is None:
+            og = _og()
+            length = self._prompt.shape[1] + tokens
+            params = og.GeneratorParams(self._model)
+            # min_length = max_length: the EOS ids (if any) are masked until the last token.
+            # A fixed random_seed: with the default (-1) every new generator seeds its
+            # sampler from std::random_device, 10-30 ms per generation measured here,
+            # inside the time to first token, for a sampler greedy search never uses.
+            params.set_search_options(
+                do_sample=False, max_length=length, min_length=length, random_seed=0
+            )
+            self._params[tokens] = params
+        return params
+
+    def infer(self) -> None:
+        og = _og()
+        count = self.tokens_per_run
+        params = self._search(count)
+        tokens = self._tokens
+        tokens.clear()
+        clock = self._clock
+        clock.start()
+        generator = og.Generator(self._model, params)
+        generator.append_tokens(self._prompt)
+        for _ in range(count):
+            if generator.is_done():
+                raise BackendError(f"{self.id}: generation stopped after {len(tokens)} tokens")
+            generator.generate_next_token()
+            tokens.append(int(generator.get_next_tokens()[0]))
+            clock.mark()
+
+    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
+        return self._clock.times()
+
+    def generated_tokens(self) -> list[int]:
+        return list(self._tokens)
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def outputs(self) -> list[np.ndarray]:
+        """A full generation's tokens (``gen_len``, whatever ``tokens_per_run`` is now)."""
+        saved, self.tokens_per_run = self.tokens_per_run, self._gen_len
+        try:
+            self.infer()
+        finally:
+            self.tokens_per_run = saved
+        return [np.array(self._tokens, dtype=np.int64)]
+
+    def close(self) -> None:
+        self._params = {}
+        self._model = None
+
+
+def _og() -> Any:
+    """onnxruntime_genai (a compiled module without type information)."""
+    return importlib.import_module("onnxruntime_genai")
+
+
+def reference_eos_ids(folder: Path) -> list[int]:
+    """The end-of-sequence ids transformers' ``generate`` uses for ``folder``: those of
+    ``generation_config.json`` when the folder has one (transformers then ignores
+    config.json's), else config.json's; [] when none."""
+    for name in ("generation_config.json", "config.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text()).get("eos_token_id")
+            except (OSError, ValueError, AttributeError):
+                return []
+            values = value if isinstance(value, list) else [value]
+            return [int(v) for v in values if isinstance(v, int)]
+    return []
+
+
+# -- availability probe: imports nothing ------------------------------------------------
+def genai_installed() -> Availability:
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        return Availability.no("onnxruntime-genai not installed (pip install 'anetui[genai]')")
+    for module, extra in BUILDER_NEEDS.items():
+        if importlib.util.find_spec(module) is None:
+            return Availability.no(
+                f"onnxruntime-genai's model builder needs {module} (pip install 'anetui[{extra}]')"
+            )
+    return Availability.yes()
+
+
+BACKENDS = (
+    BackendDescription(
+        "ort-genai-cpu",
+        "ONNX Runtime GenAI",
+        "cpu",
+        "fp32",
+        "decoders: GenAI's generation loop (og.Generator), greedy, on the model its "
+        "builder made offline from the decoder's folder",
+        OrtGenAIBackend,
+        genai_installed,
+        (DECODER_KIND,),
+        graph=GRAPH,
+    ),
+)

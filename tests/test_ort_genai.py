@@ -1,0 +1,232 @@
+"""ort-genai-cpu on a real onnxruntime-genai: its model builder run offline on a tiny
+random Llama folder (cached), its generation loop against transformers' fp32 greedy
+generation on torch (the reference of the generative workload)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime_genai")
+pytest.importorskip("transformers")
+
+from anetui.backends import registry
+from anetui.backends.base import BackendError, BackendOptions, PrepareInfo
+from anetui.backends.ort_genai import OrtGenAIBackend, reference_eos_ids
+from anetui.models.cache import file_digest
+from anetui.models.spec import GenerationSpec, InputSpec, ModelSpec
+
+P, N = 16, 12
+VOCAB = 4096  # llama-tiny's
+
+
+def decoder_spec(folder: Path, prompt_len: int = P, gen_len: int = N) -> ModelSpec:
+    return ModelSpec(
+        name="llama-tiny",
+        kind="decoder",
+        path=folder,
+        generation=GenerationSpec(prompt_len, gen_len, VOCAB),
+        inputs=(InputSpec("input_ids", (1, prompt_len), "int64", "tokens", VOCAB),),
+    )
+
+
+def reference_tokens(folder: Path, spec: ModelSpec) -> list[int]:
+    """transformers' fp32 greedy generation on the CPU, exactly N tokens."""
+    import torch
+    import transformers
+
+    model = transformers.LlamaForCausalLM.from_pretrained(str(folder))
+    prompt = torch.from_numpy(spec.make_inputs()["input_ids"])
+    gen_len = spec.generation.gen_len if spec.generation else 0
+    with torch.inference_mode():
+        out = model.generate(
+            prompt, max_new_tokens=gen_len, min_new_tokens=gen_len, do_sample=False
+        )
+    return [int(t) for t in out[0, prompt.shape[1] :]]
+
+
+@pytest.fixture(scope="module")
+def env(cache_root: Path) -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANETUI_CACHE_DIR", str(cache_root))
+        yield cache_root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from anetui.models.decoders import save_random_decoder
+    from anetui.models.zoo import ZOO
+
+    return save_random_decoder(ZOO["llama-tiny"], tmp_path_factory.mktemp("genai") / "m")
+
+
+@pytest.fixture(scope="module")
+def before(folder: Path) -> tuple[list[str], str]:
+    """The user's folder as it was before any build: its names and its digest."""
+    return sorted(p.name for p in folder.iterdir()), file_digest(folder)
+
+
+@pytest.fixture(scope="module")
+def prepared(
+    env: Path, folder: Path, before: tuple[list[str], str]
+) -> Iterator[tuple[OrtGenAIBackend, PrepareInfo]]:
+    backend = registry.create("ort-genai-cpu", BackendOptions(threads=1))
+    assert isinstance(backend, OrtGenAIBackend)
+    info = backend.prepare(decoder_spec(folder))
+    yield backend, info
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def reference(folder: Path) -> list[int]:
+    return reference_tokens(folder, decoder_spec(folder))
+
+
+def test_tokens_equal_transformers_fp32_greedy_with_a_stamp_each(
+    prepared: tuple[OrtGenAIBackend, PrepareInfo], reference: list[int]
+) -> None:
+    backend, info = prepared
+    assert backend.tokens_per_run == N
+    backend.infer()
+    assert backend.generated_tokens() == reference
+    times = backend.token_times_ns()
+    assert times is not None
+    start, stamps = times
+    assert len(stamps) == N and start < stamps[0]
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+    (tokens,) = backend.outputs()
+    assert tokens.dtype == np.int64 and tokens.tolist() == reference
+    # Built on the first prepare: the build is the compile time, the threads were applied.
+    assert info.compile_s > 0
+    assert info.info["cached"] is False
+    assert info.info["intra_op_num_threads"] == 1
+
+
+def test_one_token_per_run(
+    prepared: tuple[OrtGenAIBackend, PrepareInfo], reference: list[int]
+) -> None:
+    backend, _ = prepared
+    backend.tokens_per_run = 1
+    try:
+        backend.infer()
+        assert backend.generated_tokens() == reference[:1]
+        times = backend.token_times_ns()
+        assert times is not None and len(times[1]) == 1 and times[0] < times[1][0]
+        # outputs() is a full generation whatever the stretch, and leaves the setting.
+        assert backend.outputs()[0].tolist() == reference
+        assert backend.tokens_per_run == 1
+    finally:
+        backend.tokens_per_run = N
+
+
+def test_second_prepare_is_a_cache_hit_and_the_folder_is_untouched(
+    prepared: tuple[OrtGenAIBackend, PrepareInfo],
+    folder: Path,
+    before: tuple[list[str], str],
+    env: Path,
+) -> None:
+    _, first = prepared
+    entry = Path(str(first.info["model_folder"]))
+    onnx_mtime = (entry / "model.onnx").stat().st_mtime_ns
+    again = registry.create("ort-genai-cpu")
+    info = again.prepare(decoder_spec(folder))
+    again.close()
+    assert info.info["cached"] is True and info.compile_s == 0.0
+    assert info.info["model_folder"] == str(entry)
+    assert (entry / "model.onnx").stat().st_mtime_ns == onnx_mtime  # not rebuilt
+    assert [p.name for p in (env / "ort-genai").iterdir()] == [entry.parent.name]
+    # The placeholder tokenizer lives in the cache entry, never in the user's folder.
+    assert (entry / "tokenizer.json").is_file()
+    assert not (entry.parent / "source").exists()
+    assert (sorted(p.name for p in folder.iterdir()), file_digest(folder)) == before
+
+
+def test_an_eos_in_the_generation_config_is_masked_as_transformers_does(
+    env: Path, folder: Path, reference: list[int], tmp_path: Path
+) -> None:
+    # A folder whose generation config names as EOS a token greedy decoding picks: the
+    # reference (min_new_tokens) masks it, and so must the backend, never stopping early.
+    eos_folder = tmp_path / "eos"
+    shutil.copytree(folder, eos_folder)
+    generation = json.loads((eos_folder / "generation_config.json").read_text())
+    generation["eos_token_id"] = reference[1]
+    (eos_folder / "generation_config.json").write_text(json.dumps(generation))
+    assert reference_eos_ids(eos_folder) == [reference[1]]
+    spec = decoder_spec(eos_folder)
+    expected = reference_tokens(eos_folder, spec)
+    assert reference[1] not in expected and expected != reference
+    backend = registry.create("ort-genai-cpu", BackendOptions(threads=1))
+    backend.prepare(spec)
+    try:
+        assert backend.outputs()[0].tolist() == expected
+    finally:
+        backend.close()
+
+
+def test_the_eos_rule_reads_what_transformers_reads(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": 2}))
+    assert reference_eos_ids(tmp_path) == [2]  # no generation config: config.json's
+    (tmp_path / "generation_config.json").write_text(json.dumps({"transformers_version": "5"}))
+    assert reference_eos_ids(tmp_path) == []  # one without an EOS hides config.json's
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [7, 9]}))
+    assert reference_eos_ids(tmp_path) == [7, 9]
+
+
+def test_an_architecture_the_builder_does_not_know_is_one_line(env: Path, tmp_path: Path) -> None:
+    import transformers
+
+    folder = tmp_path / "gpt2"
+    config = transformers.GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=99, n_positions=64)
+    transformers.GPT2LMHeadModel(config).save_pretrained(str(folder))
+    backend = registry.create("ort-genai-cpu")
+    with pytest.raises(BackendError) as raised:
+        backend.prepare(decoder_spec(folder, prompt_len=4, gen_len=2))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "does not support the GPT2LMHeadModel architecture" in message
+    assert str(folder) in message and "source" not in message
+    assert not any(p.name.startswith("tokenizer") for p in folder.iterdir())
+
+
+def test_unavailable_without_the_package_or_in_another_precision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    half = registry.create("ort-genai-cpu", BackendOptions(dtype="fp16")).available()
+    assert not half.ok and half.reason and "fp32 only" in half.reason
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime_genai" else real(name, *a),
+    )
+    missing = registry.describe("ort-genai-cpu").probe()
+    assert not missing.ok and missing.reason == (
+        "onnxruntime-genai not installed (pip install 'anetui[genai]')"
+    )
+
+
+def test_the_phase_says_converting_while_the_builder_runs(
+    prepared: tuple[OrtGenAIBackend, PrepareInfo], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anetui.backends import ort_genai
+
+    seen: list[str] = []
+    backend = registry.create("ort-genai-cpu")
+    real = ort_genai.convert
+
+    def watching(spec: ModelSpec) -> object:
+        seen.append(str(getattr(backend, "phase", "")))
+        return real(spec)
+
+    monkeypatch.setattr(ort_genai, "convert", watching)
+    backend.prepare(decoder_spec(folder))
+    backend.close()
+    assert seen == ["converting"] and getattr(backend, "phase", None) == "loading"
