@@ -10,11 +10,10 @@ One ``infer()`` is one generation: a fresh ``og.Generator``, the prompt ids appe
 (``append_tokens``: the prefill), then ``generate_next_token`` + ``get_next_tokens``
 exactly ``tokens_per_run`` times, each token stamped once it is read to the host. The
 search is greedy (``do_sample=False``) with ``max_length`` = prompt + tokens. The
-end-of-sequence rule is the reference's (transformers' ``generate`` with
-``min_new_tokens`` = N): the EOS ids are those transformers' generation config holds
-(``generation_config.json``, else ``config.json``), masked until the last token by
-``min_length``; where it holds none, GenAI is given none (``eos_token_id: []``), so it
-neither masks nor stops at the builder's EOS. Either way no run ends early.
+workload is argmax over the whole vocabulary with no end-of-sequence rule (as the
+reference and every other runtime: :mod:`anetui.backends.generation`), so GenAI is given
+no EOS ids (``eos_token_id: []``): it neither masks a token nor stops at the builder's
+EOS, whatever the folder's configs say.
 
 Nothing here imports onnxruntime_genai at module level.
 """
@@ -27,7 +26,6 @@ import importlib.util
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,7 +55,6 @@ class OrtGenAIBackend:
         self._params: dict[int, Any] = {}
         self._prompt = np.zeros((1, 0), dtype=np.int32)
         self._gen_len = 0
-        self._eos: list[int] = []
         self._tokens: list[int] = []
         self._clock = TokenClock(1)
 
@@ -87,7 +84,6 @@ class OrtGenAIBackend:
         self.tokens_per_run = self._gen_len
         prompt = spec.make_inputs()["input_ids"]
         self._prompt = np.ascontiguousarray(prompt, dtype=np.int32)  # GenAI's token type
-        self._eos = reference_eos_ids(spec.path)
         context = json.loads((built.path / "genai_config.json").read_text())["model"][
             "context_length"
         ]
@@ -96,7 +92,8 @@ class OrtGenAIBackend:
                 f"{self.id}: prompt {prompt.shape[1]} + {self._gen_len} tokens exceed the "
                 f"model's context of {context} tokens"
             )
-        overlay: dict[str, Any] = {"eos_token_id": self._eos}
+        # No EOS: never masked, never a stop (the workload's greedy argmax, see the module).
+        overlay: dict[str, Any] = {"eos_token_id": []}
         if self._threads is not None:
             overlay["decoder"] = {"session_options": {"intra_op_num_threads": self._threads}}
         try:
@@ -129,7 +126,6 @@ class OrtGenAIBackend:
                 "onnxruntime_genai": package_version("onnxruntime-genai"),
                 "model_folder": str(built.path),
                 "cached": built.cached,
-                "eos_token_ids": list(self._eos),
                 "intra_op_num_threads": self._threads if self._threads is not None else "default",
             },
         )
@@ -194,22 +190,6 @@ class OrtGenAIBackend:
 def _og() -> Any:
     """onnxruntime_genai (a compiled module without type information)."""
     return importlib.import_module("onnxruntime_genai")
-
-
-def reference_eos_ids(folder: Path) -> list[int]:
-    """The end-of-sequence ids transformers' ``generate`` uses for ``folder``: those of
-    ``generation_config.json`` when the folder has one (transformers then ignores
-    config.json's), else config.json's; [] when none."""
-    for name in ("generation_config.json", "config.json"):
-        path = folder / name
-        if path.is_file():
-            try:
-                value = json.loads(path.read_text()).get("eos_token_id")
-            except (OSError, ValueError, AttributeError):
-                return []
-            values = value if isinstance(value, list) else [value]
-            return [int(v) for v in values if isinstance(v, int)]
-    return []
 
 
 # -- availability probe: imports nothing ------------------------------------------------
