@@ -21,6 +21,7 @@ RUNTIME_MODULES = (
     "anetui.backends.openvino",
     "anetui.backends.executorch",
     "anetui.backends.quantized",
+    "anetui.backends.llamacpp",
 )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from anetui.errors import AnetuiError, one_line
 from anetui.models.cache import Cache, make_key, model_digest
-from anetui.models.convert.common import Build, cached_conversion
+from anetui.models.convert.common import cached_conversion
 from anetui.versions import package_version
 
 ARTEFACT = "model.gguf"
@@ -110,7 +110,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as exc:
-        raise GgufConversionError(f"cannot read {folder / 'config.json'}: {one_line(exc)}") from None
+        raise GgufConversionError(
+            f"cannot read {folder / 'config.json'}: {one_line(exc)}"
+        ) from None
     arch = (config.get("architectures") or ["?"])[0]
     if arch not in SUPPORTED:
         raise GgufConversionError(f"GGUF is written here for {', '.join(SUPPORTED)}, not {arch}")
@@ -209,7 +211,9 @@ def permute(weights: Any, n_head: int, n_head_kv: int) -> Any:
         n_head = n_head_kv
     shape = weights.shape
     return (
-        weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+        weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:])
+        .swapaxes(1, 2)
+        .reshape(shape)
     )
 
 
