@@ -166,3 +166,40 @@ def test_tokens_equal_transformers_greedy_fp32(folder: Path, isolated_cache: Pat
         assert len(backend.token_times_ns()[1]) == 1
     finally:
         backend.close()
+
+
+@needs_llama_cpp
+def test_llama3_rotary_scaling_gives_the_same_tokens(tmp_path: Path, isolated_cache: Path) -> None:
+    """Llama 3's rotary factors (written as ``rope_freqs``) matter: larger initial weights
+    than the default make attention sharp enough for the rotary to change the tokens."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0}
+    rope |= {"high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    # rope_scaling: what older configs say and transformers 5 still reads (its stubs name
+    # only rope_parameters); a dict keeps the test to the range the extra allows.
+    settings: dict[str, Any] = {"rope_scaling": {**rope, "rope_theta": 500000.0}}
+    config = LlamaConfig(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=4096,
+        max_position_embeddings=131072,
+        initializer_range=0.2,
+        tie_word_embeddings=True,  # no output tensor: llama.cpp reuses the embedding
+        **settings,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(str(tmp_path / "m"))
+    spec = decoder_spec(tmp_path / "m", prompt=48, gen=16)
+    backend: Any = create("llamacpp-cpu")
+    try:
+        backend.prepare(spec)
+        backend.infer()
+        assert backend.generated_tokens() == reference_tokens(tmp_path / "m", spec)
+    finally:
+        backend.close()
