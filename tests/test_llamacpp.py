@@ -53,10 +53,10 @@ def decoder_spec(folder: Path, prompt: int = PROMPT, gen: int = GEN) -> ModelSpe
 def reference_tokens(folder: Path, spec: ModelSpec) -> list[int]:
     """transformers' greedy tokens in fp32 on the CPU (the workload's reference)."""
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     assert spec.generation is not None
-    model = LlamaForCausalLM.from_pretrained(str(folder), dtype=torch.float32)  # in eval mode
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)  # eval mode
     prompt = torch.from_numpy(spec.make_inputs()["input_ids"])
     n = spec.generation.gen_len
     with torch.inference_mode():
@@ -168,38 +168,61 @@ def test_tokens_equal_transformers_greedy_fp32(folder: Path, isolated_cache: Pat
         backend.close()
 
 
-@needs_llama_cpp
-def test_llama3_rotary_scaling_gives_the_same_tokens(tmp_path: Path, isolated_cache: Path) -> None:
-    """Llama 3's rotary factors (written as ``rope_freqs``) matter: larger initial weights
-    than the default make attention sharp enough for the rotary to change the tokens."""
+def tiny_folder(folder: Path, config_class: str, model_class: str, **extra: Any) -> Path:
+    """A 2-layer decoder with random weights, large enough (initializer_range 0.2) for
+    attention to be sharp: then the rotary layout changes the greedy tokens."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
 
-    rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0}
-    rope |= {"high_freq_factor": 4.0, "original_max_position_embeddings": 64}
-    # rope_scaling: what older configs say and transformers 5 still reads (its stubs name
-    # only rope_parameters); a dict keeps the test to the range the extra allows.
-    settings: dict[str, Any] = {"rope_scaling": {**rope, "rope_theta": 500000.0}}
-    config = LlamaConfig(
+    config = getattr(transformers, config_class)(
         hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
         vocab_size=4096,
-        max_position_embeddings=131072,
         initializer_range=0.2,
         tie_word_embeddings=True,  # no output tensor: llama.cpp reuses the embedding
-        **settings,
+        **extra,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        LlamaForCausalLM(config).save_pretrained(str(tmp_path / "m"))
-    spec = decoder_spec(tmp_path / "m", prompt=48, gen=16)
+        getattr(transformers, model_class)(config).save_pretrained(str(folder))
+    return folder
+
+
+def generate(spec: ModelSpec) -> list[int]:
     backend: Any = create("llamacpp-cpu")
     try:
         backend.prepare(spec)
         backend.infer()
-        assert backend.generated_tokens() == reference_tokens(tmp_path / "m", spec)
+        return list(backend.generated_tokens())
     finally:
         backend.close()
+
+
+@needs_llama_cpp
+def test_llama3_rotary_scaling_gives_the_same_tokens(tmp_path: Path, isolated_cache: Path) -> None:
+    """Llama 3's rotary factors, written as ``rope_freqs`` (a long-context scaling that a
+    64-position original context makes act on a 48-token prompt)."""
+    rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0}
+    rope |= {"high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    # rope_scaling: what older configs say and transformers 5 still reads (its stubs name
+    # only rope_parameters).
+    folder = tiny_folder(
+        tmp_path / "m",
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        max_position_embeddings=131072,
+        rope_scaling={**rope, "rope_theta": 500000.0},
+    )
+    spec = decoder_spec(folder, prompt=48, gen=16)
+    assert generate(spec) == reference_tokens(folder, spec)
+
+
+@needs_llama_cpp
+def test_qwen2_gives_the_same_tokens(tmp_path: Path, isolated_cache: Path) -> None:
+    """Qwen2: query/key/value biases, rotate-half rotary (no permutation)."""
+    folder = tiny_folder(tmp_path / "m", "Qwen2Config", "Qwen2ForCausalLM")
+    spec = decoder_spec(folder, prompt=32, gen=16)
+    assert generate(spec) == reference_tokens(folder, spec)

@@ -1,15 +1,16 @@
-"""Hugging Face Llama folder -> GGUF (llama.cpp's file format), offline and without a
+"""Hugging Face Llama or Qwen2 folder -> GGUF (llama.cpp's file format), offline and without a
 tokenizer, cached like the other conversions and keyed by the folder's digest.
 
 llama.cpp's own converter (``convert_hf_to_gguf.py``) ships in its source tree, not in
 any installable package, and wants a tokenizer in the folder. The workload never
 tokenizes (its prompt is token ids), so the file is written here with the ``gguf``
 package's :class:`gguf.GGUFWriter` (the library that converter writes with), following
-that converter's ``LlamaModel`` (``conversion/llama.py`` and ``conversion/base.py`` in
-llama.cpp): the hyperparameters it writes, the tensor names from ``gguf``'s own
-``TensorNameMap``, the query/key rows permuted from Hugging Face's rotate-half rotary
-layout to llama.cpp's interleaved one, and Llama 3's rotary frequency factors as the
-``rope_freqs`` tensor. The vocabulary is llama.cpp's ``no_vocab`` type with
+that converter's ``LlamaModel`` and ``Qwen2Model`` (``conversion/llama.py``, ``qwen.py``
+and ``base.py`` in llama.cpp): the hyperparameters it writes, the tensor names from
+``gguf``'s own ``TensorNameMap``, for Llama the query/key rows permuted from Hugging
+Face's rotate-half rotary layout to the interleaved one llama.cpp's ``llama`` runs (its
+``qwen2`` runs rotate-half: no permutation), and Llama 3's rotary frequency factors as
+the ``rope_freqs`` tensor. The vocabulary is llama.cpp's ``no_vocab`` type with
 ``llama.vocab_size`` dummy tokens: token ids in, logits over the whole vocabulary out.
 
 Weights are written as F32 (``--dtype fp32``) or, for fp16, F16 matrices with F32
@@ -34,8 +35,9 @@ from anetui.versions import package_version
 ARTEFACT = "model.gguf"
 #: Bump when what :func:`write_gguf` writes changes (a new key, a fixed permutation).
 WRITER_VERSION = 1
-#: The architectures written, as config.json's ``architectures[0]``.
-SUPPORTED = ("LlamaForCausalLM",)
+#: The architectures written (config.json's ``architectures[0]``) -> (llama.cpp's
+#: architecture, whether its rotary needs the query/key rows permuted).
+ARCHITECTURES = {"LlamaForCausalLM": ("llama", True), "Qwen2ForCausalLM": ("qwen2", False)}
 #: Precision -> GGUF file type (``gguf.LlamaFileType``: ALL_F32, MOSTLY_F16).
 FILE_TYPES = {"fp32": 0, "fp16": 1}
 INSTALL_HINT = "pip install 'anetui[llamacpp]'"
@@ -68,12 +70,16 @@ def cache_key(folder: Path, dtype: str) -> str:
 
 
 def is_valid(path: Path) -> bool:
-    """The file parses as GGUF, names the llama architecture and holds tensors."""
+    """The file parses as GGUF, names an architecture written here and holds tensors."""
     import gguf
 
     reader = gguf.GGUFReader(str(path))
     field = reader.get_field("general.architecture")
-    return field is not None and field.contents() == "llama" and len(reader.tensors) > 0
+    return (
+        field is not None
+        and field.contents() in {a for a, _ in ARCHITECTURES.values()}
+        and len(reader.tensors) > 0
+    )
 
 
 def convert(
@@ -114,10 +120,14 @@ def read_config(folder: Path) -> dict[str, Any]:
             f"cannot read {folder / 'config.json'}: {one_line(exc)}"
         ) from None
     arch = (config.get("architectures") or ["?"])[0]
-    if arch not in SUPPORTED:
-        raise GgufConversionError(f"GGUF is written here for {', '.join(SUPPORTED)}, not {arch}")
+    if arch not in ARCHITECTURES:
+        raise GgufConversionError(
+            f"GGUF is written here for {', '.join(ARCHITECTURES)}, not {arch}"
+        )
     rope_type = rope_parameters(config).get("rope_type")
-    if rope_type not in (None, "default", "linear", "llama3"):
+    if rope_type not in (None, "default", "linear", "llama3") or (
+        rope_type == "llama3" and arch != "LlamaForCausalLM"
+    ):
         raise GgufConversionError(f"rotary scaling {rope_type!r} is not written to GGUF here")
     return dict(config)
 
@@ -134,7 +144,7 @@ def rope_parameters(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_gguf(folder: Path, config: dict[str, Any], target: Path, dtype: str) -> dict[str, Any]:
-    """Write the folder's Llama as GGUF at ``target``; returns what goes in meta.json."""
+    """Write the folder's model as GGUF at ``target``; returns what goes in meta.json."""
     import gguf
     import numpy as np
 
@@ -143,7 +153,8 @@ def write_gguf(folder: Path, config: dict[str, Any], target: Path, dtype: str) -
     n_head_kv = int(config.get("num_key_value_heads") or n_head)
     head_dim = int(config.get("head_dim") or config["hidden_size"] // n_head)
     rope = rope_parameters(config)
-    writer = gguf.GGUFWriter(str(target), "llama")
+    arch, permuted = ARCHITECTURES[config["architectures"][0]]
+    writer = gguf.GGUFWriter(str(target), arch)
     writer.add_name(folder.name)
     writer.add_block_count(n_layers)
     writer.add_context_length(int(config["max_position_embeddings"]))
@@ -164,7 +175,7 @@ def write_gguf(folder: Path, config: dict[str, Any], target: Path, dtype: str) -
     # No tokenizer: llama.cpp's "no_vocab" type makes vocab_size dummy tokens.
     writer.add_tokenizer_model("no_vocab")
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
+    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, arch.upper()), n_layers)
     written = 0
     for hf_name, array in _tensors(folder):
         if hf_name.endswith(".rotary_emb.inv_freq"):  # recomputed by every runtime
@@ -172,9 +183,9 @@ def write_gguf(folder: Path, config: dict[str, Any], target: Path, dtype: str) -
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise GgufConversionError(f"no GGUF name for the tensor {hf_name}")
-        if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+        if permuted and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             array = permute(array, n_head, n_head)
-        elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+        elif permuted and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             array = permute(array, n_head, n_head_kv)
         # F16 for matrices only: llama.cpp keeps norms (vectors) in F32 (MOSTLY_F16).
         wanted = np.float16 if dtype == "fp16" and array.ndim > 1 else np.float32
@@ -187,7 +198,7 @@ def write_gguf(folder: Path, config: dict[str, Any], target: Path, dtype: str) -
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"writer": "gguf.GGUFWriter", "tensors": written, "vocab": "no_vocab"}
+    return {"writer": "gguf.GGUFWriter", "arch": arch, "tensors": written, "vocab": "no_vocab"}
 
 
 def _tensors(folder: Path) -> Iterator[tuple[str, Any]]:
