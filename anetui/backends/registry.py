@@ -22,6 +22,7 @@ RUNTIME_MODULES = (
     "anetui.backends.executorch",
     "anetui.backends.quantized",
     "anetui.backends.ort_genai",
+    "anetui.backends.llamacpp",
 )
 
 
