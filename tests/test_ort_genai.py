@@ -147,12 +147,12 @@ def test_second_prepare_is_a_cache_hit_and_the_folder_is_untouched(
     assert (sorted(p.name for p in folder.iterdir()), file_digest(folder)) == before
 
 
-def test_an_eos_in_the_folders_configs_neither_stops_nor_is_masked(
+def test_an_eos_greedy_decoding_picks_is_masked_and_the_run_keeps_its_length(
     env: Path, folder: Path, reference: list[int], tmp_path: Path
 ) -> None:
-    # A folder whose configs name as EOS a token greedy decoding picks: the workload is
-    # argmax over the whole vocabulary with no EOS rule (anetui's reference, MLX, torch),
-    # so the backend still makes exactly the reference's tokens, that one included.
+    # A folder whose configs name as EOS a token greedy decoding picks at position 1: the
+    # reference (argmax, no EOS rule) keeps it; GenAI, which always has an EOS, masks it so
+    # the run keeps its N tokens, and the tokens differ from there (and the note says so).
     from anetui.backends.torch_generate import reference_tokens as anetui_reference
 
     eos_folder = tmp_path / "eos"
@@ -164,11 +164,14 @@ def test_an_eos_in_the_folders_configs_neither_stops_nor_is_masked(
     spec = decoder_spec(eos_folder)
     assert anetui_reference(spec) == reference
     backend = registry.create("ort-genai-cpu", BackendOptions(threads=1))
-    backend.prepare(spec)
+    info = backend.prepare(spec)
     try:
-        assert backend.outputs()[0].tolist() == reference
+        tokens = backend.outputs()[0].tolist()
     finally:
         backend.close()
+    assert len(tokens) == N and tokens[:1] == reference[:1]
+    assert tokens[1] != reference[1] and reference[1] not in tokens
+    assert any(f"end-of-sequence id {reference[1]} is masked" in n for n in info.notes)
 
 
 def test_an_architecture_the_builder_does_not_know_is_one_line(env: Path, tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ One ``infer()`` is one generation: a fresh ``og.Generator``, the prompt ids appe
 (``append_tokens``: the prefill), then ``generate_next_token`` + ``get_next_tokens``
 exactly ``tokens_per_run`` times, each token stamped once it is read to the host. The
 search is greedy (``do_sample=False``) with ``max_length`` = prompt + tokens. The
-workload is argmax over the whole vocabulary with no end-of-sequence rule (as the
-reference and every other runtime: :mod:`anetui.backends.generation`), so GenAI is given
-no EOS ids (``eos_token_id: []``): it neither masks a token nor stops at the builder's
-EOS, whatever the folder's configs say.
+workload is argmax over the whole vocabulary with no end-of-sequence rule (the reference
+and the other runtimes), but GenAI always has an EOS id (its config requires one in the
+vocabulary; an empty list in an overlay leaves the builder's): ``min_length`` =
+``max_length`` masks it, so a run never ends early, and where greedy decoding would pick
+that id, GenAI picks the next best token — the token agreement then shows where, and a
+note names the id.
 
 Nothing here imports onnxruntime_genai at module level.
 """
@@ -92,8 +94,7 @@ class OrtGenAIBackend:
                 f"{self.id}: prompt {prompt.shape[1]} + {self._gen_len} tokens exceed the "
                 f"model's context of {context} tokens"
             )
-        # No EOS: never masked, never a stop (the workload's greedy argmax, see the module).
-        overlay: dict[str, Any] = {"eos_token_id": []}
+        overlay: dict[str, Any] = {}
         if self._threads is not None:
             overlay["decoder"] = {"session_options": {"intra_op_num_threads": self._threads}}
         try:
@@ -115,6 +116,13 @@ class OrtGenAIBackend:
             + " by onnxruntime-genai's model builder (fp32, cpu), with a placeholder "
             "tokenizer (the workload feeds token ids)",
         ]
+        eos = json.loads((built.path / "genai_config.json").read_text())["model"].get(
+            "eos_token_id"
+        )
+        notes.append(
+            f"GenAI's end-of-sequence id {eos} is masked so that every run makes "
+            f"{self._gen_len} tokens: where greedy decoding picks it, the tokens differ"
+        )
         if self._threads is None:
             notes.append("threads: ONNX Runtime's default")
         return PrepareInfo(
