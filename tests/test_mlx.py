@@ -268,3 +268,13 @@ def test_listing_and_probing_import_no_runtime() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_an_mlx_without_thread_local_streams_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mlx.core as mx
+
+    monkeypatch.delattr(mx, "new_thread_local_stream")
+    reason = registry.create("mlx-cpu").available().reason or ""
+    assert "predates thread-local streams (0.31.2)" in reason

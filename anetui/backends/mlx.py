@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import platform
 import sys
 import time
@@ -122,6 +123,11 @@ class MlxBackend:
             import mlx.core as mx
         except (ImportError, OSError) as exc:
             return Availability.no(f"mlx.core cannot load: {one_line(exc)} ({INSTALL_HINT})")
+        if not hasattr(mx, "new_thread_local_stream"):  # MLX >= 0.31.2
+            return Availability.no(
+                f"mlx {_version('mlx')} predates thread-local streams (0.31.2): "
+                f"pip install -U 'anetui[mlx]'"
+            )
         if self.device == "gpu" and not mx.metal.is_available():
             return Availability.no("MLX reports no Metal GPU here (mx.metal.is_available())")
         return Availability.yes()
@@ -135,7 +141,7 @@ class MlxBackend:
             raise NotAvailableHere(availability.reason or "not available here")
         import mlx.core as mx
         from mlx_lm.generate import generate_step
-        from mlx_lm.utils import load_model, maybe_set_recommended_wired_limit
+        from mlx_lm.utils import maybe_set_recommended_wired_limit
 
         self.phase = "loading"
         started = time.perf_counter()
@@ -143,7 +149,7 @@ class MlxBackend:
         notes: list[str] = []
         try:
             with mx.stream(device):  # weights materialised on this backend's device
-                model, _ = load_model(Path(spec.path))
+                model = load_decoder(Path(spec.path))
                 stored = _float_dtype(model)
                 model.set_dtype(getattr(mx, MLX_DTYPES[self.dtype]))
                 mx.eval(model.parameters())
@@ -243,6 +249,41 @@ class MlxBackend:
             mx.set_wired_limit(self._old_wired_limit)
             self._old_wired_limit = None
         mx.clear_cache()
+
+
+def load_decoder(folder: Path) -> Any:
+    """The folder's model through ``mlx_lm.utils.load_model`` (weights evaluated, no
+    tokenizer, no code from the folder), with the RoPE settings it would miss.
+
+    transformers 5 writes RoPE as ``rope_parameters`` (``{"rope_theta": …, "rope_type":
+    …, "factor": …}``); mlx-lm 0.32's Llama and Qwen2 read only the older top-level
+    ``rope_theta`` and ``rope_scaling`` and fall back to θ = 10000 without a word — another
+    model whenever θ differs (SmolLM2: 1e5, Qwen2.5: 1e6, Llama 3.2: 5e5 with llama3
+    scaling). Those two keys are given from ``rope_parameters`` where the folder lacks them.
+    """
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(folder, model_config=rope_overrides(folder))
+    return model
+
+
+def rope_overrides(folder: Path) -> dict[str, Any]:
+    """``rope_theta`` / ``rope_scaling`` from the folder's ``rope_parameters`` where its
+    ``config.json`` has no top-level ones (see :func:`load_decoder`)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}  # load_model says what is wrong with the folder
+    rope = config.get("rope_parameters") if isinstance(config, dict) else None
+    if not isinstance(rope, dict):
+        return {}
+    overrides: dict[str, Any] = {}
+    if "rope_theta" not in config and "rope_theta" in rope:
+        overrides["rope_theta"] = rope["rope_theta"]
+    scaled = rope.get("rope_type", "default") != "default"
+    if scaled and config.get("rope_scaling") is None:
+        overrides["rope_scaling"] = {k: v for k, v in rope.items() if k != "rope_theta"}
+    return overrides
 
 
 def _float_dtype(model: Any) -> str | None:
