@@ -278,3 +278,42 @@ def test_an_mlx_without_thread_local_streams_is_unavailable(
     monkeypatch.delattr(mx, "new_thread_local_stream")
     reason = registry.create("mlx-cpu").available().reason or ""
     assert "predates thread-local streams (0.31.2)" in reason
+
+
+@pytest.mark.parametrize(
+    "rope",
+    [
+        {"rope_theta": 100000.0, "rope_type": "default"},  # SmolLM2's θ
+        {  # Llama 3.2's θ and scaling
+            "rope_theta": 500000.0,
+            "rope_type": "llama3",
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        },
+    ],
+    ids=["theta", "llama3"],
+)
+def test_rope_parameters_reach_mlx_lm(folder: Path, tmp_path: Path, rope: dict[str, Any]) -> None:
+    """transformers 5 writes RoPE as rope_parameters; the logits of the prompt's last
+    position equal transformers' fp32 ones (mlx-lm alone falls back to θ = 10000)."""
+    import json
+    import shutil
+
+    import mlx.core as mx
+    import torch
+    import transformers
+
+    other = tmp_path / "rope"
+    shutil.copytree(folder, other)
+    config = json.loads((other / "config.json").read_text())
+    config["rope_parameters"] = rope
+    (other / "config.json").write_text(json.dumps(config))
+    prompt = decoder_spec(other).make_inputs()["input_ids"]
+    theirs = transformers.LlamaForCausalLM.from_pretrained(str(other)).eval()
+    with torch.inference_mode():
+        expected = theirs(torch.from_numpy(prompt)).logits[0, -1].numpy()
+    ours = mlx_backends.load_decoder(other)
+    got = np.array(ours(mx.array(prompt.astype(np.int32)))[0, -1])
+    assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
