@@ -57,7 +57,8 @@ MLX_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 PEAK_MEMORY_NOTE = (
     "device memory: mx.get_peak_memory since prepare, the bytes of MLX's own arrays at "
     "their peak (weights, KV cache, activations) as MLX's allocator counts them, not the "
-    "process's RSS nor the allocator's buffer cache"
+    "process's RSS nor the allocator's buffer cache; the count is the process's, so it "
+    "includes any other MLX backend's weights held at the time"
 )
 THREADS_NOTE = (
     "--threads {n} not applied: MLX has no thread-count setting (it runs each stream's "
@@ -172,7 +173,6 @@ class MlxBackend:
         self._closed = False
         loaded = time.perf_counter()
         mx.reset_peak_memory()  # the peak from here: weights held, KV cache, activations
-        self.phase = "warming up"
         first = time.perf_counter_ns()
         self.infer()
         first_ns = time.perf_counter_ns() - first
