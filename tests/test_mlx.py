@@ -297,7 +297,7 @@ def test_an_mlx_without_thread_local_streams_is_unavailable(
 )
 def test_rope_parameters_reach_mlx_lm(folder: Path, tmp_path: Path, rope: dict[str, Any]) -> None:
     """transformers 5 writes RoPE as rope_parameters; the logits of the prompt's last
-    position equal transformers' fp32 ones (mlx-lm alone falls back to θ = 10000)."""
+    position equal transformers' fp32 ones (mlx-lm's Llama alone uses θ = 10000)."""
     import json
     import shutil
 
