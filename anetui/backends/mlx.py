@@ -257,10 +257,10 @@ def load_decoder(folder: Path) -> Any:
 
     transformers 5 writes RoPE as ``rope_parameters`` (``{"rope_theta": …, "rope_type":
     …, "factor": …}``); mlx-lm 0.32's Llama and Qwen2 read only the older top-level
-    ``rope_theta`` and ``rope_scaling`` and fall back to their own defaults (Llama: θ = 10000,
-    no scaling; Qwen2: 1e6) without a word — another
-    model whenever θ differs (SmolLM2: 1e5, Qwen2.5: 1e6, Llama 3.2: 5e5 with llama3
-    scaling). Those two keys are given from ``rope_parameters`` where the folder lacks them.
+    ``rope_theta`` and ``rope_scaling`` and silently use their own defaults (Llama:
+    θ = 10000, Qwen2: 1e6, no scaling) — another model wherever the folder's differ
+    (SmolLM2: θ = 1e5; Llama 3.2: 5e5 with llama3 scaling). Those two keys are given from
+    ``rope_parameters`` where the folder lacks them.
     """
     from mlx_lm.utils import load_model
 
