@@ -20,6 +20,7 @@ RUNTIME_MODULES = (
     "anetui.backends.onnx",
     "anetui.backends.openvino",
     "anetui.backends.executorch",
+    "anetui.backends.mlx",
     "anetui.backends.quantized",
     "anetui.backends.ort_genai",
     "anetui.backends.llamacpp",
