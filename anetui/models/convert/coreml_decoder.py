@@ -39,8 +39,8 @@ from anetui.errors import one_line
 from anetui.models.cache import Cache, make_key, model_digest
 from anetui.models.convert.common import Build, cached_conversion
 from anetui.models.convert.coreml import (
-    PRECISIONS,
     IMPORT_NOTES,
+    PRECISIONS,
     Conversion,
     ConversionError,
     import_coremltools,
@@ -86,10 +86,13 @@ def causal_mask(q_len: int, end: int, dtype: type[np.floating[Any]] = np.float32
 def load_causal_lm(folder: Path) -> Any:
     """The folder's model in fp32 (safetensors only, no network, no code from the folder);
     one-line errors for an architecture the wrapper does not reproduce."""
+    import importlib
+
     import torch
-    import transformers
 
     from anetui.models.hf import folder_config
+
+    transformers: Any = importlib.import_module("transformers")
 
     config, arch = folder_config(folder)
     if config.model_type not in SUPPORTED:
@@ -137,7 +140,7 @@ def _module_class() -> type:
             inner, config = model.model, model.config
             self.embed, self.layers, self.norm = inner.embed_tokens, inner.layers, inner.norm
             self.lm_head = model.lm_head
-            attention = self.layers[0].self_attn
+            attention: Any = inner.layers[0].self_attn
             self.heads = int(config.num_attention_heads)
             self.kv_heads = int(config.num_key_value_heads)
             self.head_dim = int(attention.head_dim)
@@ -159,7 +162,8 @@ def _module_class() -> type:
             q_len, end = input_ids.shape[-1], mask.shape[-1]
             past = end - q_len
             x = self.embed(input_ids)
-            cos, sin = self.cos[past:end][None, None], self.sin[past:end][None, None]
+            tables: Any = (self.cos, self.sin)
+            cos, sin = (t[past:end][None, None] for t in tables)
             group, half = self.heads // self.kv_heads, self.head_dim // 2
             keys, values = getattr(self, STATES[0]), getattr(self, STATES[1])
             sizes = (self.kv_heads, group, end, self.head_dim)
@@ -194,8 +198,10 @@ def _module_class() -> type:
         repeat_kv; the sizes but ``end`` are Python ints (see :func:`_rotate_half`)."""
         if group == 1:
             return t
-        return t[:, :, None].expand(1, kv_heads, group, end, dim).reshape(
-            1, kv_heads * group, end, dim
+        return (
+            t[:, :, None]
+            .expand(1, kv_heads, group, end, dim)
+            .reshape(1, kv_heads * group, end, dim)
         )
 
     return StatefulDecoder
@@ -258,9 +264,7 @@ def convert_decoder(
     )
 
 
-def _prepare(
-    ct: Any, folder: Path, context: int, precision: str
-) -> tuple[Build, dict[str, Any]]:
+def _prepare(ct: Any, folder: Path, context: int, precision: str) -> tuple[Build, dict[str, Any]]:
     """The model loaded and wrapped, and its build and metadata (on a cache miss only)."""
     model = load_causal_lm(folder)
     module = decoder_module(model, context).eval()
