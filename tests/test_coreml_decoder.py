@@ -131,12 +131,15 @@ def test_causal_mask() -> None:
     assert (mask[1] == 0).all()
 
 
-def test_conversion_declares_states_and_is_cached(spec: ModelSpec, isolated_cache: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_conversion_declares_states_and_is_cached(
+    spec: ModelSpec, isolated_cache: Path, precision: str
+) -> None:
     import coremltools as ct
 
     from anetui.models.convert.coreml_decoder import convert_decoder
 
-    first = convert_decoder(spec, "fp16")
+    first = convert_decoder(spec, precision)
     assert not first.cached and first.path.name == "decoder.mlpackage"
     package = ct.models.MLModel(str(first.path), skip_model_load=True).get_spec()
     described = package.description
@@ -144,7 +147,8 @@ def test_conversion_declares_states_and_is_cached(spec: ModelSpec, isolated_cach
     assert list(inputs) == ["input_ids", "causal_mask"]
     ids, mask = inputs["input_ids"], inputs["causal_mask"]
     assert ids.dataType == ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32
-    assert mask.dataType == ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT16
+    types = ct.proto.FeatureTypes_pb2.ArrayFeatureType
+    assert mask.dataType == (types.FLOAT16 if precision == "fp16" else types.FLOAT32)
     context = P + N
     assert [(r.lowerBound, r.upperBound) for r in ids.shapeRange.sizeRanges] == [
         (1, 1),
@@ -157,7 +161,8 @@ def test_conversion_declares_states_and_is_cached(spec: ModelSpec, isolated_cach
     assert [o.name for o in described.output] == ["logits"]
     states = {s.name: s.type.stateType.arrayType for s in described.state}
     assert list(states) == ["key_cache", "value_cache"]
-    # llama-tiny: 4 layers, 2 KV heads, head dim 128 / 4 heads = 32.
+    # llama-tiny: 4 layers, 2 KV heads, head dim 128 / 4 heads = 32; fp16 at either
+    # precision (Core ML's states are fp16 only).
     for state in states.values():
         assert list(state.shape) == [4, 2, context, 32]
         assert state.dataType == ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT16
@@ -171,7 +176,7 @@ def test_conversion_declares_states_and_is_cached(spec: ModelSpec, isolated_cach
     assert ops.count("write_state") == ops.count("slice_update") == 2 * 4
     meta = json.loads(package.description.metadata.userDefined["anetui.decoder"])
     assert meta["context"] == context
-    again = convert_decoder(spec, "fp16")
+    again = convert_decoder(spec, precision)
     assert again.cached and again.path == first.path
 
 
