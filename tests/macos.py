@@ -13,14 +13,19 @@ What it changes, all through ``monkeypatch`` (undone after the test):
   ``MLComputePlan``, ``utils.compile_model``, and the compute devices — are replaced by
   ``unittest.mock.create_autospec`` of the real classes from the installed coremltools,
   with behaviour added (compiling makes a ``.mlmodelc`` folder, predicting returns an
-  output and, for ``MLModel`` only, a duration). An attribute the real class lacks raises
+  output and, for ``MLModel`` only, a duration). A stateful package (a decoder's KV
+  cache) gets a fresh autospecced ``MLState`` from ``make_state()`` on either class;
+  predict() refuses a stateful model without its state, and hands a prediction with one to
+  :attr:`FakeCoreML.stateful` (a test's computation: e.g. the converted torch module on the
+  CPU). An attribute the real class lacks raises
   AttributeError, as on a Mac: a ``CompiledMLModel`` has no ``path``, no
   ``get_compiled_model_path`` and no ``last_predict_duration_in_nano_seconds``.
 - ``torch.mps.synchronize`` and ``torch.backends.mps.is_available`` are autospecs of the
   real functions (MPS exists, synchronising is counted).
 
 What it cannot give: Apple hardware. Predictions return :attr:`FakeCoreML.output`
-(by default a fixed array), not Core ML's arithmetic.
+(by default a fixed array), or what :attr:`FakeCoreML.stateful` computes, not Core ML's
+arithmetic.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import contextlib
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +139,11 @@ class FakeCoreML:
     #: names, shapes and types against it, as Core ML does.
     description: Any = None
     instances: list[Any] = field(default_factory=list)
+    #: Every state ``make_state()`` handed out, in order (autospecs of ``MLState``).
+    states: list[Any] = field(default_factory=list)
+    #: Computes a stateful prediction: (inputs, the state it is given) -> outputs. The
+    #: state is one of :attr:`states`; a test keeps what it holds (e.g. a KV cache) by it.
+    stateful: Callable[[dict[str, np.ndarray], Any], dict[str, np.ndarray]] | None = None
 
 
 #: What only a Core ML runtime (macOS) can answer: the stand-ins provide it.
@@ -163,7 +174,15 @@ def _check_inputs(description: Any, data: dict[str, Any]) -> None:
         raise RuntimeError(f"inputs {sorted(data)}, the model has {sorted(wanted)}")
     for name, array in data.items():
         kind = wanted[name]
-        if tuple(array.shape) != tuple(kind.shape):
+        if kind.WhichOneof("ShapeFlexibility") == "shapeRange":
+            # A flexible input (ct.RangeDim): each dimension within its declared bounds.
+            bounds = [(r.lowerBound, r.upperBound) for r in kind.shapeRange.sizeRanges]
+            if len(array.shape) != len(bounds) or any(
+                not low <= size <= (high if high >= 0 else size)
+                for size, (low, high) in zip(array.shape, bounds, strict=True)
+            ):
+                raise RuntimeError(f"input {name}: shape {array.shape}, not within {bounds}")
+        elif tuple(array.shape) != tuple(kind.shape):
             raise RuntimeError(f"input {name}: shape {array.shape}, not {tuple(kind.shape)}")
         if array.dtype != _ARRAY_TYPES.get(kind.dataType):
             raise TypeError(f"input {name}: {array.dtype}, the model takes {kind.dataType}")
@@ -194,6 +213,7 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
         MLModelStructureProgramOperation,
         MLModelStructureProgramValueType,
     )
+    from coremltools.models.model import MLState
 
     fake = FakeCoreML(ct, work_dir)
 
@@ -206,12 +226,32 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
                     raise TypeError("Core ML inputs here are fp32 numpy arrays")
         else:
             _check_inputs(fake.description, data)
+        declares_states = fake.description is not None and len(fake.description.state) > 0
+        if declares_states != (state is not None):
+            # Core ML: a stateful model's predictions need its MLState, and a stateless
+            # one takes none (coremltools passes ``state.__proxy__`` through).
+            raise RuntimeError(
+                "a stateful model needs state=make_state()"
+                if declares_states
+                else "this model has no state"
+            )
+        if state is not None and not any(state is made for made in fake.states):
+            raise TypeError("state must come from this model's make_state()")
         if fake.predict_error is not None:
             raise fake.predict_error
         fake.predictions += 1
+        if state is not None:
+            if fake.stateful is None:
+                raise AssertionError("a stateful prediction: set FakeCoreML.stateful")
+            return fake.stateful(data, state)
         if fake.outputs:
             return {k: v.copy() for k, v in fake.outputs.items()}
         return {"output": fake.output.copy()}
+
+    def make_state() -> Any:
+        state = mock.create_autospec(MLState, instance=True)
+        fake.states.append(state)
+        return state
 
     def new_mlmodel(model: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("skip_model_load"):
@@ -250,6 +290,7 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
             return result
 
         instance.predict.side_effect = timed_predict
+        instance.make_state.side_effect = make_state
         instance.last_predict_duration_in_nano_seconds = None  # no prediction yet
         fake.loads.append(("MLModel", str(model) if isinstance(model, str) else "spec", units.name))
         fake.instances.append(instance)
@@ -263,6 +304,7 @@ def install_coreml(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> FakeCoreM
             raise RuntimeError(f"Error opening compiled model at {path}")
         instance = mock.create_autospec(CompiledMLModel, instance=True)
         instance.predict.side_effect = predict
+        instance.make_state.side_effect = make_state
         fake.loads.append(("CompiledMLModel", path, compute_units.name))
         fake.instances.append(instance)
         return instance

@@ -8,6 +8,11 @@ loaded from the compiled cache is a ``CompiledMLModel``, which in coremltools 9.
 such duration (and no path): the path is kept here, and a note says the duration is
 missing.
 
+A decoder (``spec.kind == "decoder"``, the generative workload) is converted to a
+stateful package (:mod:`anetui.models.convert.coreml_decoder`, macOS 15+) and one
+``infer()`` is one greedy generation (:class:`~anetui.backends.coreml_decoder.CoreMLGenerator`);
+the backend then offers the contract of :mod:`anetui.backends.generation`.
+
 Lines that only run on macOS are marked ``# macOS only``.
 """
 
@@ -17,12 +22,19 @@ import contextlib
 import importlib.util
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
+from anetui.backends.base import (
+    BackendDescription,
+    BackendError,
+    BackendOptions,
+    NotAvailableHere,
+    PrepareInfo,
+)
 from anetui.errors import Availability, one_line
 from anetui.models.cache import Cache, file_digest
 from anetui.models.convert.coreml import (
@@ -32,7 +44,7 @@ from anetui.models.convert.coreml import (
     convert,
     import_coremltools,
 )
-from anetui.models.spec import ModelSpec
+from anetui.models.spec import DECODER_KIND, ModelSpec
 from anetui.versions import macos_version
 
 COMPILED = "compiled.mlmodelc"
@@ -55,11 +67,16 @@ class CoreMLBackend:
         #: The compiled model (.mlmodelc) in use, recorded when it is loaded: a
         #: CompiledMLModel cannot say where it came from.
         self._compiled: Path | None = None
+        #: The generation loop, when prepared with a decoder (the generative workload).
+        self._generator: Any = None
+        self._tokens_per_run = 0
 
     def available(self) -> Availability:
         return self._description.probe()
 
     def prepare(self, spec: ModelSpec) -> PrepareInfo:
+        if spec.kind == DECODER_KIND:
+            _require_states()
         ct = import_coremltools()
         notes: list[str] = []
         started = time.perf_counter()
@@ -77,18 +94,21 @@ class CoreMLBackend:
             raise BackendError(f"{self.id} could not load the model: {one_line(exc)}") from None
         loaded = time.perf_counter()
         self._predict = self._model.predict
+        if spec.kind == DECODER_KIND:
+            self._generator = self._make_generator(spec)
         # MLModel has it; CompiledMLModel (a compiled-cache hit) has not, in coremltools 9.0.
         self._has_runtime_duration = hasattr(self._model, "last_predict_duration_in_nano_seconds")
-        if not self._has_runtime_duration:
+        if not self._has_runtime_duration and self._generator is None:
             notes.append(
                 f"no Core ML prediction duration: {self._model.__class__.__name__} does not "
                 "offer it; only wall-clock latency"
             )
         # Built once, outside the timed loop; Core ML's integers are int32.
-        self._inputs = {
-            name: array.astype(np.int32) if array.dtype.kind in "biu" else array
-            for name, array in zip(input_names, spec.make_inputs().values(), strict=True)
-        }
+        if self._generator is None:
+            self._inputs = {
+                name: array.astype(np.int32) if array.dtype.kind in "biu" else array
+                for name, array in zip(input_names, spec.make_inputs().values(), strict=True)
+            }
         first_start = time.perf_counter_ns()
         try:
             self.infer()
@@ -100,7 +120,9 @@ class CoreMLBackend:
             "package": str(package),
             "compiled": str(self._compiled) if self._compiled else None,
             "runtime_latency": (
-                "Core ML prediction duration" if self._has_runtime_duration else None
+                "Core ML prediction duration"
+                if self._has_runtime_duration and self._generator is None
+                else None
             ),
         }
         share = self._plan_share(ct, notes)
@@ -118,6 +140,8 @@ class CoreMLBackend:
         self, spec: ModelSpec, notes: list[str]
     ) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
         """The .mlpackage to run, its input names and its output names, in order."""
+        if spec.kind == DECODER_KIND:
+            return self._decoder_package(spec, notes)
         if spec.kind == "mlpackage":
             assert spec.path is not None
             return (
@@ -130,6 +154,55 @@ class CoreMLBackend:
         notes.append(f"converted via {conversion.method} ({conversion.precision}), {how}")
         notes.extend(conversion.notes)
         return conversion.path, conversion.input_names, conversion.output_names
+
+    def _decoder_package(
+        self, spec: ModelSpec, notes: list[str]
+    ) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
+        from anetui.backends.coreml_decoder import decoder_notes
+        from anetui.models.convert.coreml_decoder import convert_decoder
+
+        conversion = convert_decoder(spec, self.dtype)
+        how = "from the cache" if conversion.cached else f"in {conversion.seconds:.1f} s"
+        notes.append(f"converted via {conversion.method} ({conversion.precision}), {how}")
+        notes.extend(conversion.notes)
+        notes.extend(decoder_notes(self.compute_unit, self.dtype))
+        return conversion.path, conversion.input_names, conversion.output_names
+
+    def _make_generator(self, spec: ModelSpec) -> Any:
+        from anetui.backends.coreml_decoder import CoreMLGenerator
+        from anetui.models.convert.coreml_decoder import mask_dtype
+
+        assert spec.generation is not None
+        generator = CoreMLGenerator(
+            self._model,
+            spec.make_inputs()["input_ids"],
+            spec.generation.gen_len,
+            mask_dtype(self.dtype),
+        )
+        if self._tokens_per_run:  # set before prepare()
+            generator.set_tokens_per_run(self._tokens_per_run)
+        return generator
+
+    @property
+    def tokens_per_run(self) -> int:
+        """Tokens one ``infer()`` generates (the generative workload; 0 otherwise)."""
+        if self._generator is not None:
+            return int(self._generator.tokens_per_run)
+        return self._tokens_per_run
+
+    @tokens_per_run.setter
+    def tokens_per_run(self, tokens: int) -> None:
+        if self._generator is not None:
+            self._generator.set_tokens_per_run(tokens)
+        self._tokens_per_run = tokens
+
+    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
+        """The last generation's start and per-token stamps (ns); None before one."""
+        return None if self._generator is None else self._generator.token_times_ns()
+
+    def generated_tokens(self) -> list[int]:
+        """The last generation's tokens ([] before one, or for a one-pass model)."""
+        return [] if self._generator is None else list(self._generator.generated_tokens())
 
     def _load(self, ct: Any, package: Path, notes: list[str]) -> Any:  # macOS only
         """Load the compiled model from the cache when there is one (fast, a
@@ -182,12 +255,16 @@ class CoreMLBackend:
         return self._compiled
 
     def infer(self) -> None:
+        if self._generator is not None:
+            self._generator.generate()  # one whole generation
+            return
         self._predict(self._inputs)  # blocking: returns when Core ML is done
 
     def runtime_latency_ns(self) -> int | None:
         """Core ML's own duration of the prediction just timed (ns), read by the runner
-        outside the timed region; None where the loaded class does not report it."""
-        if self._has_runtime_duration:
+        outside the timed region; None where the loaded class does not report it, and for
+        a generation (many predictions: the last one's duration is not the run's)."""
+        if self._has_runtime_duration and self._generator is None:
             duration = self._model.last_predict_duration_in_nano_seconds
             if duration:
                 return int(duration)
@@ -197,18 +274,34 @@ class CoreMLBackend:
         return contextlib.nullcontext()
 
     def outputs(self) -> list[np.ndarray]:
+        if self._generator is not None:  # a full generation, whatever tokens_per_run is
+            saved = self._generator.tokens_per_run
+            self._generator.set_tokens_per_run(self._generator.capacity)
+            try:
+                self._generator.generate()
+            finally:
+                self._generator.set_tokens_per_run(saved)
+            return [np.array(self._generator.generated_tokens(), dtype=np.int64)]
         result = self._predict(self._inputs)
         arrays = [np.asarray(result[name]) for name in self._output_names]
         return [a.astype(np.float32) if a.dtype.kind == "f" else a for a in arrays]
 
     def close(self) -> None:
-        self._model = self._predict = None
+        self._model = self._predict = self._generator = None
         self._compiled = None
 
 
 def _copy(source: Path, target: Path) -> dict[str, object]:
     shutil.copytree(source, target)
     return {}
+
+
+def _require_states() -> None:
+    """Stateful models (the decoder's KV cache) need macOS 15: this backend cannot run the
+    generative workload on an older Mac (an image model still runs)."""
+    version = macos_version()
+    if version is not None and version < (15,):
+        raise NotAvailableHere("a stateful Core ML model (KV cache) needs macOS 15+")
 
 
 def coreml_probe(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") -> Availability:
@@ -224,7 +317,7 @@ def coreml_probe(minimum_macos: tuple[int, ...] = (12,), unit: str = "Core ML") 
     return Availability.yes()
 
 
-_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript", "mlpackage")
+_KINDS = ("torchvision", "transformers", "hf", "export", "torchscript", "mlpackage", DECODER_KIND)
 _UNIT_TEXT = {
     "all": ("all", "Core ML, ComputeUnit.ALL: CPU, GPU and Neural Engine as Core ML decides"),
     "cpu": ("cpu", "Core ML, ComputeUnit.CPU_ONLY"),
