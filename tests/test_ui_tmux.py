@@ -211,7 +211,7 @@ def test_a_decoder_shows_time_to_first_token_and_tokens_per_second(
             "8",
             "--power",
             "none",
-        ),  # fmt: skip
+        ),
         (160, 48),
     )
     # The list's columns, a row with figures in them, and the per-token histogram's title.
