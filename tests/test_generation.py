@@ -215,7 +215,7 @@ def test_decode_energy_per_token_matches_a_known_power(
     """Ground truth (tests/test_ground_truth.py's counter: 30 W while the process computes,
     10 W while it sleeps): decode energy per token within 5 % of 30 W ÷ decode tokens/s,
     the prefill's within 5 % of 30 W × a prefill-only run ÷ prompt tokens."""
-    from tests.test_ground_truth import BUSY_W, TruthCounter, make_tree
+    from tests.test_ground_truth import BUSY_W, TruthCounter, make_tree, run_under_truth
 
     root = tmp_path / "powercap"
     truth = TruthCounter(make_tree(root))
@@ -225,19 +225,7 @@ def test_decode_energy_per_token_matches_a_known_power(
         "--backends", "torch-cpu", "--threads", "1", "--warmup", "3", "--duration", "6",
         "--power", f"rapl:{root}", "--json", str(out),
     )  # fmt: skip
-    truth.start()
-    try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        truth.pid = proc.pid
-        try:
-            _stdout, stderr = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    finally:
-        truth.stop()
-    assert proc.returncode == 0, stderr.decode()
+    run_under_truth(truth, command)
     (entry,) = json.loads(out.read_text())["backends"]
     gen = entry["generation"]
     assert entry["energy"]["method"] == "counters"

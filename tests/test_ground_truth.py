@@ -79,6 +79,23 @@ class TruthCounter:
         os.close(self._fd)
 
 
+def run_under_truth(truth: TruthCounter, command: list[str]) -> None:
+    """``command`` in a subprocess whose threads ``truth`` watches; it must exit 0."""
+    truth.start()
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        truth.pid = proc.pid
+        try:
+            _stdout, stderr = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        truth.stop()
+    assert proc.returncode == 0, stderr.decode()
+
+
 def make_tree(root: Path) -> Path:
     zone = root / "intel-rapl:0"
     zone.mkdir(parents=True)
@@ -114,19 +131,7 @@ def test_bench_matches_a_known_power_within_3_percent(tmp_path: Path) -> None:
         "--json",
         str(out),
     )
-    truth.start()
-    try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        truth.pid = proc.pid
-        try:
-            _stdout, stderr = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    finally:
-        truth.stop()
-    assert proc.returncode == 0, stderr.decode()
+    run_under_truth(truth, command)
     results = json.loads(out.read_text())
     power = results["power"]
     assert power["source"] == "rapl" and power["counters"] is True

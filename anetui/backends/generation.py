@@ -31,13 +31,16 @@ Nothing here imports a runtime.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from anetui.models.spec import DECODER_KIND
 
-__all__ = ["DECODER_KIND", "Generative", "TokenClock", "is_generative"]
+__all__ = ["DECODER_KIND", "Generative", "TokenClock", "TokenHooks", "is_generative"]
 
 
 class TokenClock:
@@ -91,3 +94,35 @@ def is_generative(backend: object) -> bool:
     return callable(getattr(backend, "token_times_ns", None)) and callable(
         getattr(backend, "generated_tokens", None)
     )
+
+
+class TokenHooks:
+    """The hooks a generative backend shares (see the module), over its ``_clock`` (a
+    :class:`TokenClock`), ``_tokens`` (the last generation's ids), ``_gen_len`` (the
+    spec's tokens per run) and its own ``infer()``; ``thread_context`` enters nothing."""
+
+    _clock: TokenClock
+    _tokens: list[int]
+    _gen_len: int
+    tokens_per_run: int
+
+    def infer(self) -> None:
+        raise NotImplementedError
+
+    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
+        return self._clock.times()
+
+    def generated_tokens(self) -> list[int]:
+        return list(self._tokens)
+
+    def thread_context(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def outputs(self) -> list[np.ndarray]:
+        """A full generation's tokens (``gen_len``, whatever ``tokens_per_run`` is now)."""
+        saved, self.tokens_per_run = self.tokens_per_run, self._gen_len
+        try:
+            self.infer()
+        finally:
+            self.tokens_per_run = saved
+        return [np.asarray(self._tokens, dtype=np.int64)]

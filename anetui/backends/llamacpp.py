@@ -17,18 +17,16 @@ its extra is optional and not part of ``make run``/``make test``.
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import importlib.util
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
-from anetui.backends.generation import DECODER_KIND, TokenClock
+from anetui.backends.generation import DECODER_KIND, TokenClock, TokenHooks
 from anetui.errors import AnetuiError, Availability, one_line
 from anetui.models.spec import ModelSpec
 
@@ -37,7 +35,7 @@ INSTALL_HINT = "pip install 'anetui[llamacpp]': it compiles llama.cpp"
 DTYPES = ("fp32", "fp16")
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(TokenHooks):
     """llama.cpp's CPU backend on a GGUF written from the decoder folder."""
 
     def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
@@ -58,6 +56,7 @@ class LlamaCppBackend:
         self._n_vocab = 0
         self._n_ctx = 0
         self._tokens: list[int] = []
+        self._gen_len = 1
         self._clock = TokenClock(1)
         #: Tokens one infer() ends with (1: the prefill's token alone); set by the session.
         self.tokens_per_run = 1
@@ -113,7 +112,7 @@ class LlamaCppBackend:
             raise BackendError(f"{self.id}: prompt ids exceed the GGUF's {self._n_vocab} tokens")
         self._prompt = (lib.llama_token * prompt.size)(*(int(t) for t in prompt))
         self._one = (lib.llama_token * 1)()
-        self.tokens_per_run = generation.gen_len
+        self.tokens_per_run = self._gen_len = generation.gen_len
         self._clock = TokenClock(generation.gen_len)
         loaded = time.perf_counter()
         first = time.perf_counter_ns()
@@ -162,19 +161,6 @@ class LlamaCppBackend:
             self._one[0] = token
             batch = lib.llama_batch_get_one(self._one, 1)
         self._tokens = tokens
-
-    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
-        return self._clock.times()
-
-    def generated_tokens(self) -> list[int]:
-        return list(self._tokens)
-
-    def thread_context(self) -> contextlib.AbstractContextManager[object]:
-        return contextlib.nullcontext()
-
-    def outputs(self) -> list[np.ndarray]:
-        self.infer()
-        return [np.array(self._tokens, dtype=np.int64)]
 
     def close(self) -> None:
         if self._lib is not None:

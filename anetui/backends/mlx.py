@@ -22,13 +22,11 @@ every thread its own stream there. The two backends differ only in that device.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import platform
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,7 @@ from anetui.backends.base import (
     NotAvailableHere,
     PrepareInfo,
 )
-from anetui.backends.generation import TokenClock
+from anetui.backends.generation import TokenClock, TokenHooks
 from anetui.errors import Availability, one_line
 from anetui.models.spec import DECODER_KIND, ModelSpec
 from anetui.versions import package_version
@@ -93,7 +91,7 @@ def mlx_metal() -> Availability:
     return mlx_installed()
 
 
-class MlxBackend:
+class MlxBackend(TokenHooks):
     """mlx-lm's greedy generation of a decoder folder on one MLX device (see the module)."""
 
     def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
@@ -209,17 +207,7 @@ class MlxBackend:
             tokens.append(token)
         mx.synchronize(self._stream)  # the step launched beyond the last token
 
-    def thread_context(self) -> contextlib.AbstractContextManager[object]:
-        # Every infer() names its thread-local stream itself, so any thread may call it.
-        return contextlib.nullcontext()
-
     # -- the generative hooks (anetui.backends.generation) ----------------------------
-    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
-        return self._clock.times()
-
-    def generated_tokens(self) -> list[int]:
-        return list(self._tokens)
-
     def device_memory_mb(self) -> float | None:
         """MLX's peak memory since prepare (MB, 1e6 bytes); see :data:`PEAK_MEMORY_NOTE`."""
         if self._closed:
@@ -227,16 +215,6 @@ class MlxBackend:
         import mlx.core as mx
 
         return float(mx.get_peak_memory()) / 1e6
-
-    def outputs(self) -> list[np.ndarray]:
-        """A full generation's tokens (``gen_len`` of them, whatever ``tokens_per_run``)."""
-        saved = self.tokens_per_run
-        self.tokens_per_run = self._gen_len
-        try:
-            self.infer()
-        finally:
-            self.tokens_per_run = saved
-        return [np.asarray(self._tokens, dtype=np.int64)]
 
     def close(self) -> None:
         if self._closed:

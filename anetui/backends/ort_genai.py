@@ -22,18 +22,16 @@ Nothing here imports onnxruntime_genai at module level.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from anetui.backends.base import BackendDescription, BackendError, BackendOptions, PrepareInfo
-from anetui.backends.generation import DECODER_KIND, TokenClock
+from anetui.backends.generation import DECODER_KIND, TokenClock, TokenHooks
 from anetui.errors import Availability, one_line
 from anetui.models.convert.ort_genai import GenAIConversionError, convert
 from anetui.models.spec import ModelSpec
@@ -44,7 +42,7 @@ GRAPH = "GenAI builder"
 BUILDER_NEEDS = {"transformers": "transformers", "onnx_ir": "onnx", "tokenizers": "transformers"}
 
 
-class OrtGenAIBackend:
+class OrtGenAIBackend(TokenHooks):
     def __init__(self, description: BackendDescription, options: BackendOptions) -> None:
         self.id = description.id
         self.device = description.device
@@ -171,24 +169,6 @@ class OrtGenAIBackend:
             generator.generate_next_token()
             tokens.append(int(generator.get_next_tokens()[0]))
             clock.mark()
-
-    def token_times_ns(self) -> tuple[int, Sequence[int]] | None:
-        return self._clock.times()
-
-    def generated_tokens(self) -> list[int]:
-        return list(self._tokens)
-
-    def thread_context(self) -> contextlib.AbstractContextManager[object]:
-        return contextlib.nullcontext()
-
-    def outputs(self) -> list[np.ndarray]:
-        """A full generation's tokens (``gen_len``, whatever ``tokens_per_run`` is now)."""
-        saved, self.tokens_per_run = self.tokens_per_run, self._gen_len
-        try:
-            self.infer()
-        finally:
-            self.tokens_per_run = saved
-        return [np.array(self._tokens, dtype=np.int64)]
 
     def close(self) -> None:
         self._params = {}

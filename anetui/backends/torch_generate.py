@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from anetui.backends.generation import TokenClock
-from anetui.errors import one_line
-from anetui.models.spec import ModelError, ModelSpec
+from anetui.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -35,30 +34,12 @@ if TYPE_CHECKING:
 def load_decoder(spec: ModelSpec, dtype: torch.dtype, device: str) -> Any:
     """The folder's causal LM (safetensors only, no network, no code from the folder),
     in ``dtype`` on ``device``, eval mode, with no generation settings of its own."""
-    from anetui.models.hf import _transformers, folder_config
+    from anetui.models.hf import _transformers, folder_config, from_folder
 
     assert spec.path is not None
-    transformers = _transformers()
     _, arch = folder_config(spec.path)
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        model = getattr(transformers, arch).from_pretrained(
-            str(spec.path),
-            local_files_only=True,
-            use_safetensors=True,
-            trust_remote_code=False,
-            dtype=dtype,
-        )
-    except Exception as exc:
-        raise ModelError(f"cannot load {spec.path.name}: {one_line(exc)}") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.logging.enable_progress_bar()
-    model.generation_config = transformers.GenerationConfig()  # no eos stop, no sampling
+    model = from_folder(spec.path, arch, dtype)
+    model.generation_config = _transformers().GenerationConfig()  # no eos stop, no sampling
     return model.to(device).eval()
 
 

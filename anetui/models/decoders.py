@@ -34,7 +34,7 @@ def save_random_decoder(row: ZooModel, folder: Path) -> Path:
     to ``folder`` with ``save_pretrained`` (safetensors); returns ``folder``."""
     import torch
 
-    from anetui.models.hf import zoo_config
+    from anetui.models.hf import quiet_transformers, zoo_config
 
     transformers = _transformers()
     config = zoo_config(row)
@@ -46,13 +46,8 @@ def save_random_decoder(row: ZooModel, folder: Path) -> Path:
     # (sampling, early stop); the workload sets its own, so the folder carries none.
     model.generation_config = transformers.GenerationConfig()
     folder.mkdir(parents=True, exist_ok=True)
-    bars = transformers.logging.is_progress_bar_enabled()
-    transformers.logging.disable_progress_bar()  # "Writing model shards" on stderr
-    try:
+    with quiet_transformers():  # no "Writing model shards" bar on stderr
         model.save_pretrained(str(folder), safe_serialization=True)
-    finally:
-        if bars:
-            transformers.logging.enable_progress_bar()
     return folder
 
 

@@ -11,10 +11,12 @@ functions only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +153,40 @@ def folder_inputs(path: Path, seq_len: int | None) -> tuple[InputSpec, ...]:
 
 
 # -- the module ----------------------------------------------------------------------
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[Any]:
+    """transformers with its logging kept to errors and no progress bars (it reports
+    weights left unused and draws "Loading weights" on the terminal; anetui's own messages
+    are one line); yields the module."""
+    transformers = _transformers()
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield transformers
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.logging.enable_progress_bar()
+
+
+def from_folder(path: Path, arch: str, dtype: Any) -> Any:
+    """``arch``'s ``from_pretrained`` on a folder: safetensors only (never a pickle), no
+    network, no code from the folder, in ``dtype``; a one-line ModelError if it fails."""
+    with quiet_transformers() as transformers:
+        try:
+            return getattr(transformers, arch).from_pretrained(
+                str(path),
+                local_files_only=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                dtype=dtype,
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot load {path.name}: {one_line(exc)}") from None
+
+
 def build_module(spec: ModelSpec) -> torch.nn.Module:
     """The eval-mode :class:`NamedIO` module for a "transformers" or "hf" spec, fp32 on the
     CPU; zoo models get random weights from ``WEIGHTS_SEED``."""
@@ -169,27 +205,7 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
     else:
         assert spec.path is not None
         _, arch = folder_config(spec.path)
-        # transformers reports weights left unused (a head dropped) and draws a progress
-        # bar on the terminal: kept to errors, as anetui's own messages are one line.
-        verbosity = transformers.logging.get_verbosity()
-        bars = transformers.logging.is_progress_bar_enabled()
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()  # "Loading weights" on stderr
-        try:
-            model = getattr(transformers, arch).from_pretrained(
-                # Safetensors only (never a pickle), no network, no code from the folder.
-                str(spec.path),
-                local_files_only=True,
-                use_safetensors=True,
-                trust_remote_code=False,
-                dtype=torch.float32,
-            )
-        except Exception as exc:
-            raise ModelError(f"cannot load {spec.path.name}: {one_line(exc)}") from None
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-            if bars:
-                transformers.logging.enable_progress_bar()
+        model = from_folder(spec.path, arch, torch.float32)
     model.eval()
     wrapped = NamedIO(model, names)
     with torch.inference_mode():

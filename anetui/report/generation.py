@@ -32,6 +32,20 @@ def _rate(value: float | None) -> str:
     return f"{value:.1f}" if value else "–"
 
 
+def _cells(gen: GenerationResult, energy: bool, digits: int) -> tuple[list[str], list[str]]:
+    """Both tables' cells after the times: (prefill and decode tokens/s), (tokens per
+    run, agreement, peak RSS, and with ``energy`` prefill and decode mJ/token)."""
+    per = gen.energy_mj_per_token or {}
+    rest = [
+        f"{gen.tokens_generated_per_run:g}" if gen.tokens_generated_per_run else "–",
+        agreement_text(gen),
+        f"{gen.peak_rss_mb:.0f}" if gen.peak_rss_mb else "–",
+    ]
+    if energy:
+        rest += [f"{per[k]:.{digits}f}" if k in per else "–" for k in ("prefill", "decode")]
+    return [_rate(gen.prefill_tokens_per_s), _rate(gen.decode_tokens_per_s)], rest
+
+
 def agreement_text(gen: GenerationResult) -> str:
     """``1.000`` or ``0.875 (from 28)``: the share of tokens equal to the reference."""
     if gen.token_agreement is None:
@@ -73,23 +87,8 @@ def print_generation(console: Console, snapshot: Snapshot) -> None:
     for b in rows:
         gen = b.generation
         assert gen is not None
-        cells = [
-            b.id,
-            _ms(gen.ttft),
-            _ms(gen.decode),
-            _rate(gen.prefill_tokens_per_s),
-            _rate(gen.decode_tokens_per_s),
-            f"{gen.tokens_generated_per_run:g}" if gen.tokens_generated_per_run else "–",
-            agreement_text(gen),
-            f"{gen.peak_rss_mb:.0f}" if gen.peak_rss_mb else "–",
-        ]
-        if energy:
-            per = gen.energy_mj_per_token or {}
-            cells += [
-                f"{per['prefill']:.3f}" if "prefill" in per else "–",
-                f"{per['decode']:.3f}" if "decode" in per else "–",
-            ]
-        table.add_row(*cells)
+        rates, rest = _cells(gen, energy, 3)
+        table.add_row(b.id, _ms(gen.ttft), _ms(gen.decode), *rates, *rest)
     console.print(table)
     console.print(
         "[dim](TTFT: the prefill and the first token; ms/token: each later token's own "
@@ -193,26 +192,9 @@ def markdown_section(snapshot: Snapshot) -> list[str]:
     for b in rows:
         gen = b.generation
         assert gen is not None
-        per = gen.energy_mj_per_token or {}
-        cells = [
-            b.id,
-            str(gen.runs),
-            _ms(gen.ttft),
-            _p99(gen.ttft),
-            _ms(gen.decode),
-            _p99(gen.decode),
-            _rate(gen.prefill_tokens_per_s),
-            _rate(gen.decode_tokens_per_s),
-            f"{gen.tokens_generated_per_run:g}" if gen.tokens_generated_per_run else "–",
-            agreement_text(gen),
-            f"{gen.peak_rss_mb:.0f}" if gen.peak_rss_mb else "–",
-        ]
-        if energy:
-            cells += [
-                f"{per['prefill']:.4f}" if "prefill" in per else "–",
-                f"{per['decode']:.4f}" if "decode" in per else "–",
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rates, rest = _cells(gen, energy, 4)
+        times = [_ms(gen.ttft), _p99(gen.ttft), _ms(gen.decode), _p99(gen.decode)]
+        lines.append("| " + " | ".join([b.id, str(gen.runs), *times, *rates, *rest]) + " |")
     lines += [
         "",
         "Token agreement: the share of a run's tokens equal to transformers' greedy "

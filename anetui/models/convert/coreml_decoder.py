@@ -47,7 +47,7 @@ from anetui.models.convert.coreml import (
     package_is_valid,
     quiet_coremltools,
 )
-from anetui.models.spec import DECODER_KIND, ModelSpec
+from anetui.models.spec import DECODER_KIND, ModelError, ModelSpec
 from anetui.versions import package_version
 
 ARTEFACT = "decoder.mlpackage"
@@ -86,13 +86,9 @@ def causal_mask(q_len: int, end: int, dtype: type[np.floating[Any]] = np.float32
 def load_causal_lm(folder: Path) -> Any:
     """The folder's model in fp32 (safetensors only, no network, no code from the folder);
     one-line errors for an architecture the wrapper does not reproduce."""
-    import importlib
-
     import torch
 
-    from anetui.models.hf import folder_config
-
-    transformers: Any = importlib.import_module("transformers")
+    from anetui.models.hf import folder_config, from_folder
 
     config, arch = folder_config(folder)
     if config.model_type not in SUPPORTED:
@@ -102,22 +98,10 @@ def load_causal_lm(folder: Path) -> Any:
         )
     if getattr(config, "use_sliding_window", False):
         raise ConversionError(f"{folder.name}: sliding-window attention is not supported")
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
     try:
-        model = getattr(transformers, arch).from_pretrained(
-            str(folder),
-            local_files_only=True,
-            use_safetensors=True,
-            trust_remote_code=False,
-            dtype=torch.float32,
-        )
-    except Exception as exc:
-        raise ConversionError(f"cannot load {folder.name}: {one_line(exc)}") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        transformers.logging.enable_progress_bar()
+        model = from_folder(folder, arch, torch.float32)
+    except ModelError as exc:
+        raise ConversionError(str(exc)) from None
     return model.eval()
 
 
