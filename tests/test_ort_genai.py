@@ -218,11 +218,35 @@ def test_the_phase_says_converting_while_the_builder_runs(
     backend = registry.create("ort-genai-cpu")
     real = ort_genai.convert
 
-    def watching(spec: ModelSpec) -> object:
+    def watching(spec: ModelSpec, **kwargs: str) -> object:
         seen.append(str(getattr(backend, "phase", "")))
-        return real(spec)
+        return real(spec, **kwargs)
 
     monkeypatch.setattr(ort_genai, "convert", watching)
     backend.prepare(decoder_spec(folder))
     backend.close()
     assert seen == ["converting"] and getattr(backend, "phase", None) == "loading"
+
+
+def test_the_int4_sibling_differs_in_precision_only_and_has_its_own_build(
+    env: Path, folder: Path, prepared: tuple[OrtGenAIBackend, PrepareInfo]
+) -> None:
+    base = registry.describe("ort-genai-cpu")
+    sibling = registry.describe("ort-genai-cpu-int4")
+    assert sibling.sibling_of == base.id and not sibling.default
+    assert sibling.factors().differing(base.factors()) == ("precision",)
+    backend = registry.create("ort-genai-cpu-int4", BackendOptions(threads=1))
+    info = backend.prepare(decoder_spec(folder))
+    try:
+        tokens = backend.outputs()[0]
+    finally:
+        backend.close()
+    assert len(tokens) == N and info.compile_s > 0  # built now, not fp32's entry
+    assert "(int4, cpu)" in info.notes[0]
+    onnx_files = list(Path(str(info.info["model_folder"])).glob("*.onnx"))
+    (model,) = onnx_files
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(model), load_external_data=False).graph.node}
+    assert "MatMulNBits" in ops  # the weights are int4 blocks
+    assert info.info["model_folder"] != prepared[1].info["model_folder"]  # fp32's entry

@@ -62,10 +62,10 @@ class OrtGenAIBackend(TokenHooks):
         probe = self._description.probe()
         if not probe.ok:
             return probe
-        if self.dtype != "fp32":  # before any build: the builder makes fp32 (or int4/int8) for CPU
+        if self.dtype != self._description.default_dtype:  # refused before any build
             return Availability.no(
-                f"ort-genai-cpu computes fp32 only (the builder's CPU precisions are fp32, "
-                f"int8 and int4 weights; not {self.dtype})"
+                f"{self.id} computes {self._description.default_dtype} only, not {self.dtype} "
+                "(ort-genai-cpu: fp32; ort-genai-cpu-int4: int4 weights)"
             )
         return Availability.yes()
 
@@ -75,7 +75,7 @@ class OrtGenAIBackend(TokenHooks):
         started = time.perf_counter()
         self.phase = "converting"
         try:
-            built = convert(spec)
+            built = convert(spec, precision=self.dtype)
         except GenAIConversionError as exc:
             raise BackendError(f"{self.id}: {exc}") from None
         self.phase = "loading"
@@ -111,7 +111,7 @@ class OrtGenAIBackend(TokenHooks):
         notes = [
             "built "
             + ("from the cache" if built.cached else f"in {built_s:.1f} s")
-            + " by onnxruntime-genai's model builder (fp32, cpu), with a placeholder "
+            + f" by onnxruntime-genai's model builder ({self.dtype}, cpu), with a placeholder "
             "tokenizer (the workload feeds token ids)",
         ]
         eos = json.loads((built.path / "genai_config.json").read_text())["model"].get(
@@ -204,5 +204,19 @@ BACKENDS = (
         genai_installed,
         (DECODER_KIND,),
         graph=GRAPH,
+    ),
+    BackendDescription(
+        "ort-genai-cpu-int4",
+        "ONNX Runtime GenAI",
+        "cpu",
+        "int4",
+        "decoders: ort-genai-cpu with int4 weights (the builder's MatMulNBits, "
+        "round-to-nearest in blocks of 32, no calibration), activations fp32",
+        OrtGenAIBackend,
+        genai_installed,
+        (DECODER_KIND,),
+        graph=GRAPH,
+        sibling_of="ort-genai-cpu",
+        default=False,
     ),
 )

@@ -39,7 +39,9 @@ from anetui.versions import package_version
 
 #: The cache entry's artefact: the builder's output folder.
 ARTEFACT = "model"
-PRECISION = "fp32"
+#: The builder's precisions anetui asks for: fp32, and int4 weights (MatMulNBits,
+#: round-to-nearest in blocks, no calibration data) for the quantized sibling.
+PRECISIONS = ("fp32", "int4")
 PROVIDER = "cpu"
 #: What the placeholder tokenizer is (part of the key: a different one is a new entry).
 TOKENIZER = "tokenizers WordLevel, token '<i>' = id i, over config.json's vocab_size"
@@ -66,7 +68,7 @@ class GenAIModel:
     seconds: float
 
 
-def cache_key(folder: Path) -> str:
+def cache_key(folder: Path, precision: str = "fp32") -> str:
     return make_key(
         {
             "target": "ort-genai",
@@ -74,7 +76,7 @@ def cache_key(folder: Path) -> str:
             "onnxruntime-genai": package_version("onnxruntime-genai"),
             # The builder reads the checkpoint through transformers.
             "transformers": package_version("transformers"),
-            "precision": PRECISION,
+            "precision": precision,
             "execution_provider": PROVIDER,
             "tokenizer": TOKENIZER,
         }
@@ -89,9 +91,16 @@ def is_valid(path: Path) -> bool:
 
 
 def convert(
-    spec: ModelSpec, *, cache: Cache | None = None, progress: Callable[[str], None] | None = None
+    spec: ModelSpec,
+    *,
+    precision: str = "fp32",
+    cache: Cache | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> GenAIModel:
-    """The decoder folder ``spec.path`` as a GenAI model folder; a cache hit builds nothing."""
+    """The decoder folder ``spec.path`` as a GenAI model folder in ``precision`` (one of
+    :data:`PRECISIONS`); a cache hit builds nothing."""
+    if precision not in PRECISIONS:
+        raise GenAIConversionError(f"no {precision} build (the builder's are {PRECISIONS})")
     if package_version("onnxruntime-genai") is None:
         raise GenAIConversionError("onnxruntime-genai not installed (pip install 'anetui[genai]')")
     folder = spec.path
@@ -99,29 +108,29 @@ def convert(
         raise GenAIConversionError(f"{spec.describe()} is not a Hugging Face folder (config.json)")
     got = cached_conversion(
         cache or Cache("ort-genai"),
-        cache_key(folder),
+        cache_key(folder, precision),
         ARTEFACT,
         is_valid,
-        lambda: _prepare(folder),
+        lambda: _prepare(folder, precision),
         progress=progress,
-        doing=f"building {folder} with onnxruntime-genai's model builder (fp32, cpu)",
+        doing=f"building {folder} with onnxruntime-genai's model builder ({precision}, cpu)",
     )
     return GenAIModel(got.path, got.hit, got.seconds())
 
 
-def _prepare(folder: Path) -> tuple[Build, dict[str, Any]]:
+def _prepare(folder: Path, precision: str) -> tuple[Build, dict[str, Any]]:
     def build(target: Path) -> dict[str, Any]:
         # Beside the artefact in the staging entry, removed before it is renamed into place.
         source, scratch = target.parent / "source", target.parent / "builder-cache"
         try:
             stage_source(folder, source)
-            run_builder(source, target, scratch, shown_as=folder)
+            run_builder(source, target, scratch, shown_as=folder, precision=precision)
         finally:
             shutil.rmtree(source, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
         return {
             "builder": "python -m onnxruntime_genai.models.builder",
-            "precision": PRECISION,
+            "precision": precision,
             "execution_provider": PROVIDER,
             "tokenizer": f"placeholder: {TOKENIZER}",
         }
@@ -168,7 +177,9 @@ def write_placeholder_tokenizer(size: int, folder: Path) -> None:
     )
 
 
-def run_builder(source: Path, target: Path, scratch: Path, *, shown_as: Path) -> None:
+def run_builder(
+    source: Path, target: Path, scratch: Path, *, shown_as: Path, precision: str = "fp32"
+) -> None:
     """The builder's command line on ``source`` into ``target``, offline; its output is
     kept for the error message only. A failure is one line naming ``shown_as``."""
     command = [
@@ -180,7 +191,7 @@ def run_builder(source: Path, target: Path, scratch: Path, *, shown_as: Path) ->
         "--output",
         str(target),
         "--precision",
-        PRECISION,
+        precision,
         "--execution_provider",
         PROVIDER,
         "--cache_dir",
