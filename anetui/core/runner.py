@@ -196,11 +196,23 @@ def warm_up_once(
         raise BackendError(f"{backend.id} failed while warming up: {one_line(exc)}") from exc
 
 
-def untimed_inference(backend: Backend, record: BackendRecord, at_least_ns: int = 0) -> None:
+def untimed_inference(
+    backend: Backend,
+    record: BackendRecord,
+    at_least_ns: int = 0,
+    *,
+    settled: float | None = None,
+    at_most_ns: int = 0,
+) -> None:
     """Inferences outside the statistics — one, and more until ``at_least_ns`` have
-    passed — counted among the completions for energy (the dashboard's after each
-    frame: the runtime's threads slept and the caches went cold through it, and a
-    headless run never pays that wake-up)."""
+    passed, then (with ``settled``: a factor of the latest stretch's median) until one is
+    back within it or ``at_most_ns`` have passed — counted among the completions for
+    energy (the dashboard's after each frame: the runtime's threads slept and the caches
+    went cold through it, and the frame is still being written and drawn by the terminal
+    on the same cores; a headless run never pays either)."""
+    target = None
+    if settled is not None and record.stretch_medians_ns:
+        target = record.stretch_medians_ns[-1][0] * settled
     with backend.thread_context():
         first = started = time.perf_counter_ns()
         while True:
@@ -208,7 +220,10 @@ def untimed_inference(backend: Backend, record: BackendRecord, at_least_ns: int 
             ended = time.perf_counter_ns()
             record.untimed_completions += 1
             record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
-            if ended - first >= at_least_ns:
+            elapsed = ended - first
+            if elapsed >= at_least_ns and (
+                target is None or ended - started <= target or elapsed >= at_most_ns
+            ):
                 break
             started = ended
 

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from anetui.backends import registry
 from anetui.backends.base import (
@@ -28,7 +29,14 @@ from anetui.core.config import RunConfig, config_dict, schedule
 from anetui.core.contention import ContentionSampler
 from anetui.core.energy import EnergyLedger
 from anetui.core.energy_figures import EnergyReport
-from anetui.core.gate import REWARM_AFTER_NS, REWARM_NS, FrameGate, gate_entry
+from anetui.core.gate import (
+    REWARM_AFTER_NS,
+    REWARM_MAX_NS,
+    REWARM_NS,
+    SETTLED,
+    FrameGate,
+    gate_entry,
+)
 from anetui.core.output_check import OutputCheck
 from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
@@ -277,30 +285,26 @@ class Session:
             try:
                 while not stop.is_set():
                     current, prefill = phases.current()
-                    gate.runner_active(True)
-                    try:
-                        if prefill:
-                            with generation.prefill_only(backend):
-                                self.stretches.timed(
-                                    slot,
-                                    stop,
-                                    None,
-                                    None,
-                                    gate.requested,
-                                    edges=False,
-                                    record=current,
-                                )
-                        else:
+                    # A prefill phase's stretches and re-warms are prefill-only runs.
+                    with generation.prefill_only(backend) if prefill else nullcontext():
+                        gate.runner_active(True)
+                        try:
                             self.stretches.timed(
-                                slot, stop, None, None, gate.requested, edges=False
+                                slot, stop, None, None, gate.requested, edges=False, record=current
                             )
-                    finally:
-                        gate.runner_active(False)
-                    if stop.is_set():
-                        break
-                    waited = gate.park(stop)  # the frame is drawn now, nothing timed
-                    if waited >= REWARM_AFTER_NS and not stop.is_set():
-                        runner.untimed_inference(backend, record, REWARM_NS)
+                        finally:
+                            gate.runner_active(False)
+                        if stop.is_set():
+                            break
+                        waited = gate.park(stop)  # the frame is drawn now, nothing timed
+                        if waited >= REWARM_AFTER_NS and not stop.is_set():
+                            runner.untimed_inference(
+                                backend,
+                                current,
+                                REWARM_NS,
+                                settled=SETTLED,
+                                at_most_ns=REWARM_MAX_NS,
+                            )
                     phases.maybe_switch()
             finally:
                 phases.end()
