@@ -174,3 +174,40 @@ def test_the_switch_interval_is_short_only_while_a_stretch_runs() -> None:
     assert seen[:2] == [before, before]  # warmup is not timed
     assert seen[2:] == [pytest.approx(SWITCH_INTERVAL_S, rel=0.05)] * 3  # µs resolution
     assert sys.getswitchinterval() == before
+
+
+class SlowThenFast(CountingBackend):
+    """The first ``slow`` inferences take 20 ms (busy), then none: a runtime back from a
+    frame, cold, then at its pace."""
+
+    def __init__(self, slow: int) -> None:
+        super().__init__()
+        self.slow = slow
+
+    def infer(self) -> None:
+        self.work_ns = 20_000_000 if self.calls < self.slow else 0
+        super().infer()
+
+
+def test_untimed_inferences_after_a_frame_last_until_settled_or_the_cap() -> None:
+    from anetui.core.runner import untimed_inference
+
+    record = BackendRecord()
+    record.stretch_medians_ns.append((5_000_000.0, 100))  # the latest stretch: 5 ms
+    backend = SlowThenFast(slow=3)
+    untimed_inference(backend, record, 0, settled=1.03, at_most_ns=10_000_000_000)
+    assert backend.calls == 4 and record.untimed_completions == 4  # three cold, one settled
+    assert record.count == 0  # none of them timed
+    capped = SlowThenFast(slow=100)
+    untimed_inference(capped, record, 0, settled=1.03, at_most_ns=50_000_000)
+    assert capped.calls == 3  # 60 ms >= the 50 ms cap, never settled
+    once = SlowThenFast(slow=100)
+    untimed_inference(once, BackendRecord(), 0, settled=1.03, at_most_ns=50_000_000)
+    assert once.calls == 1  # no stretch yet: nothing to settle to
+    # Settled means settled for a while: one quick inference is not enough.
+    record = BackendRecord()
+    record.stretch_medians_ns.append((5_000_000.0, 100))
+    steady = SlowThenFast(slow=1)
+    started = time.perf_counter_ns()
+    untimed_inference(steady, record, 0, settled=1.03, at_most_ns=10**10, settled_for_ns=3_000_000)
+    assert steady.calls > 2 and time.perf_counter_ns() - started >= 23_000_000

@@ -203,27 +203,30 @@ def untimed_inference(
     *,
     settled: float | None = None,
     at_most_ns: int = 0,
+    settled_for_ns: int = 0,
 ) -> None:
     """Inferences outside the statistics — one, and more until ``at_least_ns`` have
-    passed, then (with ``settled``: a factor of the latest stretch's median) until one is
-    back within it or ``at_most_ns`` have passed — counted among the completions for
-    energy (the dashboard's after each frame: the runtime's threads slept and the caches
-    went cold through it, and the frame is still being written and drawn by the terminal
-    on the same cores; a headless run never pays either)."""
+    passed, then (with ``settled``: a factor of the latest stretch's median) until the
+    inferences of the last ``settled_for_ns`` (one at least) were all within it, or
+    ``at_most_ns`` have passed — counted among the completions for energy (the
+    dashboard's after each frame: the runtime's threads slept and the caches went cold
+    through it, and the frame is still being written and drawn by the terminal on the
+    same cores; a headless run never pays either)."""
     target = None
     if settled is not None and record.stretch_medians_ns:
         target = record.stretch_medians_ns[-1][0] * settled
     with backend.thread_context():
-        first = started = time.perf_counter_ns()
+        first = started = calm_since = time.perf_counter_ns()
         while True:
             backend.infer()
             ended = time.perf_counter_ns()
             record.untimed_completions += 1
             record.timeline.publish(ended // BUCKET_NS, 1, ended - started)
+            if target is not None and ended - started > target:
+                calm_since = ended  # not settled yet: the calm run starts after this one
             elapsed = ended - first
-            if elapsed >= at_least_ns and (
-                target is None or ended - started <= target or elapsed >= at_most_ns
-            ):
+            calm = target is None or (calm_since < ended and ended - calm_since >= settled_for_ns)
+            if elapsed >= at_least_ns and (calm or elapsed >= at_most_ns):
                 break
             started = ended
 

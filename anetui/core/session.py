@@ -34,6 +34,7 @@ from anetui.core.gate import (
     REWARM_MAX_NS,
     REWARM_NS,
     SETTLED,
+    SETTLED_FOR_NS,
     FrameGate,
     gate_entry,
 )
@@ -304,6 +305,7 @@ class Session:
                                 REWARM_NS,
                                 settled=SETTLED,
                                 at_most_ns=REWARM_MAX_NS,
+                                settled_for_ns=SETTLED_FOR_NS,
                             )
                     phases.maybe_switch()
             finally:
