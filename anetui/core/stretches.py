@@ -57,6 +57,8 @@ class Stretches:
         prefill = slot.prefill_record if self._session.ledger is not None and edges else None
         if prefill is not None and seconds is not None:  # the prefill stretch's share
             seconds *= 1 - generation.PREFILL_SHARE
+        if record.generation is not None:
+            generation.reset_peak_rss()  # the peak while this backend's stretch runs
         try:
             runner.run(
                 backend,
