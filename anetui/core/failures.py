@@ -45,7 +45,11 @@ def cannot_run(description: BackendDescription, spec: ModelSpec) -> str:
         "onnx": "an ONNX file",
         "pte": "an ExecuTorch program (.pte: executorch-* only)",
         "openvino": "an OpenVINO IR (.xml: openvino-* only)",
+        "decoder": "a decoder's generative workload (torch-cpu, mlx-cpu, ort-genai-cpu, "
+        "coreml-*, llamacpp-cpu … generate)",
     }.get(spec.kind, spec.kind)
+    if spec.kind == "decoder":
+        return f"{description.runtime} does not run {what}"
     if description.runtime.startswith("PyTorch"):
         return f"no PyTorch model (the model is {what})"
     return f"{description.runtime} cannot run {what}"

@@ -119,6 +119,12 @@ def load_torch_model(spec: ModelSpec) -> torch.nn.Module:
     elif spec.kind == "torchscript":
         assert spec.path is not None
         module = load_torchscript(spec.path)
+    elif spec.kind == "decoder":
+        raise ModelError(
+            f"{spec.describe()} is a decoder: its runtimes convert it themselves when they run "
+            "it (bench --prompt-len/--gen-len: ort-genai-cpu, coreml-*, llamacpp-cpu); "
+            "without those options a decoder folder converts as one forward pass"
+        )
     else:
         raise ModelError(f"no PyTorch model for a '{spec.kind}' model")
     if spec.kind != "export":
