@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from anetui.core.config import RunConfig
-from anetui.core.sweep import BY_NAME, config_for, points
+from anetui.core.sweep import BY_NAME, Axis, config_for, points
 from anetui.report.sweep import rows, series
 from tests.conftest import SMALL_MODEL, anetui_cmd
 
@@ -35,9 +35,11 @@ def test_axes_without_a_config_field_say_what_they_wait_for() -> None:
     assert BY_NAME["batch_size"].available() is None
     assert BY_NAME["threads"].available() is None
     assert BY_NAME["seq_len"].available() is None  # named inputs have landed
-    # RunConfig has no prompt_len field yet: the axis says so instead of running.
-    why = BY_NAME["prompt_len"].available()
-    assert why is not None and why.startswith("--prompt-len is not available until")
+    assert BY_NAME["prompt_len"].available() is None  # and the generative workload
+    assert BY_NAME["gen_len"].available() is None
+    # An axis whose RunConfig field does not exist says so instead of running.
+    waiting = Axis("beams", "--beams", "beams", "beam search is supported")
+    assert waiting.available() == "--beams is not available until beam search is supported"
 
 
 def test_a_seq_len_sweep_of_an_image_model_is_refused_in_one_line() -> None:
@@ -57,16 +59,48 @@ def test_a_seq_len_sweep_of_an_image_model_is_refused_in_one_line() -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("option", ["--prompt-len", "--gen-len"])
-def test_an_axis_not_available_yet_is_one_line_and_exit_2(option: str) -> None:
+def test_a_prompt_length_sweep_of_a_decoder_and_its_refusal_for_an_image_model(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "sweep.json"
     proc = subprocess.run(
-        anetui_cmd("sweep", option, "8,16"), capture_output=True, text=True, timeout=120
+        anetui_cmd(
+            "sweep",
+            "--prompt-len",
+            "8,16",
+            "--gen-len",
+            "4",
+            "--model",
+            "llama-tiny",
+            "--backends",
+            "torch-cpu",
+            "--iterations",
+            "3",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert proc.returncode == 2
-    needs = BY_NAME[option[2:].replace("-", "_")].needs
-    assert proc.stderr.strip().splitlines() == [
-        f"anetui sweep: {option} is not available until {needs}"
+    assert proc.returncode == 0, proc.stderr
+    assert "prompt len" in proc.stdout and "Traceback" not in proc.stderr
+    doc = json.loads(out.read_text())
+    assert [p["point"] for p in doc["points"]] == [
+        {"prompt_len": 8, "gen_len": 4},
+        {"prompt_len": 16, "gen_len": 4},
     ]
+    image = subprocess.run(
+        anetui_cmd("sweep", "--gen-len", "4,8", "--model", "mobilenet_v3_small"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert image.returncode == 1
+    assert "mobilenet_v3_small is not a decoder" in image.stderr
+    assert "Traceback" not in image.stderr
 
 
 def test_sweep_needs_an_axis_and_refuses_bad_lists() -> None:

@@ -102,14 +102,24 @@ def check_backends(
         facts["agreement_max_rel_err"] = result.agreement_max_rel_err
         facts["notes"] = list(result.notes)
         checks.append(_judge_backend(result.id, result.dtype, count, iterations, facts))
-    if backend_ids is None:  # the quantized siblings each calibrate: named ones only
+    if backend_ids is None:  # every backend of the registry gets a row
+        checked = {c.id for c in checks}
         for description in REGISTRY.values():
-            if not description.default:
+            if description.id in checked:
+                continue
+            if spec.kind not in description.accepts:  # e.g. the decoder-only runtimes
+                why = (
+                    f"does not run this model ({', '.join(description.accepts)} only): "
+                    f"checked with one it runs (--model llama-tiny --backends {description.id})"
+                )
+            elif description.sibling_of is not None:  # each calibrates: named ones only
                 why = (
                     f"quantized sibling of {description.sibling_of}: checked when named "
                     f"(--backends {description.id})"
                 )
-                checks.append(Check("backend", description.id, "skip", why, {}))
+            else:
+                why = f"not in the default set: checked when named (--backends {description.id})"
+            checks.append(Check("backend", description.id, "skip", why, {}))
     return checks
 
 
