@@ -19,7 +19,11 @@ from anetui.backends import llamacpp
 from anetui.backends.base import BackendError, BackendOptions
 from anetui.backends.registry import create, default_ids, describe
 from anetui.models.cache import Cache
-from anetui.models.spec import GenerationSpec, InputSpec, ModelSpec
+from anetui.models.spec import ModelSpec
+from tests import decoders
+from tests.decoders import decoder_spec, reference_tokens
+
+folder = decoders.folder  # the fixture: llama-tiny's folder
 
 PROMPT, GEN = 12, 10
 needs_gguf = pytest.mark.skipif(
@@ -29,39 +33,6 @@ needs_llama_cpp = pytest.mark.skipif(
     not llamacpp.llama_cpp_installed().ok,
     reason=str(llamacpp.llama_cpp_installed().reason),
 )
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from anetui.models.decoders import save_random_decoder
-    from anetui.models.zoo import ZOO
-
-    return save_random_decoder(ZOO["llama-tiny"], tmp_path_factory.mktemp("llama") / "m")
-
-
-def decoder_spec(folder: Path, prompt: int = PROMPT, gen: int = GEN) -> ModelSpec:
-    vocab = 4096  # llama-tiny's
-    return ModelSpec(
-        name="llama-tiny",
-        kind="decoder",
-        path=folder,
-        generation=GenerationSpec(prompt, gen, vocab),
-        inputs=(InputSpec("input_ids", (1, prompt), "int64", "tokens", vocab),),
-    )
-
-
-def reference_tokens(folder: Path, spec: ModelSpec) -> list[int]:
-    """transformers' greedy tokens in fp32 on the CPU (the workload's reference)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    assert spec.generation is not None
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)  # eval mode
-    prompt = torch.from_numpy(spec.make_inputs()["input_ids"])
-    n = spec.generation.gen_len
-    with torch.inference_mode():
-        out = model.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-    return [int(t) for t in out[0, prompt.shape[1] :]]
 
 
 def test_registry_row_is_an_optional_decoder_backend() -> None:
@@ -146,7 +117,7 @@ def test_an_architecture_not_written_is_one_line(tmp_path: Path) -> None:
 
 @needs_llama_cpp
 def test_tokens_equal_transformers_greedy_fp32(folder: Path, isolated_cache: Path) -> None:
-    spec = decoder_spec(folder)
+    spec = decoder_spec(folder, PROMPT, GEN)
     backend: Any = create("llamacpp-cpu")
     try:
         info = backend.prepare(spec)
@@ -155,7 +126,7 @@ def test_tokens_equal_transformers_greedy_fp32(folder: Path, isolated_cache: Pat
         tokens = backend.generated_tokens()
         start, stamps = backend.token_times_ns()
         assert len(tokens) == GEN
-        assert tokens == reference_tokens(folder, spec)
+        assert tokens == reference_tokens(spec)
         assert len(stamps) == GEN
         assert start < stamps[0] and all(a < b for a, b in itertools.pairwise(stamps))
         (out,) = backend.outputs()
@@ -216,13 +187,13 @@ def test_llama3_rotary_scaling_gives_the_same_tokens(tmp_path: Path, isolated_ca
         max_position_embeddings=131072,
         rope_scaling={**rope, "rope_theta": 500000.0},
     )
-    spec = decoder_spec(folder, prompt=48, gen=16)
-    assert generate(spec) == reference_tokens(folder, spec)
+    spec = decoder_spec(folder, 48, 16)
+    assert generate(spec) == reference_tokens(spec)
 
 
 @needs_llama_cpp
 def test_qwen2_gives_the_same_tokens(tmp_path: Path, isolated_cache: Path) -> None:
     """Qwen2: query/key/value biases, rotate-half rotary (no permutation)."""
     folder = tiny_folder(tmp_path / "m", "Qwen2Config", "Qwen2ForCausalLM")
-    spec = decoder_spec(folder, prompt=32, gen=16)
-    assert generate(spec) == reference_tokens(folder, spec)
+    spec = decoder_spec(folder, 32, 16)
+    assert generate(spec) == reference_tokens(spec)

@@ -22,8 +22,11 @@ import pytest
 from anetui.backends import mlx as mlx_backends
 from anetui.backends import registry
 from anetui.backends.base import BackendError, BackendOptions
-from anetui.models.inputs import InputSpec
-from anetui.models.spec import DECODER_KIND, GenerationSpec, ModelSpec
+from anetui.models.spec import DECODER_KIND, ModelSpec
+from tests import decoders
+from tests.decoders import decoder_spec
+
+folder = decoders.folder  # the fixture: llama-tiny's folder
 
 pytest.importorskip("mlx_lm")
 _INSTALLED = mlx_backends.mlx_installed()
@@ -31,25 +34,6 @@ if not _INSTALLED.ok:
     pytest.skip(f"mlx cannot run here: {_INSTALLED.reason}", allow_module_level=True)
 
 P, N = 16, 12
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from anetui.models.decoders import save_random_decoder
-    from anetui.models.zoo import ZOO
-
-    return save_random_decoder(ZOO["llama-tiny"], tmp_path_factory.mktemp("llama") / "m")
-
-
-def decoder_spec(folder: Path, prompt_len: int = P, gen_len: int = N) -> ModelSpec:
-    vocab = 4096  # llama-tiny's
-    return ModelSpec(
-        name="llama-tiny",
-        kind=DECODER_KIND,
-        path=folder,
-        generation=GenerationSpec(prompt_len, gen_len, vocab),
-        inputs=(InputSpec("input_ids", (1, prompt_len), "int64", "tokens", vocab),),
-    )
 
 
 @pytest.fixture(scope="module")

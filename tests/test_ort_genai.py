@@ -20,35 +20,13 @@ from anetui.backends import registry
 from anetui.backends.base import BackendError, BackendOptions, PrepareInfo
 from anetui.backends.ort_genai import OrtGenAIBackend
 from anetui.models.cache import file_digest
-from anetui.models.spec import GenerationSpec, InputSpec, ModelSpec
+from anetui.models.spec import ModelSpec
+from tests import decoders
+from tests.decoders import decoder_spec, reference_tokens
+
+folder = decoders.folder  # the fixture: llama-tiny's folder
 
 P, N = 16, 12
-VOCAB = 4096  # llama-tiny's
-
-
-def decoder_spec(folder: Path, prompt_len: int = P, gen_len: int = N) -> ModelSpec:
-    return ModelSpec(
-        name="llama-tiny",
-        kind="decoder",
-        path=folder,
-        generation=GenerationSpec(prompt_len, gen_len, VOCAB),
-        inputs=(InputSpec("input_ids", (1, prompt_len), "int64", "tokens", VOCAB),),
-    )
-
-
-def reference_tokens(folder: Path, spec: ModelSpec) -> list[int]:
-    """transformers' fp32 greedy generation on the CPU, exactly N tokens."""
-    import torch
-    import transformers
-
-    model = transformers.LlamaForCausalLM.from_pretrained(str(folder))
-    prompt = torch.from_numpy(spec.make_inputs()["input_ids"])
-    gen_len = spec.generation.gen_len if spec.generation else 0
-    with torch.inference_mode():
-        out = model.generate(
-            prompt, max_new_tokens=gen_len, do_sample=False, eos_token_id=None, pad_token_id=0
-        )
-    return [int(t) for t in out[0, prompt.shape[1] :]]
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +34,6 @@ def env(cache_root: Path) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ANETUI_CACHE_DIR", str(cache_root))
         yield cache_root
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from anetui.models.decoders import save_random_decoder
-    from anetui.models.zoo import ZOO
-
-    return save_random_decoder(ZOO["llama-tiny"], tmp_path_factory.mktemp("genai") / "m")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +55,7 @@ def prepared(
 
 @pytest.fixture(scope="module")
 def reference(folder: Path) -> list[int]:
-    return reference_tokens(folder, decoder_spec(folder))
+    return reference_tokens(decoder_spec(folder))
 
 
 def test_tokens_equal_transformers_fp32_greedy_with_a_stamp_each(
