@@ -160,9 +160,16 @@ def test_image_workloads_keep_their_entries_and_default_set() -> None:
     spec = resolve_model(SMALL_MODEL, input_shape=SMALL_SHAPE)
     session = Session(RunConfig(), spec)
     # The decoder-only runtimes are not listed for an image model; the rest are.
-    expected = [i for i in registry.default_ids() if spec.kind in registry.describe(i).accepts]
+    expected = [i for i in registry.default_ids() if registry.describe(i).accepts != ("decoder",)]
     assert session.ids == expected and "torch-cpu-opt" in session.ids
+    assert "mlx-cpu" not in session.ids and "ort-genai-cpu" not in session.ids
     session.close()
+    # A decoder lists the backends that generate, and only those.
+    decoder = Session(RunConfig(), resolve_model("llama-tiny", prompt_len=4, gen_len=2))
+    generating = [i for i in registry.default_ids() if "decoder" in registry.describe(i).accepts]
+    assert decoder.ids == generating and {"torch-cpu", "mlx-cpu"} <= set(decoder.ids)
+    assert "torch-cpu-opt" not in decoder.ids and "onnx-cpu" not in decoder.ids
+    decoder.close()
 
 
 def test_token_figures_from_the_stamps() -> None:

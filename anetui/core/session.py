@@ -43,7 +43,7 @@ from anetui.core.results import BackendState, LiveStatus, Snapshot
 from anetui.core.slot import Slot
 from anetui.core.stretches import Stretches
 from anetui.errors import AnetuiError, Availability, one_line
-from anetui.models.spec import ModelSpec
+from anetui.models.spec import DECODER_KIND, ModelSpec
 from anetui.power import health
 from anetui.power.monitor import PowerMonitor
 
@@ -88,10 +88,16 @@ class Session:
             self._slots[backend_id] = self._probe(backend_id)
 
     def _default_ids(self) -> tuple[str, ...]:
-        """The default set, less the backends that cannot take this kind of model (the
-        generative runtimes run decoders only: never listed for an image model)."""
-        kind = self.spec.kind
-        return tuple(i for i in registry.default_ids() if kind in registry.describe(i).accepts)
+        """The default set: for a decoder, the backends that generate; for any other
+        model, every default backend but the decoder-only runtimes (which could only be
+        listed as unable to run it; the others still say why not, as before)."""
+        if self.spec.kind == DECODER_KIND:
+            return tuple(
+                i for i in registry.default_ids() if DECODER_KIND in registry.describe(i).accepts
+            )
+        return tuple(
+            i for i in registry.default_ids() if registry.describe(i).accepts != (DECODER_KIND,)
+        )
 
     def _probe(self, backend_id: str) -> Slot:
         """Whether the backend can run here with these options: an answer, never an
