@@ -247,10 +247,8 @@ class Alternation:
         self._since = time.monotonic()
 
     def begin(self) -> None:
+        """The current phase starts now (its ledger phase opened)."""
         self._since = time.monotonic()
-        self._begin()
-
-    def _begin(self) -> None:
         if self._ledger is None:
             return
         record = self._prefill if self._in_prefill and self._prefill else self._record

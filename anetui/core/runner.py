@@ -3,7 +3,9 @@
 ``run()`` warms the backend up once, then times ``backend.infer()`` with
 ``time.perf_counter_ns`` until a limit is reached or the stop event is set, writing each
 latency into the backend's :class:`BackendRecord`. Per-inference work outside ``infer()``
-is two clock reads, one store into a preallocated buffer and two comparisons; the buffer
+is two clock reads, one store into a preallocated buffer and three comparisons (one of
+them whether an after-call hook exists: Core ML's own latency, a generation's token
+stamps, both read outside the timed region); the buffer
 is folded into the histogram in one array operation between inferences (the harness
 overhead is measured by ``benchmarks/harness.py``, ``make bench-harness``).
 """
@@ -17,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -265,19 +267,15 @@ def _timed_loop(
     pause: threading.Event | None = None,
 ) -> int:
     # The hot path is the harness overhead: two clock reads, the call, one store into a
-    # preallocated buffer and two comparisons. Everything else — folding the buffer into
-    # the histogram, publishing the 100 ms completion bucket, the deadline and the count
-    # — runs on the slow path, at most once per bucket or per CHUNK inferences, between
-    # inferences and never inside the timed region.
+    # preallocated buffer and three comparisons (one for the after-call hook). Everything
+    # else — folding the buffer into the histogram, publishing the 100 ms completion
+    # bucket, the deadline and the count — runs on the slow path, at most once per bucket
+    # or per CHUNK inferences, between inferences and never inside the timed region.
     clock = time.perf_counter_ns
     infer = backend.infer
     stopped = stop.is_set
     paused = pause.is_set if pause is not None else stop.is_set
-    # Optional hook, outside the timed region: e.g. Core ML's own prediction duration.
-    runtime_latency = getattr(backend, "runtime_latency_ns", None)
-    record_runtime = record.runtime_stats.record
-    # The generative workload: each generation's token stamps, read after the call.
-    fold_tokens = record.generation.fold if record.generation is not None else None
+    after = _after_call(backend, record)  # None for most: no check beyond this one
     max_count = iterations if iterations is not None else sys.maxsize
     buffer = [0] * CHUNK
     folded = 0  # timed inferences already folded into the record
@@ -299,12 +297,8 @@ def _timed_loop(
                 now = clock()
                 buffer[filled] = now - t0
                 filled += 1
-                if runtime_latency is not None:
-                    runtime_ns = runtime_latency()
-                    if runtime_ns is not None:
-                        record_runtime(runtime_ns)
-                if fold_tokens is not None:
-                    fold_tokens()
+                if after is not None:
+                    after()
                 if now < edge and filled < room:
                     continue
                 # -- the slow path: between inferences, outside the timed region --------
@@ -349,6 +343,26 @@ def _timed_loop(
     if stretch is not None:
         record.stretch_medians_ns.append((stretch.p50_ns, stretch.count))
     return folded
+
+
+def _after_call(backend: Backend, record: BackendRecord) -> Callable[[], None] | None:
+    """What runs after each timed call, outside the timed region, as one callable (None
+    when nothing does): the runtime's own latency where the backend reports one (Core
+    ML's prediction duration), and a generation's token stamps folded into its figures."""
+    runtime_latency: Callable[[], int | None] | None = getattr(backend, "runtime_latency_ns", None)
+    fold = record.generation.fold if record.generation is not None else None
+    if runtime_latency is None:
+        return fold
+    record_runtime = record.runtime_stats.record
+
+    def after() -> None:
+        runtime_ns = runtime_latency()
+        if runtime_ns is not None:
+            record_runtime(runtime_ns)
+        if fold is not None:
+            fold()
+
+    return after
 
 
 @contextlib.contextmanager
